@@ -1,0 +1,298 @@
+"""Custom Keras layers used by kgan's networks.
+
+Every layer here is registered as serializable under the ``kgan`` package so that models
+saved as ``.keras`` load with ``safe_mode=True`` (no ``Lambda`` layers, no pickled Python).
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads height and width by reflection (PyTorch ``nn.ReflectionPad2d``).
+
+    Args:
+        padding: int, pixels added on each side of height and width.
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, inputs):
+        p = self.padding
+        return ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda s: None if s is None else s + 2 * self.padding
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class InstanceNormalization(keras.layers.Layer):
+    """Normalises each sample and channel over height and width.
+
+    Matches PyTorch ``nn.InstanceNorm2d`` (epsilon 1e-5, no running statistics, affine off by
+    default as in the reference). Statistics are always computed in float32, so the layer is
+    safe under ``mixed_float16`` / ``mixed_bfloat16``.
+
+    Args:
+        epsilon: added to the variance.
+        affine: learn a per-channel scale (init 1) and offset (init 0).
+    """
+
+    def __init__(self, epsilon=1e-5, affine=False, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.affine = bool(affine)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if self.affine:
+            self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
+            self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.affine:
+            y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
+        return ops.cast(y, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon, "affine": self.affine}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class SelfAttention2D(keras.layers.Layer):
+    """SAGAN self-attention (Zhang et al., arXiv 1805.08318) over all spatial positions.
+
+    query/key are 1x1 convolutions to ``channels // 8``, value keeps ``channels``; the output is
+    ``gamma * attention(x) + x`` with ``gamma`` initialised to 0, so the layer is the identity at
+    initialisation.
+
+    Args:
+        spectral_norm: wrap the 1x1 convolutions in spectral normalisation (as fastai).
+        kernel_initializer: initialiser of the 1x1 convolutions.
+    """
+
+    def __init__(self, spectral_norm=False, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.spectral_norm = bool(spectral_norm)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        inner = max(channels // 8, 1)
+
+        def conv(filters, name):
+            layer = keras.layers.Conv2D(filters, 1, use_bias=False, name=name,
+                                        kernel_initializer=self.kernel_initializer)
+            if self.spectral_norm:
+                layer = keras.layers.SpectralNormalization(layer, name=name + "_sn")
+            layer.build(input_shape)
+            return layer
+
+        self.query = conv(inner, "query")
+        self.key = conv(inner, "key")
+        self.value = conv(channels, "value")
+        self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")
+
+    def call(self, inputs, training=None):
+        shape = ops.shape(inputs)
+        n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+
+        def flat(t):
+            return ops.reshape(t, (n, h * w, ops.shape(t)[-1]))
+
+        q = flat(self.query(inputs, training=training))
+        k = flat(self.key(inputs, training=training))
+        v = flat(self.value(inputs, training=training))
+        scores = ops.matmul(q, ops.transpose(k, (0, 2, 1)))
+        attention = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        attended = ops.matmul(ops.cast(attention, v.dtype), v)
+        attended = ops.reshape(attended, (n, h, w, c))
+        return ops.cast(self.gamma, inputs.dtype) * attended + inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "spectral_norm": self.spectral_norm,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ICNR(keras.initializers.Initializer):
+    """ICNR initialiser (Aitken et al., arXiv 1707.02937) for a conv feeding a pixel shuffle.
+
+    Draws a kernel for ``filters // scale**2`` output channels and repeats each one
+    ``scale**2`` times in the channel order ``tf.nn.depth_to_space`` expects, so the
+    conv + shuffle starts as nearest-neighbour upsampling: no checkerboard at init.
+
+    Args:
+        scale: the pixel-shuffle factor.
+        initializer: the base initialiser for the reduced kernel.
+    """
+
+    def __init__(self, scale=2, initializer="he_normal"):
+        self.scale = int(scale)
+        self.initializer = keras.initializers.get(initializer)
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, cin, cout = shape
+        sub = self.scale ** 2
+        if cout % sub:
+            raise ValueError(f"ICNR needs filters divisible by scale**2={sub}, got {cout}.")
+        base = self.initializer((kh, kw, cin, cout // sub), dtype=dtype)
+        # depth_to_space reads channel index as (dy * scale + dx) * C_out + c: repeat the whole
+        # block of C_out channels scale**2 times.
+        return ops.tile(base, (1, 1, 1, sub))
+
+    def get_config(self):
+        return {"scale": self.scale,
+                "initializer": keras.initializers.serialize(self.initializer)}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class PixelShuffle(keras.layers.Layer):
+    """Sub-pixel upsampling: a 1x1 conv to ``filters * scale**2`` channels, ICNR-initialised,
+    optionally ReLU, then ``depth_to_space`` (fastai ``PixelShuffle_ICNR``).
+
+    Args:
+        filters: output channels.
+        scale: upsampling factor.
+        activation: applied before the shuffle (fastai uses ReLU).
+        kernel_initializer: base initialiser given to ICNR.
+    """
+
+    def __init__(self, filters, scale=2, activation="relu", kernel_initializer="he_normal",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.scale = int(scale)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.conv = keras.layers.Conv2D(
+            self.filters * self.scale ** 2, 1, name="conv",
+            kernel_initializer=ICNR(self.scale, self.kernel_initializer))
+        self.conv.build(input_shape)
+
+    def call(self, inputs):
+        y = self.activation(self.conv(inputs))
+        return tf.nn.depth_to_space(y, self.scale)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        up = lambda s: None if s is None else s * self.scale
+        return (n, up(h), up(w), self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "scale": self.scale,
+            "activation": keras.activations.serialize(self.activation),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class Blur(keras.layers.Layer):
+    """fastai's blur after pixel shuffle (arXiv 1806.02658): replicate-pad left/top by 1, then
+    a 2x2 average with stride 1. Keeps the spatial size."""
+
+    def call(self, inputs):
+        x = ops.pad(inputs, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="symmetric")
+        return ops.average_pool(x, pool_size=2, strides=1, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class SigmoidRange(keras.layers.Layer):
+    """``sigmoid(x) * (high - low) + low`` (fastai's y_range head), computed in float32.
+
+    Args:
+        low: lower bound of the output.
+        high: upper bound of the output.
+    """
+
+    def __init__(self, low=-1.0, high=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.low = float(low)
+        self.high = float(high)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        return ops.sigmoid(x) * (self.high - self.low) + self.low
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "low": self.low, "high": self.high}
+
+
+def spectral_norm(layer, power_iterations=1):
+    """Wraps ``layer`` in ``keras.layers.SpectralNormalization``.
+
+    Args:
+        layer: a Conv2D or Dense layer.
+        power_iterations: power-iteration steps per training call.
+
+    Returns:
+        The wrapped layer.
+    """
+    return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations,
+                                              name=layer.name + "_sn")
+
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class SizeCheck(keras.layers.Layer):
+    """Passes its input through, raising a clear error when the static height or width is not a
+    multiple of ``multiple``. Costs nothing in the graph; unknown (dynamic) sizes pass.
+
+    Args:
+        multiple: the size multiple the network needs.
+        network: the network's name, used in the message.
+    """
+
+    def __init__(self, multiple, network="this network", **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+        self.network = str(network)
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        for side, size in (("height", height), ("width", width)):
+            if size is not None and size % self.multiple:
+                fit = max(self.multiple, size // self.multiple * self.multiple)
+                raise ValueError(
+                    f"{self.network} needs image sides that are multiples of {self.multiple}, "
+                    f"but the {side} is {size}. Resize or crop to a multiple of "
+                    f"{self.multiple} (e.g. {fit}), or pad the image.")
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple, "network": self.network}

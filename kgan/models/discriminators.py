@@ -1,0 +1,122 @@
+"""Discriminator builders: PatchGAN (``basic`` / ``n_layers``), the 1x1 ``pixel`` GAN, and the
+fastai-style restoration critic. All return patch logit maps (no sigmoid), float32."""
+
+import keras
+from keras import layers
+
+from kgan.layers import SelfAttention2D, spectral_norm as wrap_spectral_norm
+from kgan.models.common import apply_norm, kernel_initializer, uses_bias
+
+
+def _conv(filters, kernel_size, strides, use_bias, init, name, sn, padding="same"):
+    conv = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                         use_bias=use_bias, kernel_initializer=init, name=name)
+    return wrap_spectral_norm(conv) if sn else conv
+
+
+def patchgan_discriminator(in_channels=3, ndf=64, n_layers=3, norm="instance",
+                           spectral_norm=False, init_type="normal", init_gain=0.02, name=None):
+    """The reference ``NLayerDiscriminator`` (70x70 PatchGAN for ``n_layers=3``).
+
+    Args:
+        in_channels: input channels (3 for CycleGAN, 6 for pix2pix's (input, output) pair).
+        ndf: filters of the first conv.
+        n_layers: stride-2 conv layers; 3 is the ``basic`` 70x70 PatchGAN.
+        norm: ``instance``, ``batch`` or ``none``.
+        spectral_norm: wrap every conv in spectral normalisation.
+        init_type, init_gain: weight initialisation as the reference.
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` mapping (N, H, W, in_channels) to float32 logits (N, H', W', 1);
+        30x30 for 256x256 inputs with ``n_layers=3``.
+    """
+    name = name or f"patchgan_{n_layers}layers"
+    init = kernel_initializer(init_type, init_gain)
+    bias = uses_bias(norm)
+    inputs = keras.Input((None, None, in_channels), name="image")
+    x = _conv(ndf, 4, 2, True, init, "conv0", spectral_norm)(inputs)
+    x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
+    for n in range(1, n_layers + 1):
+        filters = ndf * min(2 ** n, 8)
+        strides = 2 if n < n_layers else 1
+        if strides == 1:
+            # The reference pads 1 on each side before its stride-1 4x4 convs.
+            x = layers.ZeroPadding2D(1, name=f"conv{n}_pad")(x)
+        x = _conv(filters, 4, strides, bias, init, f"conv{n}", spectral_norm,
+                  padding="same" if strides == 2 else "valid")(x)
+        x = apply_norm(x, norm, f"conv{n}_norm", init_gain)
+        x = layers.LeakyReLU(0.2, name=f"conv{n}_lrelu")(x)
+    x = layers.ZeroPadding2D(1, name="logits_pad")(x)
+    x = _conv(1, 4, 1, True, init, "logits", spectral_norm, padding="valid")(x)
+    outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def pixel_discriminator(in_channels=3, ndf=64, norm="instance", init_type="normal",
+                        init_gain=0.02, name="pixel_gan"):
+    """The reference 1x1 PatchGAN (``PixelDiscriminator``): judges every pixel on its own.
+
+    Args:
+        in_channels: input channels.
+        ndf: filters of the first 1x1 conv.
+        norm: ``instance``, ``batch`` or ``none``.
+        init_type, init_gain: weight initialisation as the reference.
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` mapping (N, H, W, in_channels) to float32 logits (N, H, W, 1).
+    """
+    init = kernel_initializer(init_type, init_gain)
+    bias = uses_bias(norm)
+    inputs = keras.Input((None, None, in_channels), name="image")
+    x = layers.Conv2D(ndf, 1, kernel_initializer=init, name="conv0")(inputs)
+    x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
+    x = layers.Conv2D(ndf * 2, 1, use_bias=bias, kernel_initializer=init, name="conv1")(x)
+    x = apply_norm(x, norm, "conv1_norm", init_gain)
+    x = layers.LeakyReLU(0.2, name="conv1_lrelu")(x)
+    x = layers.Conv2D(1, 1, use_bias=bias, kernel_initializer=init, name="logits")(x)
+    outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def critic(in_channels=3, nf=128, n_blocks=3, dropout=0.15, self_attention=True,
+           name="critic"):
+    """The restoration critic after fastai's ``gan_critic``: spectral-normed convs with
+    LeakyReLU 0.2, spatial dropout, a dense residual block, self-attention in the first
+    down block, no batch norm, and a patch-logit output.
+
+    Args:
+        in_channels: input channels.
+        nf: filters of the first conv (doubled by the dense block and each down block).
+        n_blocks: stride-2 down blocks after the stem.
+        dropout: spatial dropout rate (half of it after the stem).
+        self_attention: SAGAN attention after the first down block.
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` mapping (N, H, W, in_channels) to float32 patch logits
+        (N, H', W', 1); inputs must be at least 16 * 2**n_blocks pixels per side.
+    """
+    init = keras.initializers.HeNormal()
+
+    def conv_lrelu(x, filters, kernel_size, strides, label):
+        x = _conv(filters, kernel_size, strides, True, init, label, True)(x)
+        return layers.LeakyReLU(0.2, name=label + "_lrelu")(x)
+
+    inputs = keras.Input((None, None, in_channels), name="image")
+    x = conv_lrelu(inputs, nf, 4, 2, "stem")
+    x = layers.SpatialDropout2D(dropout / 2, name="stem_dropout")(x)
+    y = conv_lrelu(x, nf, 3, 1, "dense_conv1")
+    y = conv_lrelu(y, nf, 3, 1, "dense_conv2")
+    x = layers.Concatenate(name="dense_concat")([x, y])
+    filters = nf * 2
+    for i in range(n_blocks):
+        x = layers.SpatialDropout2D(dropout, name=f"down{i}_dropout")(x)
+        x = conv_lrelu(x, filters * 2, 4, 2, f"down{i}")
+        if self_attention and i == 0:
+            x = SelfAttention2D(spectral_norm=True, name="self_attention")(x)
+        filters *= 2
+    x = _conv(1, 4, 1, False, init, "logits", True, padding="valid")(x)
+    outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
+    return keras.Model(inputs, outputs, name=name)

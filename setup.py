@@ -1,0 +1,23 @@
+"""Installs kgan: image-to-image GANs (CycleGAN, pix2pix, NoGAN restoration) in TF 2 / Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="kgan",
+    version="0.1.0",
+    description="Image-to-image GANs (CycleGAN, pix2pix, NoGAN restoration) for TensorFlow 2 / Keras 3",
+    packages=find_packages(include=["kgan", "kgan.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "tensorflow-datasets",
+        "numpy",
+        "pillow",
+        "absl-py",
+        # The TFLite interpreter (tf.lite.Interpreter is deprecated in TF 2.21).
+        "ai-edge-litert",
+        # Its skimage.data photos are the built-in offline sample set.
+        "scikit-image",
+    ],
+    extras_require={"test": ["pytest"]},
+)
