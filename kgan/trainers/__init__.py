@@ -1,0 +1,1 @@
+"""Trainers: ``keras.Model`` subclasses, each owning one ``train_step`` and its optimizers."""
