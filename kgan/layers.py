@@ -96,8 +96,12 @@ class SelfAttention2D(keras.layers.Layer):
         inner = max(channels // 8, 1)
 
         def conv(filters, name):
+            # A copy per conv: one initialiser instance gives the same values on every call,
+            # which would make query and key identical.
+            init = keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer))
             layer = keras.layers.Conv2D(filters, 1, use_bias=False, name=name,
-                                        kernel_initializer=self.kernel_initializer)
+                                        kernel_initializer=init)
             if self.spectral_norm:
                 layer = keras.layers.SpectralNormalization(layer, name=name + "_sn")
             layer.build(input_shape)
@@ -264,26 +268,35 @@ def spectral_norm(layer, power_iterations=1):
                                               name=layer.name + "_sn")
 
 
-
 @keras.saving.register_keras_serializable(package="kgan")
 class SizeCheck(keras.layers.Layer):
     """Passes its input through, raising a clear error when the static height or width is not a
-    multiple of ``multiple``. Costs nothing in the graph; unknown (dynamic) sizes pass.
+    multiple of ``multiple`` or is below ``minimum``. Costs nothing in the graph; unknown
+    (dynamic) sizes pass.
 
     Args:
-        multiple: the size multiple the network needs.
+        multiple: the size multiple the network needs (1: any size).
         network: the network's name, used in the message.
+        minimum: the smallest side the network accepts (None: ``multiple``).
     """
 
-    def __init__(self, multiple, network="this network", **kwargs):
+    def __init__(self, multiple, network="this network", minimum=None, **kwargs):
         super().__init__(**kwargs)
         self.multiple = int(multiple)
         self.network = str(network)
+        self.minimum = None if minimum is None else int(minimum)
 
     def call(self, inputs):
         height, width = inputs.shape[1], inputs.shape[2]
         for side, size in (("height", height), ("width", width)):
-            if size is not None and size % self.multiple:
+            if size is None:
+                continue
+            if self.minimum is not None and size < self.minimum:
+                raise ValueError(
+                    f"{self.network} needs image sides of at least {self.minimum} pixels, "
+                    f"but the {side} is {size}. Resize or pad the image to at least "
+                    f"{self.minimum} pixels.")
+            if size % self.multiple:
                 fit = max(self.multiple, size // self.multiple * self.multiple)
                 raise ValueError(
                     f"{self.network} needs image sides that are multiples of {self.multiple}, "
@@ -295,4 +308,5 @@ class SizeCheck(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "multiple": self.multiple, "network": self.network}
+        return {**super().get_config(), "multiple": self.multiple, "network": self.network,
+                "minimum": self.minimum}

@@ -44,7 +44,7 @@ def build_discriminator(name, in_channels=3, ndf=64, n_layers_d=3, norm="instanc
             ``pixel`` (1x1 PatchGAN).
         in_channels: input channels (6 for pix2pix).
         ndf, n_layers_d, norm, init_type, init_gain: as the reference's flags.
-        spectral_norm: spectral normalisation on the PatchGAN convs.
+        spectral_norm: spectral normalisation on every conv.
 
     Returns:
         A ``keras.Model`` producing float32 logits.
@@ -55,7 +55,8 @@ def build_discriminator(name, in_channels=3, ndf=64, n_layers_d=3, norm="instanc
         return patchgan_discriminator(in_channels, ndf, n_layers_d, norm, spectral_norm,
                                       init_type, init_gain)
     if name == "pixel":
-        return pixel_discriminator(in_channels, ndf, norm, init_type, init_gain)
+        return pixel_discriminator(in_channels, ndf, norm, init_type, init_gain,
+                                   spectral_norm=spectral_norm)
     raise ValueError(f"Unknown discriminator {name!r}; use one of {', '.join(DISCRIMINATORS)}.")
 
 

@@ -1,16 +1,20 @@
 """Discriminator builders: PatchGAN (``basic`` / ``n_layers``), the 1x1 ``pixel`` GAN, and the
 fastai-style restoration critic. All return patch logit maps (no sigmoid), float32."""
 
+import functools
+
 import keras
 from keras import layers
 
-from kgan.layers import SelfAttention2D, spectral_norm as wrap_spectral_norm
+from kgan.layers import SelfAttention2D, SizeCheck, spectral_norm as wrap_spectral_norm
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
 
 
 def _conv(filters, kernel_size, strides, use_bias, init, name, sn, padding="same"):
+    """A Conv2D, spectral-normed when ``sn``. ``init`` makes a new initialiser: a Keras
+    initialiser instance repeats the same values for every layer that shares it."""
     conv = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                         use_bias=use_bias, kernel_initializer=init, name=name)
+                         use_bias=use_bias, kernel_initializer=init(), name=name)
     return wrap_spectral_norm(conv) if sn else conv
 
 
@@ -29,13 +33,16 @@ def patchgan_discriminator(in_channels=3, ndf=64, n_layers=3, norm="instance",
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, in_channels) to float32 logits (N, H', W', 1);
-        30x30 for 256x256 inputs with ``n_layers=3``.
+        30x30 for 256x256 inputs with ``n_layers=3`` (``H / 2**n_layers - 2`` for even
+        sizes, as the reference); sides must be at least ``2**(n_layers + 1) + 1``.
     """
     name = name or f"patchgan_{n_layers}layers"
-    init = kernel_initializer(init_type, init_gain)
+    init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
     inputs = keras.Input((None, None, in_channels), name="image")
-    x = _conv(ndf, 4, 2, True, init, "conv0", spectral_norm)(inputs)
+    # n_layers stride-2 convs, then two 4x4 stride-1 convs that each take one pixel off.
+    x = SizeCheck(1, name, minimum=2 ** (n_layers + 1) + 1, name="size_check")(inputs)
+    x = _conv(ndf, 4, 2, True, init, "conv0", spectral_norm)(x)
     x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
     for n in range(1, n_layers + 1):
         filters = ndf * min(2 ** n, 8)
@@ -54,7 +61,7 @@ def patchgan_discriminator(in_channels=3, ndf=64, n_layers=3, norm="instance",
 
 
 def pixel_discriminator(in_channels=3, ndf=64, norm="instance", init_type="normal",
-                        init_gain=0.02, name="pixel_gan"):
+                        init_gain=0.02, name="pixel_gan", spectral_norm=False):
     """The reference 1x1 PatchGAN (``PixelDiscriminator``): judges every pixel on its own.
 
     Args:
@@ -63,19 +70,20 @@ def pixel_discriminator(in_channels=3, ndf=64, norm="instance", init_type="norma
         norm: ``instance``, ``batch`` or ``none``.
         init_type, init_gain: weight initialisation as the reference.
         name: model name.
+        spectral_norm: wrap every conv in spectral normalisation.
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, in_channels) to float32 logits (N, H, W, 1).
     """
-    init = kernel_initializer(init_type, init_gain)
+    init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
     inputs = keras.Input((None, None, in_channels), name="image")
-    x = layers.Conv2D(ndf, 1, kernel_initializer=init, name="conv0")(inputs)
+    x = _conv(ndf, 1, 1, True, init, "conv0", spectral_norm)(inputs)
     x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
-    x = layers.Conv2D(ndf * 2, 1, use_bias=bias, kernel_initializer=init, name="conv1")(x)
+    x = _conv(ndf * 2, 1, 1, bias, init, "conv1", spectral_norm)(x)
     x = apply_norm(x, norm, "conv1_norm", init_gain)
     x = layers.LeakyReLU(0.2, name="conv1_lrelu")(x)
-    x = layers.Conv2D(1, 1, use_bias=bias, kernel_initializer=init, name="logits")(x)
+    x = _conv(1, 1, 1, bias, init, "logits", spectral_norm)(x)
     outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -96,16 +104,19 @@ def critic(in_channels=3, nf=128, n_blocks=3, dropout=0.15, self_attention=True,
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, in_channels) to float32 patch logits
-        (N, H', W', 1); inputs must be at least 16 * 2**n_blocks pixels per side.
+        (N, H', W', 1); sides must be at least ``3 * 2**(n_blocks + 1) + 1`` pixels
+        (49 for ``n_blocks=3``; 64 gives a 1x1 map, 128 a 5x5 map).
     """
-    init = keras.initializers.HeNormal()
+    init = keras.initializers.HeNormal  # a fresh initialiser per conv, see _conv
 
     def conv_lrelu(x, filters, kernel_size, strides, label):
         x = _conv(filters, kernel_size, strides, True, init, label, True)(x)
         return layers.LeakyReLU(0.2, name=label + "_lrelu")(x)
 
     inputs = keras.Input((None, None, in_channels), name="image")
-    x = conv_lrelu(inputs, nf, 4, 2, "stem")
+    # n_blocks + 1 stride-2 convs, then a valid 4x4 conv.
+    x = SizeCheck(1, name, minimum=3 * 2 ** (n_blocks + 1) + 1, name="size_check")(inputs)
+    x = conv_lrelu(x, nf, 4, 2, "stem")
     x = layers.SpatialDropout2D(dropout / 2, name="stem_dropout")(x)
     y = conv_lrelu(x, nf, 3, 1, "dense_conv1")
     y = conv_lrelu(y, nf, 3, 1, "dense_conv2")

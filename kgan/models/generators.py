@@ -5,6 +5,8 @@ All builders return functional ``keras.Model`` objects taking float images in [-
 spatial size that is a multiple of the network's ``size_multiple``.
 """
 
+import functools
+
 import keras
 from keras import layers
 
@@ -16,7 +18,11 @@ UPSAMPLE_MODES = ("transpose", "pixel_shuffle", "resize")
 
 
 def _pad_conv(x, filters, kernel_size, padding, use_bias, init, name):
-    """A stride-1 conv with 'reflect' (explicit ReflectionPadding2D) or 'zero' padding."""
+    """A stride-1 conv with 'reflect' (explicit ReflectionPadding2D) or 'zero' padding.
+
+    ``init`` here and below is a function making a new initialiser for each layer: a Keras
+    initialiser instance repeats the same values for every layer that shares it.
+    """
     if padding == "reflect":
         x = ReflectionPadding2D(kernel_size // 2, name=name + "_pad")(x)
         conv_padding = "valid"
@@ -25,7 +31,7 @@ def _pad_conv(x, filters, kernel_size, padding, use_bias, init, name):
     else:
         raise ValueError(f"Unknown padding {padding!r}; use 'reflect' or 'zero'.")
     return layers.Conv2D(filters, kernel_size, padding=conv_padding, use_bias=use_bias,
-                         kernel_initializer=init, name=name)(x)
+                         kernel_initializer=init(), name=name)(x)
 
 
 def _upsample(x, filters, mode, use_bias, init, name):
@@ -33,14 +39,14 @@ def _upsample(x, filters, mode, use_bias, init, name):
     followed by blur (fastai), or nearest resize + 3x3 conv (no checkerboard)."""
     if mode == "transpose":
         return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=use_bias,
-                                      kernel_initializer=init, name=name)(x)
+                                      kernel_initializer=init(), name=name)(x)
     if mode == "pixel_shuffle":
         x = PixelShuffle(filters, 2, activation=None, name=name)(x)
         return Blur(name=name + "_blur")(x)
     if mode == "resize":
         x = layers.UpSampling2D(2, interpolation="nearest", name=name + "_resize")(x)
         return layers.Conv2D(filters, 3, padding="same", use_bias=use_bias,
-                             kernel_initializer=init, name=name)(x)
+                             kernel_initializer=init(), name=name)(x)
     raise ValueError(f"Unknown upsample {mode!r}; use one of {', '.join(UPSAMPLE_MODES)}.")
 
 
@@ -66,7 +72,7 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
         [-1, 1]; H and W must be multiples of 4.
     """
     name = name or f"resnet_{n_blocks}blocks"
-    init = kernel_initializer(init_type, init_gain)
+    init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
     inputs = keras.Input((None, None, input_channels), name="image")
     x = SizeCheck(4, name, name="size_check")(inputs)
@@ -76,7 +82,7 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
     x = layers.ReLU(name="c7s1_relu")(x)
     for i, mult in enumerate((2, 4)):
         x = layers.Conv2D(ngf * mult, 3, strides=2, padding="same", use_bias=bias,
-                          kernel_initializer=init, name=f"down{i + 1}")(x)
+                          kernel_initializer=init(), name=f"down{i + 1}")(x)
         x = apply_norm(x, norm, f"down{i + 1}_norm", init_gain)
         x = layers.ReLU(name=f"down{i + 1}_relu")(x)
 
@@ -135,7 +141,7 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
         raise ValueError(f"unet_generator needs num_downs >= 5, got {num_downs}.")
     multiple = 2 ** num_downs
     name = name or f"unet_{multiple}"
-    init = kernel_initializer(init_type, init_gain)
+    init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
     channels = [ngf * min(2 ** i, 8) for i in range(num_downs)]
     inputs = keras.Input((None, None, input_channels), name="image")
@@ -146,7 +152,7 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
         if i > 0:
             x = layers.LeakyReLU(0.2, name=f"down{i}_lrelu")(x)
         x = layers.Conv2D(channels[i], 4, strides=2, padding="same", use_bias=bias,
-                          kernel_initializer=init, name=f"down{i}")(x)
+                          kernel_initializer=init(), name=f"down{i}")(x)
         if 0 < i < num_downs - 1:
             x = apply_norm(x, norm, f"down{i}_norm", init_gain)
         downs.append(x)
@@ -163,7 +169,7 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
             filters, up_bias = channels[i - 1], bias
         if upsample == "transpose":
             x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=up_bias,
-                                       kernel_initializer=init, name=f"up{i}")(x)
+                                       kernel_initializer=init(), name=f"up{i}")(x)
         else:
             x = _upsample(x, filters, upsample, up_bias, init, f"up{i}")
         if outermost:
@@ -179,8 +185,8 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
         x = layers.ReLU(name="cross_relu")(x)
         x = layers.Concatenate(name="last_cross")([x, inputs])
         x = layers.Conv2D(ngf, 3, padding="same", activation="relu",
-                          kernel_initializer=init, name="cross_conv")(x)
-        x = layers.Conv2D(output_channels, 1, kernel_initializer=init, name="out")(x)
+                          kernel_initializer=init(), name="cross_conv")(x)
+        x = layers.Conv2D(output_channels, 1, kernel_initializer=init(), name="out")(x)
     if y_range is None:
         outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     else:

@@ -1,0 +1,259 @@
+"""Tests for kgan.layers: each layer against a numpy hand computation, plus serialisation."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan.layers import (ICNR, Blur, InstanceNormalization, PixelShuffle, ReflectionPadding2D,
+                         SelfAttention2D, SigmoidRange, SizeCheck, spectral_norm)
+
+
+def _random(shape, seed=0, offset=0.0, scale=1.0):
+    return (np.random.RandomState(seed).randn(*shape) * scale + offset).astype("float32")
+
+
+def _numpy_instance_norm(x, eps=1e-5):
+    x = x.astype("float64")
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = x.var(axis=(1, 2), keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+class ReflectionPadding2DTest(tf.test.TestCase):
+
+    def test_equals_numpy_reflect_pad(self):
+        x = _random((2, 8, 11, 3))
+        y = ReflectionPadding2D(3)(x)
+        expected = np.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)), mode="reflect")
+        self.assertAllEqual(y, expected)
+
+    def test_symbolic_shape(self):
+        layer = ReflectionPadding2D(2)
+        self.assertEqual(layer.compute_output_shape((None, 8, None, 3)), (None, 12, None, 3))
+        self.assertEqual(layer(keras.Input((None, None, 3))).shape, (None, None, None, 3))
+
+
+class InstanceNormalizationTest(tf.test.TestCase):
+
+    def test_matches_numpy_without_affine(self):
+        x = _random((2, 6, 10, 4), offset=3.0, scale=2.0)
+        layer = InstanceNormalization()
+        y = layer(x)
+        self.assertEmpty(layer.weights)
+        self.assertAllClose(y, _numpy_instance_norm(x), atol=1e-5)
+
+    def test_matches_numpy_with_affine(self):
+        x = _random((2, 5, 7, 3), seed=1, offset=-1.0, scale=0.5)
+        layer = InstanceNormalization(affine=True)
+        layer.build(x.shape)
+        gamma = np.array([0.5, 2.0, -1.0], "float32")
+        beta = np.array([0.1, -0.3, 1.5], "float32")
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+        self.assertLen(layer.trainable_weights, 2)
+        self.assertAllClose(layer(x), _numpy_instance_norm(x) * gamma + beta, atol=1e-5)
+
+    def test_epsilon_is_pytorch_default(self):
+        # A tiny-variance channel shows the epsilon: var 1e-5 gives x / sqrt(2e-5), not x / 1e-3.
+        x = np.zeros((1, 2, 2, 1), "float32")
+        x[0, :, :, 0] = np.array([[1, -1], [1, -1]]) * np.sqrt(1e-5)
+        self.assertAllClose(InstanceNormalization()(x), _numpy_instance_norm(x), rtol=1e-4)
+        self.assertAllClose(np.abs(InstanceNormalization()(x)), np.full(x.shape, np.sqrt(0.5)),
+                            rtol=1e-4)
+
+    def test_constant_channel_gives_zeros_not_nan(self):
+        y = InstanceNormalization()(np.full((1, 4, 4, 2), 7.0, "float32"))
+        self.assertAllEqual(y, np.zeros((1, 4, 4, 2)))
+
+    def test_bfloat16_input_stays_accurate(self):
+        # A large offset with small spread: statistics in bfloat16 would lose the spread.
+        x = tf.cast(_random((2, 8, 8, 4), offset=4.0, scale=0.25), tf.bfloat16)
+        layer = InstanceNormalization(dtype="mixed_bfloat16")
+        y = layer(x)
+        self.assertEqual(y.dtype, tf.bfloat16)
+        y = tf.cast(y, tf.float32).numpy()
+        self.assertTrue(np.all(np.isfinite(y)))
+        expected = _numpy_instance_norm(tf.cast(x, tf.float32).numpy())
+        # Only the final rounding to bfloat16 (8 bits of mantissa) separates the two.
+        self.assertAllClose(y, expected, atol=2e-2, rtol=1e-2)
+
+
+class SelfAttention2DTest(tf.test.TestCase):
+
+    def test_identity_at_init(self):
+        x = _random((2, 6, 5, 16))
+        layer = SelfAttention2D()
+        self.assertAllEqual(layer(x), x)
+        self.assertEqual(float(layer.gamma), 0.0)
+
+    def test_matches_numpy_attention(self):
+        x = _random((2, 4, 3, 16), seed=2)
+        layer = SelfAttention2D()
+        layer.build(x.shape)
+        layer.gamma.assign(0.7)
+        # query and key start different (a shared initialiser instance would repeat its values).
+        self.assertNotAllClose(layer.query.kernel, layer.key.kernel)
+        q = x.reshape(2, 12, 16) @ layer.query.kernel.numpy()[0, 0]
+        k = x.reshape(2, 12, 16) @ layer.key.kernel.numpy()[0, 0]
+        v = x.reshape(2, 12, 16) @ layer.value.kernel.numpy()[0, 0]
+        self.assertEqual(q.shape, (2, 12, 2))  # query/key have channels // 8
+        scores = q @ k.transpose(0, 2, 1)
+        attention = np.exp(scores - scores.max(-1, keepdims=True))
+        attention /= attention.sum(-1, keepdims=True)
+        expected = 0.7 * (attention @ v).reshape(x.shape) + x
+        self.assertAllClose(layer(x), expected, atol=1e-5)
+
+    def test_gradients(self):
+        x = tf.constant(_random((1, 4, 4, 16), seed=3))
+        layer = SelfAttention2D(spectral_norm=True)
+        layer.build(x.shape)
+
+        def grads():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(x, training=True) * tf.sin(x))
+            return dict(zip([w.path for w in layer.trainable_weights],
+                            tape.gradient(loss, layer.trainable_weights)))
+
+        # At init gamma is 0: only gamma (and value, through nothing) can learn; query and key
+        # receive exactly zero gradient until gamma moves.
+        at_init = grads()
+        gamma_path = layer.gamma.path
+        self.assertNotEqual(float(tf.abs(at_init[gamma_path])), 0.0)
+        for path, grad in at_init.items():
+            self.assertIsNotNone(grad, path)
+            if path != gamma_path:
+                self.assertAllEqual(grad, tf.zeros_like(grad))
+        layer.gamma.assign(0.5)
+        for path, grad in grads().items():
+            self.assertGreater(float(tf.reduce_max(tf.abs(grad))), 0.0, path)
+
+
+class ICNRPixelShuffleTest(tf.test.TestCase):
+
+    def test_icnr_kernel_repeats_each_filter(self):
+        kernel = ICNR(scale=2)((1, 1, 8, 12)).numpy()
+        for sub in range(1, 4):
+            self.assertAllEqual(kernel[..., :3], kernel[..., 3 * sub:3 * sub + 3])
+        self.assertGreater(kernel[..., :3].std(), 0.0)
+        with self.assertRaisesRegex(ValueError, "divisible by scale\\*\\*2=4"):
+            ICNR(scale=2)((1, 1, 8, 6))
+
+    def test_pixel_shuffle_has_equal_subpixels_at_init(self):
+        x = _random((2, 5, 7, 8), seed=4)
+        layer = PixelShuffle(3, scale=2)
+        y = layer(x).numpy()
+        self.assertEqual(y.shape, (2, 10, 14, 3))
+        self.assertGreater(y.std(), 0.0)
+        # Every 2x2 output block is constant per channel: nearest-neighbour upsampling.
+        corner = y[:, 0::2, 0::2]
+        for dy, dx in ((0, 1), (1, 0), (1, 1)):
+            self.assertAllClose(y[:, dy::2, dx::2], corner, atol=1e-6)
+        self.assertEqual(layer.compute_output_shape((None, None, 4, 8)), (None, None, 8, 3))
+
+    def test_icnr_serialises(self):
+        init = ICNR(scale=3, initializer="glorot_uniform")
+        restored = keras.initializers.deserialize(keras.initializers.serialize(init))
+        self.assertIsInstance(restored, ICNR)
+        self.assertEqual(restored.scale, 3)
+        self.assertIsInstance(restored.initializer, keras.initializers.GlorotUniform)
+
+
+class BlurTest(tf.test.TestCase):
+
+    def test_replicate_pad_then_2x2_average(self):
+        x = _random((2, 5, 6, 3), seed=5)
+        y = Blur()(x).numpy()
+        padded = np.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0)), mode="edge")
+        expected = (padded[:, :-1, :-1] + padded[:, 1:, :-1] + padded[:, :-1, 1:]
+                    + padded[:, 1:, 1:]) / 4
+        self.assertEqual(y.shape, x.shape)
+        self.assertAllClose(y, expected, atol=1e-6)
+
+    def test_constant_image_unchanged(self):
+        x = np.full((1, 4, 4, 2), -0.25, "float32")
+        self.assertAllClose(Blur()(x), x)
+
+
+class SigmoidRangeTest(tf.test.TestCase):
+
+    def test_values_and_float32_output(self):
+        x = np.linspace(-20, 20, 24, dtype="float32").reshape(1, 2, 4, 3)
+        y = SigmoidRange(-3.0, 3.0)(tf.cast(x, tf.bfloat16))
+        self.assertEqual(y.dtype, tf.float32)
+        expected = 6.0 / (1.0 + np.exp(-tf.cast(tf.cast(x, tf.bfloat16), tf.float32))) - 3.0
+        self.assertAllClose(y, expected, atol=1e-5)
+        self.assertAllInRange(y, -3.0, 3.0)
+
+
+class SizeCheckTest(tf.test.TestCase):
+
+    def test_passes_good_and_dynamic_sizes(self):
+        x = _random((1, 8, 12, 3))
+        self.assertAllEqual(SizeCheck(4, "net")(x), x)
+        self.assertEqual(SizeCheck(4, "net")(keras.Input((None, None, 3))).shape,
+                         (None, None, None, 3))
+
+    def test_names_the_multiple(self):
+        with self.assertRaisesRegex(ValueError, "net needs image sides that are multiples of "
+                                                "4, but the width is 10.*e.g. 8"):
+            SizeCheck(4, "net")(np.zeros((1, 8, 10, 3), "float32"))
+
+    def test_names_the_minimum(self):
+        with self.assertRaisesRegex(ValueError, "critic needs image sides of at least 49"):
+            SizeCheck(1, "critic", minimum=49)(np.zeros((1, 48, 64, 3), "float32"))
+
+
+class SpectralNormTest(tf.test.TestCase):
+
+    def test_largest_singular_value_is_one_during_training(self):
+        conv = keras.layers.Conv2D(8, 3, name="conv")
+        layer = spectral_norm(conv, power_iterations=1)
+        self.assertEqual(layer.name, "conv_sn")
+        x = tf.constant(_random((2, 6, 6, 4), seed=6))
+        layer.build(x.shape)
+        conv.kernel.assign(_random((3, 3, 4, 8), seed=7, scale=0.7))
+
+        def largest_singular_value():
+            return np.linalg.svd(conv.kernel.numpy().reshape(-1, 8), compute_uv=False)[0]
+
+        self.assertGreater(largest_singular_value(), 3.0)
+        layer(x, training=False)
+        self.assertGreater(largest_singular_value(), 3.0)  # inference leaves the kernel alone
+        optimizer = keras.optimizers.SGD(0.05)
+        for _ in range(8):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(layer(x, training=True) - 1.0))
+            optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights),
+                                          layer.trainable_weights))
+        layer(x, training=True)
+        self.assertAllClose(largest_singular_value(), 1.0, atol=1e-2)
+
+
+class LayerSerialisationTest(tf.test.TestCase):
+
+    def test_keras_file_round_trip_with_safe_mode(self):
+        inputs = keras.Input((None, None, 3))
+        x = SizeCheck(4, "tiny", minimum=8)(inputs)
+        x = ReflectionPadding2D(1)(x)
+        x = keras.layers.Conv2D(16, 3)(x)
+        x = InstanceNormalization(affine=True)(x)
+        x = SelfAttention2D(spectral_norm=True)(x)
+        x = PixelShuffle(4, scale=2, activation="relu")(x)
+        x = Blur()(x)
+        outputs = SigmoidRange(-1.0, 1.0)(x)
+        model = keras.Model(inputs, outputs)
+        for layer in model.layers:
+            if isinstance(layer, SelfAttention2D):
+                layer.gamma.assign(0.3)
+        path = os.path.join(self.get_temp_dir(), "layers.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        x = _random((1, 8, 12, 3), seed=8)
+        self.assertAllEqual(loaded(x), model(x))
+        self.assertEqual(loaded.layers[1].minimum, 8)
+
+
+if __name__ == "__main__":
+    tf.test.main()
