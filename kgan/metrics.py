@@ -319,6 +319,15 @@ def fid_kid(real_images, fake_images, feature_fn=None, inception_weights="imagen
         feature_fn = inception_feature_extractor(inception_weights)
     real = feature_statistics(real_images, feature_fn, max_images, max_kid_features)
     fake = feature_statistics(fake_images, feature_fn, max_images, max_kid_features)
+    return fid_kid_from_statistics(real, fake, kid_subsets, kid_subset_size)
+
+
+def fid_kid_from_statistics(real, fake, kid_subsets=100, kid_subset_size=1000):
+    """FID and KID from two ``FeatureStatistics``.
+
+    Returns:
+        A dict with ``fid``, ``kid``, ``kid_std``, ``num_real`` and ``num_fake``.
+    """
     fid = frechet_distance(*real.mean_and_covariance(), *fake.mean_and_covariance())
     kid, kid_std = kernel_inception_distance(real.kid_features(), fake.kid_features(),
                                              kid_subsets, kid_subset_size)
