@@ -1,0 +1,331 @@
+"""Tests for kgan.models: reference parameter counts, shapes, ranges, gradients, saving,
+initialisation and the errors a user can cause."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan.layers import InstanceNormalization, SelfAttention2D
+from kgan.models import (DISCRIMINATORS, GENERATORS, build_discriminator, build_generator,
+                         critic, patchgan_discriminator, pixel_discriminator, resnet_generator,
+                         size_multiple, unet_generator)
+from kgan.models.common import INIT_TYPES, kernel_initializer
+
+
+def _count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _images(n, h, w, c=3, seed=0):
+    return np.random.RandomState(seed).uniform(-1, 1, (n, h, w, c)).astype("float32")
+
+
+def _set_attention_gamma(model, value):
+    """SelfAttention2D starts with gamma 0 (the identity), which blocks the gradients of its
+    query and key; move gamma so that every weight is exercised."""
+    for layer in model.layers:
+        if isinstance(layer, SelfAttention2D):
+            layer.gamma.assign(value)
+
+
+def _layers_feeding_instance_norm(model):
+    # Keras 3 keeps each layer's call graph in `_inbound_nodes` (no public accessor).
+    names = set()
+    for layer in model.layers:
+        if isinstance(layer, InstanceNormalization):
+            for node in layer._inbound_nodes[0].parent_nodes:
+                names.add(node.operation.name)
+    return names
+
+
+class ParameterCountTest(tf.test.TestCase):
+    """Full-size networks (built, never run) against the reference's trainable counts."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.models = {
+            "resnet_9blocks": build_generator("resnet_9blocks"),
+            "resnet_6blocks": build_generator("resnet_6blocks"),
+            "unet_256": build_generator("unet_256", norm="batch", use_dropout=True),
+            "unet_128": build_generator("unet_128", norm="batch", use_dropout=True),
+            "basic": build_discriminator("basic"),
+            "pix2pix_basic": build_discriminator("basic", in_channels=6, norm="batch"),
+        }
+
+    def test_counts_equal_the_reference(self):
+        expected = {"resnet_9blocks": 11_378_179, "resnet_6blocks": 7_837_699,
+                    "unet_256": 54_413_955, "unet_128": 41_828_995,
+                    "basic": 2_764_737, "pix2pix_basic": 2_768_705}
+        for name, count in expected.items():
+            self.assertEqual(_count(self.models[name]), count, name)
+        # The reference prints "Total number of parameters : 54.414 M" for unet_256.
+        self.assertEqual(round(_count(self.models["unet_256"]) / 1e6, 3), 54.414)
+
+    def test_batch_norm_statistics_are_not_trainable(self):
+        unet = self.models["unet_256"]
+        moving = [w for w in unet.non_trainable_weights if "moving" in w.path]
+        self.assertLen(moving, len(unet.non_trainable_weights))
+        self.assertNotEmpty(moving)
+
+    def test_batch_norm_gamma_init(self):
+        gammas = np.concatenate([
+            layer.gamma.numpy() for layer in self.models["unet_256"].layers
+            if isinstance(layer, keras.layers.BatchNormalization)])
+        self.assertGreater(gammas.size, 3000)
+        self.assertAllClose(gammas.mean(), 1.0, atol=2e-3)
+        self.assertAllClose(gammas.std(), 0.02, rtol=0.1)
+
+    def test_every_conv_starts_with_its_own_kernel(self):
+        model = self.models["resnet_9blocks"]
+        kernels = [layer.kernel.numpy() for layer in model.layers
+                   if layer.name.startswith("block")
+                   and isinstance(layer, keras.layers.Conv2D)]
+        self.assertLen(kernels, 18)
+        for i in range(1, len(kernels)):
+            self.assertNotAllClose(kernels[0], kernels[i])
+
+    def test_basic_ignores_n_layers_and_n_layers_uses_it(self):
+        self.assertEqual(_count(build_discriminator("basic", n_layers_d=5)), 2_764_737)
+        self.assertEqual(_count(build_discriminator("n_layers", n_layers_d=3)), 2_764_737)
+        self.assertNotEqual(_count(build_discriminator("n_layers", n_layers_d=4)), 2_764_737)
+
+
+class InitTest(tf.test.TestCase):
+
+    def test_init_types_have_the_reference_std(self):
+        shape = (3, 3, 128, 128)  # fan_in = fan_out = 1152
+        fan = 3 * 3 * 128
+        gain = 0.02
+        expected = {"normal": gain,
+                    "xavier": gain * np.sqrt(2.0 / (fan + fan)),
+                    "kaiming": np.sqrt(2.0 / fan),
+                    "orthogonal": gain / np.sqrt(fan)}
+        self.assertEqual(set(expected), set(INIT_TYPES))
+        for init_type, std in expected.items():
+            kernel = kernel_initializer(init_type, gain)(shape).numpy()
+            self.assertAllClose(kernel.mean(), 0.0, atol=0.02 * std, msg=init_type)
+            self.assertAllClose(kernel.std(), std, rtol=0.03, msg=init_type)
+        flat = kernel_initializer("orthogonal", 0.5)(shape).numpy().reshape(fan, 128)
+        self.assertAllClose(flat.T @ flat, 0.25 * np.eye(128), atol=1e-5)
+
+    def test_builders_use_init_type(self):
+        for init_type, std in (("normal", 0.02), ("kaiming", np.sqrt(2.0 / 1152))):
+            model = build_generator("resnet_6blocks", ngf=32, init_type=init_type)
+            kernel = model.get_layer("block1_conv1").kernel.numpy()  # 3x3x128x128
+            self.assertAllClose(kernel.std(), std, rtol=0.03, msg=init_type)
+            self.assertAllEqual(model.get_layer("block1_conv1").bias, np.zeros(128))
+
+
+class GeneratorTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # (model, input height, input width, output range)
+        cls.cases = {
+            "resnet_9blocks": (build_generator("resnet_9blocks", ngf=8), 64, 96, (-1, 1)),
+            "resnet_6blocks": (build_generator("resnet_6blocks", ngf=8), 64, 96, (-1, 1)),
+            "resnet_zero_pixel_shuffle": (
+                resnet_generator(n_blocks=2, ngf=8, norm="batch", use_dropout=True,
+                                 padding="zero", upsample="pixel_shuffle"), 32, 48, (-1, 1)),
+            "unet_128": (build_generator("unet_128", ngf=4, norm="batch", use_dropout=True),
+                         128, 256, (-1, 1)),
+            "unet_256": (build_generator("unet_256", ngf=4, norm="batch", use_dropout=True),
+                         256, 512, (-1, 1)),
+            "unet_restore": (
+                unet_generator(num_downs=5, ngf=8, self_attention=True,
+                               upsample="pixel_shuffle", y_range=(-3.0, 3.0), last_cross=True,
+                               name="unet_restore"), 64, 96, (-3, 3)),
+            "unet_resize_instance": (
+                unet_generator(num_downs=5, ngf=8, norm="instance", upsample="resize"),
+                64, 32, (-1, 1)),
+        }
+
+    def test_shapes_and_ranges_on_non_square_inputs(self):
+        for name, (model, h, w, (low, high)) in self.cases.items():
+            self.assertEqual(tuple(model.input.shape), (None, None, None, 3), name)
+            y = model(_images(2, h, w), training=False)
+            self.assertEqual(tuple(y.shape), (2, h, w, 3), name)
+            self.assertEqual(y.dtype, tf.float32, name)
+            self.assertAllInRange(y, low, high)
+            self.assertGreater(float(tf.math.reduce_std(y)), 0.0, name)
+
+    def test_channels(self):
+        model = build_generator("resnet_6blocks", ngf=4, input_channels=1, output_channels=2)
+        self.assertEqual(tuple(model(_images(1, 16, 20, 1)).shape), (1, 16, 20, 2))
+        model = build_generator("unet_128", ngf=4, input_channels=4, output_channels=1)
+        self.assertEqual(tuple(model(_images(1, 128, 128, 4)).shape), (1, 128, 128, 1))
+
+    def test_y_range_head_spans_its_range(self):
+        model = unet_generator(num_downs=5, ngf=4, y_range=(0.0, 2.0), init_type="kaiming",
+                               init_gain=1.0)
+        y = model(_images(1, 32, 32) * 50, training=False)
+        self.assertAllInRange(y, 0.0, 2.0)
+        self.assertLess(float(tf.reduce_min(y)), 0.5)
+        self.assertGreater(float(tf.reduce_max(y)), 1.5)
+
+    def test_gradients_reach_every_weight(self):
+        for name, (model, h, w, _) in self.cases.items():
+            _set_attention_gamma(model, 0.5)
+            x = _images(2, h, w, seed=1)
+            target = tf.constant(_images(2, h, w, seed=2))
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(model(x, training=True) * target)
+            grads = tape.gradient(loss, model.trainable_weights)
+            # A conv bias right before an instance norm is cancelled by the mean subtraction
+            # (the reference has the same dead bias): its gradient is zero up to round-off.
+            cancelled = _layers_feeding_instance_norm(model)
+            largest = max(float(tf.reduce_max(tf.abs(g))) for g in grads)
+            for weight, grad in zip(model.trainable_weights, grads):
+                self.assertIsNotNone(grad, f"{name}: {weight.path}")
+                self.assertTrue(np.all(np.isfinite(grad)), f"{name}: {weight.path}")
+                size = float(tf.reduce_max(tf.abs(grad)))
+                layer_name = weight.path.split("/")[0]
+                if layer_name in cancelled and weight.name == "bias":
+                    self.assertLess(size, 1e-4 * largest, f"{name}: {weight.path}")
+                else:
+                    self.assertGreater(size, 0.0, f"{name}: {weight.path}")
+            _set_attention_gamma(model, 0.0)
+
+    def test_keras_round_trip_with_safe_mode(self):
+        for name, (model, h, w, _) in self.cases.items():
+            _set_attention_gamma(model, 0.25)
+            x = _images(1, h, w, seed=3)
+            model(x, training=True)  # moves batch-norm statistics and spectral-norm kernels
+            path = os.path.join(self.get_temp_dir(), name + ".keras")
+            model.save(path)
+            loaded = keras.saving.load_model(path, safe_mode=True)
+            self.assertAllEqual(loaded(x, training=False), model(x, training=False), name)
+            self.assertEqual(size_multiple(loaded), size_multiple(model))
+            _set_attention_gamma(model, 0.0)
+
+    def test_size_multiples(self):
+        expected = {"resnet_9blocks": 4, "resnet_6blocks": 4, "resnet_zero_pixel_shuffle": 4,
+                    "unet_128": 128, "unet_256": 256, "unet_restore": 32,
+                    "unet_resize_instance": 32}
+        for name, multiple in expected.items():
+            self.assertEqual(size_multiple(self.cases[name][0]), multiple, name)
+
+    def test_bad_sizes_name_the_multiple(self):
+        resnet = self.cases["resnet_9blocks"][0]
+        with self.assertRaisesRegex(ValueError, "multiples of 4, but the height is 30"):
+            resnet(_images(1, 30, 32))
+        unet = self.cases["unet_256"][0]
+        with self.assertRaisesRegex(ValueError, "unet_256 needs image sides that are multiples "
+                                                "of 256, but the height is 100"):
+            unet(_images(1, 100, 100))
+        with self.assertRaisesRegex(ValueError, "multiples of 128, but the width is 96"):
+            self.cases["unet_128"][0](_images(1, 128, 96))
+
+
+class DiscriminatorTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # (model, input channels, {(height, width): expected map size})
+        cls.cases = {
+            "basic": (build_discriminator("basic", ndf=8), 3,
+                      {(64, 96): (6, 10), (256, 256): (30, 30)}),
+            "pix2pix_basic": (build_discriminator("basic", in_channels=6, ndf=8, norm="batch"),
+                              6, {(64, 96): (6, 10)}),
+            "n_layers_2": (build_discriminator("n_layers", ndf=8, n_layers_d=2), 3,
+                           {(64, 96): (14, 22)}),
+            "pixel": (build_discriminator("pixel", ndf=8), 3, {(64, 96): (64, 96)}),
+            "basic_spectral": (patchgan_discriminator(ndf=8, norm="none", spectral_norm=True),
+                               3, {(64, 96): (6, 10)}),
+            "pixel_spectral": (pixel_discriminator(ndf=8, norm="batch", spectral_norm=True),
+                               3, {(32, 48): (32, 48)}),
+            "critic": (critic(nf=8), 3, {(64, 96): (1, 3), (128, 128): (5, 5)}),
+        }
+
+    def test_patch_map_shapes(self):
+        for name, (model, channels, sizes) in self.cases.items():
+            self.assertEqual(tuple(model.input.shape), (None, None, None, channels), name)
+            for (h, w), (ph, pw) in sizes.items():
+                y = model(_images(2, h, w, channels), training=False)
+                self.assertEqual(tuple(y.shape), (2, ph, pw, 1), f"{name} at {h}x{w}")
+                self.assertEqual(y.dtype, tf.float32)
+                self.assertGreater(float(tf.math.reduce_std(y)), 0.0, name)
+
+    def test_spectral_norm_wraps_every_conv(self):
+        for name in ("basic_spectral", "pixel_spectral", "critic"):
+            model = self.cases[name][0]
+            wrapped = [l for l in model.layers
+                       if isinstance(l, keras.layers.SpectralNormalization)]
+            plain = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+            self.assertNotEmpty(wrapped, name)
+            self.assertEmpty(plain, name)
+
+    def test_gradients_reach_every_weight(self):
+        for name, (model, channels, sizes) in self.cases.items():
+            _set_attention_gamma(model, 0.5)
+            h, w = min(sizes)
+            x = _images(2, h, w, channels, seed=4)
+            with tf.GradientTape() as tape:
+                y = model(x, training=True)
+                loss = tf.reduce_sum(y * tf.constant(_images(*y.shape, seed=5)))
+            grads = tape.gradient(loss, model.trainable_weights)
+            cancelled = _layers_feeding_instance_norm(model)
+            largest = max(float(tf.reduce_max(tf.abs(g))) for g in grads)
+            for weight, grad in zip(model.trainable_weights, grads):
+                self.assertIsNotNone(grad, f"{name}: {weight.path}")
+                self.assertTrue(np.all(np.isfinite(grad)), f"{name}: {weight.path}")
+                size = float(tf.reduce_max(tf.abs(grad)))
+                if weight.path.split("/")[0] in cancelled and weight.name == "bias":
+                    self.assertLess(size, 1e-4 * largest, f"{name}: {weight.path}")
+                else:
+                    self.assertGreater(size, 0.0, f"{name}: {weight.path}")
+            _set_attention_gamma(model, 0.0)
+
+    def test_keras_round_trip_with_safe_mode(self):
+        for name, (model, channels, sizes) in self.cases.items():
+            _set_attention_gamma(model, 0.25)
+            x = _images(1, *min(sizes), channels, seed=6)
+            model(x, training=True)  # moves batch-norm statistics and spectral-norm kernels
+            path = os.path.join(self.get_temp_dir(), name + ".keras")
+            model.save(path)
+            loaded = keras.saving.load_model(path, safe_mode=True)
+            self.assertAllEqual(loaded(x, training=False), model(x, training=False), name)
+            if name == "basic_spectral":
+                # The power-iteration vector is saved too: a training call matches as well.
+                self.assertAllEqual(loaded(x, training=True), model(x, training=True))
+            _set_attention_gamma(model, 0.0)
+
+    def test_too_small_inputs_name_the_minimum(self):
+        with self.assertRaisesRegex(ValueError, "at least 17 pixels, but the height is 16"):
+            self.cases["basic"][0](_images(1, 16, 64))
+        self.assertEqual(tuple(self.cases["basic"][0](_images(1, 17, 17)).shape),
+                         (1, 1, 1, 1))
+        with self.assertRaisesRegex(ValueError, "critic needs image sides of at least 49"):
+            self.cases["critic"][0](_images(1, 64, 32))
+        self.assertEqual(tuple(self.cases["critic"][0](_images(1, 49, 49)).shape),
+                         (1, 1, 1, 1))
+
+
+class RegistryErrorTest(tf.test.TestCase):
+
+    def test_unknown_names_list_the_choices(self):
+        with self.assertRaisesRegex(ValueError, "resnet_12blocks.*" + ", ".join(GENERATORS)):
+            build_generator("resnet_12blocks")
+        with self.assertRaisesRegex(ValueError, "'patch'.*" + ", ".join(DISCRIMINATORS)):
+            build_discriminator("patch")
+        with self.assertRaisesRegex(ValueError, "'group'.*instance, batch, none"):
+            build_generator("resnet_6blocks", ngf=4, norm="group")
+        with self.assertRaisesRegex(ValueError, "'group'.*instance, batch, none"):
+            build_discriminator("pixel", norm="group")
+        with self.assertRaisesRegex(ValueError, "'uniform'.*normal, xavier, kaiming, orthogonal"):
+            build_generator("unet_128", ngf=4, init_type="uniform")
+        with self.assertRaisesRegex(ValueError, "'replicate'.*'reflect' or 'zero'"):
+            resnet_generator(n_blocks=1, ngf=4, padding="replicate")
+        with self.assertRaisesRegex(ValueError, "'bilinear'.*transpose, pixel_shuffle, resize"):
+            unet_generator(num_downs=5, ngf=4, upsample="bilinear")
+        with self.assertRaisesRegex(ValueError, "num_downs >= 5"):
+            unet_generator(num_downs=4, ngf=4)
+
+
+if __name__ == "__main__":
+    tf.test.main()
