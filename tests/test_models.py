@@ -228,8 +228,10 @@ class DiscriminatorTest(tf.test.TestCase):
         super().setUpClass()
         # (model, input channels, {(height, width): expected map size})
         cls.cases = {
+            # Reference sizes: H -> H // 2 per stride-2 conv, then -1 and -1 (70 -> 35 -> 17
+            # -> 8 -> 6); odd sizes on the way must not round up.
             "basic": (build_discriminator("basic", ndf=8), 3,
-                      {(64, 96): (6, 10), (256, 256): (30, 30)}),
+                      {(64, 96): (6, 10), (256, 256): (30, 30), (70, 50): (6, 4)}),
             "pix2pix_basic": (build_discriminator("basic", in_channels=6, ndf=8, norm="batch"),
                               6, {(64, 96): (6, 10)}),
             "n_layers_2": (build_discriminator("n_layers", ndf=8, n_layers_d=2), 3,
@@ -239,7 +241,8 @@ class DiscriminatorTest(tf.test.TestCase):
                                3, {(64, 96): (6, 10)}),
             "pixel_spectral": (pixel_discriminator(ndf=8, norm="batch", spectral_norm=True),
                                3, {(32, 48): (32, 48)}),
-            "critic": (critic(nf=8), 3, {(64, 96): (1, 3), (128, 128): (5, 5)}),
+            "critic": (critic(nf=8), 3,
+                       {(64, 96): (1, 3), (128, 128): (5, 5), (100, 72): (3, 1)}),
         }
 
     def test_patch_map_shapes(self):
@@ -296,13 +299,15 @@ class DiscriminatorTest(tf.test.TestCase):
             _set_attention_gamma(model, 0.0)
 
     def test_too_small_inputs_name_the_minimum(self):
-        with self.assertRaisesRegex(ValueError, "at least 17 pixels, but the height is 16"):
-            self.cases["basic"][0](_images(1, 16, 64))
-        self.assertEqual(tuple(self.cases["basic"][0](_images(1, 17, 17)).shape),
+        with self.assertRaisesRegex(ValueError, "at least 24 pixels, but the height is 23"):
+            self.cases["basic"][0](_images(1, 23, 64))
+        self.assertEqual(tuple(self.cases["basic"][0](_images(1, 24, 24)).shape),
                          (1, 1, 1, 1))
-        with self.assertRaisesRegex(ValueError, "critic needs image sides of at least 49"):
-            self.cases["critic"][0](_images(1, 64, 32))
-        self.assertEqual(tuple(self.cases["critic"][0](_images(1, 49, 49)).shape),
+        with self.assertRaisesRegex(ValueError, "at least 12 pixels, but the width is 11"):
+            self.cases["n_layers_2"][0](_images(1, 12, 11))
+        with self.assertRaisesRegex(ValueError, "critic needs image sides of at least 64"):
+            self.cases["critic"][0](_images(1, 64, 63))
+        self.assertEqual(tuple(self.cases["critic"][0](_images(1, 64, 64)).shape),
                          (1, 1, 1, 1))
 
 

@@ -18,6 +18,14 @@ def _conv(filters, kernel_size, strides, use_bias, init, name, sn, padding="same
     return wrap_spectral_norm(conv) if sn else conv
 
 
+def _conv4(x, filters, strides, use_bias, init, name, sn):
+    """A 4x4 conv zero-padded by 1 on every side, as PyTorch's ``padding=1``. Keras' 'same'
+    would pad a stride-2 conv of an odd-sized input on one side only and so change the map
+    size; explicit padding gives the reference's sizes for every input."""
+    x = layers.ZeroPadding2D(1, name=name + "_pad")(x)
+    return _conv(filters, 4, strides, use_bias, init, name, sn, padding="valid")(x)
+
+
 def patchgan_discriminator(in_channels=3, ndf=64, n_layers=3, norm="instance",
                            spectral_norm=False, init_type="normal", init_gain=0.02, name=None):
     """The reference ``NLayerDiscriminator`` (70x70 PatchGAN for ``n_layers=3``).
@@ -33,29 +41,24 @@ def patchgan_discriminator(in_channels=3, ndf=64, n_layers=3, norm="instance",
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, in_channels) to float32 logits (N, H', W', 1);
-        30x30 for 256x256 inputs with ``n_layers=3`` (``H / 2**n_layers - 2`` for even
-        sizes, as the reference); sides must be at least ``2**(n_layers + 1) + 1``.
+        30x30 for 256x256 inputs with ``n_layers=3``. Sizes follow the reference: each
+        stride-2 conv maps H to H // 2 and the two stride-1 convs take one pixel off each,
+        so sides must be at least ``3 * 2**n_layers``.
     """
     name = name or f"patchgan_{n_layers}layers"
     init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
     inputs = keras.Input((None, None, in_channels), name="image")
-    # n_layers stride-2 convs, then two 4x4 stride-1 convs that each take one pixel off.
-    x = SizeCheck(1, name, minimum=2 ** (n_layers + 1) + 1, name="size_check")(inputs)
-    x = _conv(ndf, 4, 2, True, init, "conv0", spectral_norm)(x)
+    x = SizeCheck(1, name, minimum=3 * 2 ** n_layers, name="size_check")(inputs)
+    x = _conv4(x, ndf, 2, True, init, "conv0", spectral_norm)
     x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
     for n in range(1, n_layers + 1):
         filters = ndf * min(2 ** n, 8)
         strides = 2 if n < n_layers else 1
-        if strides == 1:
-            # The reference pads 1 on each side before its stride-1 4x4 convs.
-            x = layers.ZeroPadding2D(1, name=f"conv{n}_pad")(x)
-        x = _conv(filters, 4, strides, bias, init, f"conv{n}", spectral_norm,
-                  padding="same" if strides == 2 else "valid")(x)
+        x = _conv4(x, filters, strides, bias, init, f"conv{n}", spectral_norm)
         x = apply_norm(x, norm, f"conv{n}_norm", init_gain)
         x = layers.LeakyReLU(0.2, name=f"conv{n}_lrelu")(x)
-    x = layers.ZeroPadding2D(1, name="logits_pad")(x)
-    x = _conv(1, 4, 1, True, init, "logits", spectral_norm, padding="valid")(x)
+    x = _conv4(x, 1, 1, True, init, "logits", spectral_norm)
     outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -104,18 +107,21 @@ def critic(in_channels=3, nf=128, n_blocks=3, dropout=0.15, self_attention=True,
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, in_channels) to float32 patch logits
-        (N, H', W', 1); sides must be at least ``3 * 2**(n_blocks + 1) + 1`` pixels
-        (49 for ``n_blocks=3``; 64 gives a 1x1 map, 128 a 5x5 map).
+        (N, H', W', 1). Like fastai, each stride-2 conv maps H to H // 2 and the last conv is
+        an unpadded 4x4, so sides must be at least ``2**(n_blocks + 3)`` (64 for
+        ``n_blocks=3``, giving a 1x1 map; 128 gives 5x5).
     """
     init = keras.initializers.HeNormal  # a fresh initialiser per conv, see _conv
 
     def conv_lrelu(x, filters, kernel_size, strides, label):
-        x = _conv(filters, kernel_size, strides, True, init, label, True)(x)
+        if kernel_size == 4:
+            x = _conv4(x, filters, strides, True, init, label, True)
+        else:
+            x = _conv(filters, kernel_size, strides, True, init, label, True)(x)
         return layers.LeakyReLU(0.2, name=label + "_lrelu")(x)
 
     inputs = keras.Input((None, None, in_channels), name="image")
-    # n_blocks + 1 stride-2 convs, then a valid 4x4 conv.
-    x = SizeCheck(1, name, minimum=3 * 2 ** (n_blocks + 1) + 1, name="size_check")(inputs)
+    x = SizeCheck(1, name, minimum=2 ** (n_blocks + 3), name="size_check")(inputs)
     x = conv_lrelu(x, nf, 4, 2, "stem")
     x = layers.SpatialDropout2D(dropout / 2, name="stem_dropout")(x)
     y = conv_lrelu(x, nf, 3, 1, "dense_conv1")
