@@ -47,19 +47,29 @@ class ImagePool(tf.Module):
         images = tf.stop_gradient(tf.cast(images, tf.float32))
         if self.pool_size == 0:
             return images
-        draws = tf.random.stateless_uniform([images.shape[0], 2], seed=seed)
+        batch = images.shape[0]
+        if batch is None:
+            raise ValueError("The image pool needs a static batch size: batch the dataset "
+                             "with drop_remainder=True, or set --pool_size=0.")
+        draws = tf.random.stateless_uniform([batch, 2], seed=seed)
+        # The buffer is updated as a tensor and written back once: ON_READ (per-replica)
+        # variables support assign() in a replica context but not scatter updates.
+        buffer = self.images.read_value()
+        count = self.count.read_value()
         outputs = []
-        for i in range(images.shape[0]):
+        for i in range(batch):
             image = images[i]
-            count = self.count.read_value()
             filling = count < self.pool_size
             random_index = tf.minimum(tf.cast(draws[i, 1] * self.pool_size, tf.int32),
                                       self.pool_size - 1)
             index = tf.where(filling, count, random_index)
             swap = tf.logical_and(tf.logical_not(filling), draws[i, 0] > 0.5)
-            stored = self.images[index]
+            stored = buffer[index]
             outputs.append(tf.where(swap, stored, image))
             keep_new = tf.logical_or(filling, swap)
-            self.images.scatter_nd_update([[index]], [tf.where(keep_new, image, stored)])
-            self.count.assign(tf.minimum(count + 1, self.pool_size))
+            buffer = tf.tensor_scatter_nd_update(buffer, [[index]],
+                                                 [tf.where(keep_new, image, stored)])
+            count = tf.minimum(count + 1, self.pool_size)
+        self.images.assign(buffer)
+        self.count.assign(count)
         return tf.stack(outputs)
