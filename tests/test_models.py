@@ -153,6 +153,29 @@ class GeneratorTest(tf.test.TestCase):
             self.assertAllInRange(y, low, high)
             self.assertGreater(float(tf.math.reduce_std(y)), 0.0, name)
 
+    def test_strided_convs_pad_like_pytorch(self):
+        # PyTorch pads 1 on every side (ConvTranspose2d: padding=1, output_padding=1): compare
+        # each strided layer with TF's explicitly padded ops on that layer's own input.
+        pad = [[0, 0], [1, 1], [1, 1], [0, 0]]
+        checks = (("resnet_6blocks", "c7s1_relu", "down1", "down1", False),
+                  ("resnet_6blocks", "block6_add", "up1", "up1_crop", True),
+                  ("unet_128", "down2_lrelu", "down2", "down2", False),
+                  ("unet_128", "up3_relu", "up3", "up3", True))
+        for name, source, conv_name, target, transposed in checks:
+            model, h, w, _ = self.cases[name]
+            probe = keras.Model(model.input, [model.get_layer(source).output,
+                                              model.get_layer(target).output])
+            x, y = probe(_images(1, h, w, seed=7), training=False)
+            conv = model.get_layer(conv_name)
+            if transposed:
+                shape = (1, 2 * x.shape[1], 2 * x.shape[2], conv.filters)
+                expected = tf.nn.conv2d_transpose(x, conv.kernel, shape, 2, pad)
+            else:
+                expected = tf.nn.conv2d(x, conv.kernel, 2, pad)
+            if conv.use_bias:
+                expected += conv.bias
+            self.assertAllClose(y, expected, atol=1e-5, msg=f"{name} {conv_name}")
+
     def test_channels(self):
         model = build_generator("resnet_6blocks", ngf=4, input_channels=1, output_channels=2)
         self.assertEqual(tuple(model(_images(1, 16, 20, 1)).shape), (1, 16, 20, 2))

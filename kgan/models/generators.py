@@ -38,8 +38,12 @@ def _upsample(x, filters, mode, use_bias, init, name):
     """Doubles height and width: transposed conv (k3 s2, as the reference), ICNR pixel shuffle
     followed by blur (fastai), or nearest resize + 3x3 conv (no checkerboard)."""
     if mode == "transpose":
-        return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=use_bias,
-                                      kernel_initializer=init(), name=name)(x)
+        # PyTorch's ConvTranspose2d(k3, s2, padding=1, output_padding=1) is the unpadded
+        # transposed conv (2H + 1 rows) without its first row and column; Keras' 'same'
+        # would drop the last ones instead, shifting the output by one pixel.
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=use_bias,
+                                   kernel_initializer=init(), name=name)(x)
+        return layers.Cropping2D(((1, 0), (1, 0)), name=name + "_crop")(x)
     if mode == "pixel_shuffle":
         x = PixelShuffle(filters, 2, activation=None, name=name)(x)
         return Blur(name=name + "_blur")(x)
@@ -81,7 +85,10 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
     x = apply_norm(x, norm, "c7s1_norm", init_gain)
     x = layers.ReLU(name="c7s1_relu")(x)
     for i, mult in enumerate((2, 4)):
-        x = layers.Conv2D(ngf * mult, 3, strides=2, padding="same", use_bias=bias,
+        # Pad 1 on every side as the reference (Keras' 'same' pads a stride-2 3x3 conv of an
+        # even size only at the bottom/right, which shifts the sampling grid by one pixel).
+        x = layers.ZeroPadding2D(1, name=f"down{i + 1}_pad")(x)
+        x = layers.Conv2D(ngf * mult, 3, strides=2, padding="valid", use_bias=bias,
                           kernel_initializer=init(), name=f"down{i + 1}")(x)
         x = apply_norm(x, norm, f"down{i + 1}_norm", init_gain)
         x = layers.ReLU(name=f"down{i + 1}_relu")(x)
