@@ -120,6 +120,12 @@ def crappify(image, degradations=DEFAULT_DEGRADATIONS, seed=0, scale_range=(2.0,
         The degraded image, uint8 ``(h, w, 3)``, same shape as ``image``.
     """
     names = parse_degradations(degradations)
+    if not 1 <= jpeg_quality[0] <= jpeg_quality[1] <= 100:
+        raise DataError(f"JPEG quality range must satisfy 1 <= low <= high <= 100, got "
+                        f"{tuple(jpeg_quality)}.")
+    if not 1.0 <= scale_range[0] <= scale_range[1]:
+        raise DataError(f"Downscale range must satisfy 1 <= low <= high, got "
+                        f"{tuple(scale_range)}.")
     seed = _as_seed(seed)
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.uint8:

@@ -58,7 +58,8 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
             (A) vs. the same photos under ``sample_mapping`` (B), cropped independently.
         tfds_data_dir: TFDS data directory.
         phase: ``train`` or ``test``.
-        preprocess, load_size, crop_size, size_multiple: see ``augment.check_preprocess``.
+        preprocess, load_size, crop_size, size_multiple: see ``augment.check_preprocess``
+            (``load_size=None`` means ``crop_size``).
         no_flip: disable the random horizontal flip.
         max_dataset_size: at most this many images per domain.
         serial_batches: read both domains in order.
@@ -74,6 +75,7 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
     Raises:
         DataError: bad options, missing/empty folders, unavailable TFDS data.
     """
+    load_size = crop_size if load_size is None else load_size
     augment.check_preprocess(preprocess, load_size, crop_size, size_multiple)
     _check_common(batch_size, max_dataset_size)
     if dataroot and tfds_name:
@@ -199,6 +201,7 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
     Raises:
         DataError: bad options, missing/empty folders, no readable pair.
     """
+    load_size = crop_size if load_size is None else load_size
     augment.check_preprocess(preprocess, load_size, crop_size, size_multiple)
     _check_common(batch_size, max_dataset_size)
     if direction not in DIRECTIONS:

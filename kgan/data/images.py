@@ -244,6 +244,8 @@ class ImageSource:
 
 def _decode_for_pipeline(path, height, width):
     """Decodes inside tf.data; a file broken since the scan becomes gray, not a crash."""
+    if isinstance(path, np.ndarray):
+        path = path.item()
     path = path.decode() if isinstance(path, bytes) else str(path)
     array, error = _try_load(path)
     if array is None or array.shape[:2] != (height, width):
