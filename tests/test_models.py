@@ -236,6 +236,10 @@ class GeneratorTest(tf.test.TestCase):
         resnet = self.cases["resnet_9blocks"][0]
         with self.assertRaisesRegex(ValueError, "multiples of 4, but the height is 30"):
             resnet(_images(1, 30, 32))
+        with self.assertRaisesRegex(ValueError, "at least 8 pixels, but the height is 4"):
+            resnet(_images(1, 4, 8))
+        zero_padded = self.cases["resnet_zero_pixel_shuffle"][0]
+        self.assertEqual(tuple(zero_padded(_images(1, 4, 8)).shape), (1, 4, 8, 3))
         unet = self.cases["unet_256"][0]
         with self.assertRaisesRegex(ValueError, "unet_256 needs image sides that are multiples "
                                                 "of 256, but the height is 100"):

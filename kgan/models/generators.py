@@ -73,13 +73,15 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, input_channels) to (N, H, W, output_channels) in
-        [-1, 1]; H and W must be multiples of 4.
+        [-1, 1]; H and W must be multiples of 4 (and at least 8 with reflect padding).
     """
     name = name or f"resnet_{n_blocks}blocks"
     init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
     inputs = keras.Input((None, None, input_channels), name="image")
-    x = SizeCheck(4, name, name="size_check")(inputs)
+    # Reflection needs 2 pixels at the 1/4-size bottleneck to pad by 1.
+    minimum = 8 if padding == "reflect" else None
+    x = SizeCheck(4, name, minimum=minimum, name="size_check")(inputs)
 
     x = _pad_conv(x, ngf, 7, padding, bias, init, "c7s1")
     x = apply_norm(x, norm, "c7s1_norm", init_gain)
