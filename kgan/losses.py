@@ -194,6 +194,12 @@ def vgg_preprocess(images):
     return x - tf.constant([103.939, 116.779, 123.68], tf.float32)
 
 
+def _non_trainable_creator(next_creator, **kwargs):
+    """A ``tf.variable_creator_scope`` creator making every variable non-trainable."""
+    kwargs["trainable"] = False
+    return next_creator(**kwargs)
+
+
 def build_vgg_features(layers, vgg_weights="imagenet"):
     """A frozen VGG16 returning the activations of ``layers``.
 
@@ -205,8 +211,12 @@ def build_vgg_features(layers, vgg_weights="imagenet"):
         A non-trainable ``keras.Model`` mapping VGG-preprocessed images to a list of features.
     """
     weights = resolve_vgg_weights(vgg_weights)
-    vgg = keras.applications.VGG16(include_top=False, weights=weights,
-                                   input_shape=(None, None, 3))
+    # `model.trainable = False` only hides the weights from Keras: the TensorFlow variables
+    # underneath stay trainable, so a GradientTape would still watch them and compute their
+    # gradients. Creating them non-trainable keeps every gradient out of VGG.
+    with tf.variable_creator_scope(_non_trainable_creator):
+        vgg = keras.applications.VGG16(include_top=False, weights=weights,
+                                       input_shape=(None, None, 3))
     names = [layer.name for layer in vgg.layers]
     unknown = [name for name in layers if name not in names]
     if unknown:
