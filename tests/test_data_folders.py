@@ -139,7 +139,7 @@ class PairedTest(tf.test.TestCase):
     def test_builtin_paired_task_target_is_the_known_mapping(self):
         ds, info = paired_dataset(batch_size=2, seed=0, **SMALL)
         source, target = next(iter(ds))
-        self.assertAllClose(sample_mapping(source), target, atol=1e-5)
+        self.assertAllClose(sample_mapping(source), target, atol=0.5 / 127.5 + 1e-5)
         _, test_info = paired_dataset(phase="test", **SMALL)
         self.assertEqual(test_info.num_a, 2)
 

@@ -82,7 +82,6 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
         raise DataError("Pass either --dataroot or --tfds_name, not both.")
     seed = resolve_seed(seed)
     shuffle = not serial_batches
-    map_b = None
     skipped = 0
     if dataroot:
         hint = f"--dataroot expects {phase}A/ and {phase}B/ folders of images."
@@ -114,9 +113,8 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
         source = augment.preresize(source, preprocess, load_size, crop_size, size_multiple)
         # B is the same photos under the known mapping, in an independent order and crop.
         stream_a = source.stream(shuffle, seed)
-        stream_b = source.stream(True, seed + 1)
+        stream_b = samples.mapped_source(source).stream(True, seed + 1)
         num_a = num_b = source.count
-        map_b = samples.sample_mapping
         description = (f"built-in sample task: {source.name} -> the same photos under "
                        f"kgan.data.sample_mapping")
 
@@ -126,8 +124,6 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
     def prepare(image_a, image_b, counter):
         real_a = augment.transform(image_a, augment.element_seed(seed, 1, counter), **options)
         real_b = augment.transform(image_b, augment.element_seed(seed, 2, counter), **options)
-        if map_b is not None:
-            real_b = map_b(real_b)
         return real_a, real_b
 
     ds = tf.data.Dataset.zip(stream_a, stream_b, tf.data.Dataset.counter())
@@ -209,7 +205,7 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
     seed = resolve_seed(seed)
     side_by_side = False
     source_b = None
-    map_b = None
+    is_sample = False
     if dataroot:
         combined = os.path.join(dataroot, phase)
         folder_a, folder_b = (os.path.join(dataroot, phase + side) for side in "AB")
@@ -233,7 +229,7 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
     else:
         source_a = samples.sample_source(phase, max_dataset_size)
         half_sizes = source_a.sizes
-        map_b = samples.sample_mapping
+        is_sample = True
         description = (f"built-in paired sample task: {source_a.name} -> "
                        f"kgan.data.sample_mapping(photo)")
     augment.check_sizes(half_sizes, description, preprocess, load_size, crop_size, batch_size,
@@ -243,6 +239,8 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
         if source_b is not None:
             source_b = augment.preresize(source_b, preprocess, load_size, crop_size,
                                          size_multiple)
+    if is_sample:  # Target = the known mapping of the input (the same crop and flip).
+        source_b = samples.mapped_source(source_a)
     options = dict(preprocess=preprocess, load_size=load_size, crop_size=crop_size,
                    flip=not no_flip, size_multiple=size_multiple)
 
@@ -251,8 +249,6 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
         if side_by_side:
             half = tf.shape(image_a)[1] // 2
             return image_a[:, :half], image_a[:, half:2 * half]
-        if source_b is None:
-            return image_a, image_a
         image_b = source_b.load(index)
         size = tf.shape(image_a)[:2]
         image_b = tf.cond(tf.reduce_all(tf.equal(tf.shape(image_b)[:2], size)),
@@ -265,8 +261,6 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
         stacked = tf.concat([tf.cast(image_a, tf.float32), tf.cast(image_b, tf.float32)], -1)
         stacked = augment.transform(stacked, augment.element_seed(seed, 3, counter), **options)
         real_a, real_b = stacked[..., :3], stacked[..., 3:]
-        if map_b is not None:
-            real_b = map_b(real_b)
         return (real_b, real_a) if direction == "BtoA" else (real_a, real_b)
 
     ds = tf.data.Dataset.range(source_a.count)

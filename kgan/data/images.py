@@ -159,7 +159,7 @@ def read_image_folder(folder, max_dataset_size=None):
     Raises:
         DataError: the folder is missing, empty or holds no readable image.
     """
-    source = scan_folder(folder, max_dataset_size=max_dataset_size, cache_bytes=None)
+    source = scan_folder(folder, max_dataset_size=max_dataset_size, cache_bytes=float("inf"))
     return source.arrays, source.skipped
 
 
@@ -255,7 +255,7 @@ def _decode_for_pipeline(path, height, width):
     return array
 
 
-def scan_images(paths, name, max_dataset_size=None, cache_bytes=CACHE_BYTES):
+def scan_images(paths, name, max_dataset_size=None, cache_bytes=None):
     """Decodes files once to find the readable ones.
 
     Args:
@@ -263,12 +263,13 @@ def scan_images(paths, name, max_dataset_size=None, cache_bytes=CACHE_BYTES):
         name: a label for messages (usually the folder).
         max_dataset_size: stop after this many readable images.
         cache_bytes: keep decoded pixels in memory when they fit in this many bytes
-            (None: always keep them).
+            (None: the module's ``CACHE_BYTES``; 0: always decode in the pipeline).
 
     Returns:
         ``(source, bad)``: an ``ImageSource`` (possibly empty) and a list of
         ``(path, error)`` for the skipped files.
     """
+    cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
     good_paths, sizes, arrays, bad = [], [], [], []
     total = 0
     limit = max_dataset_size or len(paths)
@@ -286,7 +287,7 @@ def scan_images(paths, name, max_dataset_size=None, cache_bytes=CACHE_BYTES):
             total += array.nbytes
             if arrays is not None:
                 arrays.append(array)
-                if cache_bytes is not None and total > cache_bytes:
+                if total > cache_bytes:
                     arrays = None  # Too big to hold: decode again inside the pipeline.
         if len(good_paths) >= limit:
             break
@@ -294,7 +295,7 @@ def scan_images(paths, name, max_dataset_size=None, cache_bytes=CACHE_BYTES):
     return source, bad
 
 
-def scan_folder(folder, max_dataset_size=None, cache_bytes=CACHE_BYTES, hint=""):
+def scan_folder(folder, max_dataset_size=None, cache_bytes=None, hint=""):
     """Finds the readable images of a folder.
 
     Args:

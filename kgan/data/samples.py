@@ -97,3 +97,14 @@ def sample_source(split="train", max_dataset_size=None):
     names = TRAIN_PHOTOS if split == "train" else TEST_PHOTOS
     return ImageSource.from_arrays(photos, f"built-in sample photos ({split}: "
                                            f"{', '.join(names[:len(photos)])})")
+
+
+def mapped_source(source):
+    """An in-memory source of ``sample_mapping`` applied to every image of ``source``.
+
+    The mapping is pointwise, so it commutes with cropping and flipping: mapping the photos
+    once here equals mapping every crop later, up to uint8 rounding (at most 0.5/255).
+    """
+    mapped = [np.round((sample_mapping(a.astype(np.float32) / 127.5 - 1.0) + 1.0) * 127.5)
+              .clip(0, 255).astype(np.uint8) for a in source.arrays]
+    return ImageSource.from_arrays(mapped, f"{source.name} under sample_mapping")

@@ -10,7 +10,7 @@ SHUFFLE_BUFFER = 512
 
 def _first_line(error):
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return text[0].rstrip(".") if text else type(error).__name__
 
 
 def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_dataset_size=None,
