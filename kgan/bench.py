@@ -33,6 +33,7 @@ CLI::
         --compare=mixed_precision=mixed_bfloat16 --output_json=bench.json
 """
 
+import gc
 import json
 import os
 import platform
@@ -139,6 +140,18 @@ def _reset_peak_rss():
         return True
     except OSError:
         return False
+
+
+def current_rss_gib():
+    """Current resident memory of this process in GiB (VmRSS), or None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return None
 
 
 def peak_rss_gib():
@@ -343,13 +356,10 @@ def bench_input_pipeline(config, batches=30):
         from kgan.data import measure_throughput, unpaired_dataset
     except ImportError:
         return None
-    dataset, _ = unpaired_dataset(crop_size=config["crop_size"],
-                                  load_size=config["load_size"] or None,
-                                  batch_size=config["batch_size"], repeat=True)
-    result = measure_throughput(dataset, batches)
-    if isinstance(result, dict):
-        return result.get("images_per_s", result.get("images_per_second"))
-    return float(result)
+    options = {"load_size": config["load_size"]} if config["load_size"] else {}
+    dataset, _ = unpaired_dataset(crop_size=config["crop_size"], batch_size=config["batch_size"],
+                                  repeat=True, seed=0, **options)
+    return float(measure_throughput(dataset, batches))
 
 
 def bench_inference(generator, size, batch=1, reps=5, tflite=True):
@@ -390,7 +400,7 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
         if tflite:
             path = os.path.join(tmp, "float32.tflite")
             convert_tflite(generator, path, "float32", size)
-            runner = TFLiteRunner(path)
+            runner = TFLiteRunner(path, num_threads=cpu_info()["cores"])
             results["tflite_float32"] = images_per_s(lambda: runner(x[:1]), 1)
     return results
 
@@ -453,12 +463,21 @@ def run_config(config, peaks):
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(config["mixed_precision"])
     try:
+        # The peak counter is reset per config; memory an earlier config left allocated
+        # still counts, so rss_before_gib is reported beside the peak.
+        gc.collect()
+        rss_before = current_rss_gib()
         _reset_peak_rss()
         result = bench_cyclegan_step(config)
+        result["rss_before_gib"] = rss_before
         trainer = result.pop("trainer")
         result["peak_rss_gib"] = peak_rss_gib()
         if config["pipeline"]:
+            # (A, B) examples per second, and how many times the step's consumption that is.
             result["input_images_per_s"] = bench_input_pipeline(config)
+            if result["input_images_per_s"] is not None:
+                result["input_over_step_consumption"] = (result["input_images_per_s"]
+                                                         / result["images_per_s"])
         if config["inference"]:
             # TFLite has no bfloat16/float16-activation kernels for these graphs: it is
             # timed on float32 configs only.
@@ -470,6 +489,7 @@ def run_config(config, peaks):
                 * result["generator_forward_gflop"] / config["batch_size"])
     finally:
         keras.mixed_precision.set_global_policy(previous)
+        keras.backend.clear_session()
     if peaks:
         bf16 = "bfloat16" in config["mixed_precision"]
         peak = peaks["matmul_bf16_gflops" if bf16 else "matmul_fp32_gflops"]
@@ -556,7 +576,9 @@ def format_report(report):
         lambda c: 100 * c["ratio_to_fp32_matmul_peak"] if "ratio_to_fp32_matmul_peak" in c
         else None)
     row("peak RSS (GiB)", lambda c: c["peak_rss_gib"])
+    row("RSS before config (GiB)", lambda c: c.get("rss_before_gib"))
     row("input pipeline img/s", lambda c: c.get("input_images_per_s"))
+    row("input / step consumption (x)", lambda c: c.get("input_over_step_consumption"))
     for name in ("keras", "saved_model", "tflite_float32"):
         row(f"inference {name} img/s",
             lambda c, name=name: c.get("inference_images_per_s", {}).get(name))

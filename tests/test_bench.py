@@ -92,6 +92,7 @@ class CliTest(tf.test.TestCase):
                     "achieved_gflops", "ratio_to_matmul_peak", "peak_rss_gib", "step_gflop",
                     "input_images_per_s", "inference_images_per_s"):
             self.assertIn(key, config)
+        self.assertGreater(config["input_images_per_s"], 0)
         self.assertGreater(config["inference_images_per_s"]["saved_model"], 0)
         self.assertGreater(config["inference_images_per_s"]["tflite_float32"], 0)
         # 32^2, ngf 4: 6 G forwards x 3 plus 16 D-forward equivalents.
