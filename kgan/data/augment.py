@@ -42,8 +42,9 @@ def check_preprocess(preprocess, load_size, crop_size, size_multiple=4):
             raise DataError(f"crop_size ({crop_size}) is larger than load_size ({load_size}) "
                             f"with preprocess={preprocess}: set --load_size >= --crop_size.")
         if crop_size % size_multiple:
+            suggestion = max(1, round(crop_size / size_multiple)) * size_multiple
             raise DataError(f"crop_size ({crop_size}) must be a multiple of {size_multiple} for "
-                            f"this generator; pick e.g. {max(1, round(crop_size / size_multiple)) * size_multiple}.")
+                            f"this generator; pick e.g. {suggestion}.")
 
 
 def _round_to(value, multiple, maximum):
@@ -169,7 +170,8 @@ def transform(image, seed, preprocess="resize_and_crop", load_size=286, crop_siz
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image, out_type=tf.int64)
     height, width = shape[0], shape[1]
-    new_height, new_width = _resized_size(height, width, preprocess, tf.constant(load_size, tf.int64),
+    new_height, new_width = _resized_size(height, width, preprocess,
+                                          tf.constant(load_size, tf.int64),
                                           tf.constant(crop_size, tf.int64), size_multiple,
                                           tf.maximum)
     new_height = tf.cast(new_height, tf.int64)

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kgan.data import samples
 from kgan.data.augment import resize_uint8, to_float
-from kgan.data.folders import _finish, resolve_seed
+from kgan.data.folders import finish_dataset, resolve_seed
 from kgan.data.images import DataError, DatasetInfo, ImageSource, list_images, scan_folder
 
 DEGRADATIONS = ("grayscale", "blur", "downscale", "noise", "text", "jpeg")
@@ -292,7 +292,7 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
             tf.constant([seed, 5], tf.int64), index)), num_parallel_calls=tf.data.AUTOTUNE)
         if repeat:
             ds = ds.repeat()
-    ds = _finish(ds, count, batch_size, repeat, source.name)
+    ds = finish_dataset(ds, count, batch_size, repeat, source.name)
     description = f"{source.name}, crappified on the fly ({', '.join(names)})"
     info = DatasetInfo(source=description, num_a=count, num_b=count, skipped=source.skipped,
                        steps_per_epoch=max(1, count // batch_size), batch_size=batch_size,

@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from kgan.data import augment, samples
-from kgan.data.images import DataError, DatasetInfo, _log_skipped, list_images, scan_folder, \
+from kgan.data.images import DataError, DatasetInfo, log_skipped, list_images, scan_folder, \
     scan_images
 from kgan.data.tfds_source import tfds_image_stream
 
@@ -30,7 +30,7 @@ def _check_common(batch_size, max_dataset_size):
         raise DataError(f"max_dataset_size must be >= 1 or unset, got {max_dataset_size}.")
 
 
-def _finish(ds, count, batch_size, repeat, name):
+def finish_dataset(ds, count, batch_size, repeat, name):
     """Caps one pass, batches (dropping the remainder) and prefetches."""
     if not repeat:
         if count < batch_size:
@@ -129,7 +129,7 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
     ds = tf.data.Dataset.zip(stream_a, stream_b, tf.data.Dataset.counter())
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     count = max(num_a, num_b)
-    ds = _finish(ds, count, batch_size, repeat, description)
+    ds = finish_dataset(ds, count, batch_size, repeat, description)
     info = DatasetInfo(source=description, num_a=num_a, num_b=num_b, skipped=skipped,
                        steps_per_epoch=max(1, count // batch_size), batch_size=batch_size,
                        crop_size=crop_size if "crop" in preprocess else None)
@@ -156,8 +156,8 @@ def _paired_folders(folder_a, folder_b, max_dataset_size):
         raise DataError(f"No same-named image files in {folder_a} and {folder_b}. {hint}")
     source_a, bad_a = scan_images([paths_a[s] for s in common], folder_a)
     source_b, bad_b = scan_images([paths_b[s] for s in common], folder_b)
-    _log_skipped(folder_a, bad_a)
-    _log_skipped(folder_b, bad_b)
+    log_skipped(folder_a, bad_a)
+    log_skipped(folder_b, bad_b)
     good_b = {_stem(p): i for i, p in enumerate(source_b.paths)}
     keep_a, keep_b = [], []
     for index, path in enumerate(source_a.paths):
@@ -268,9 +268,10 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
         ds = ds.shuffle(source_a.count, seed=seed, reshuffle_each_iteration=True)
     ds = tf.data.Dataset.zip(ds.repeat(), tf.data.Dataset.counter())
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = _finish(ds, source_a.count, batch_size, repeat, description)
+    ds = finish_dataset(ds, source_a.count, batch_size, repeat, description)
     info = DatasetInfo(source=description, num_a=source_a.count, num_b=source_a.count,
-                       skipped=source_a.skipped, steps_per_epoch=max(1, source_a.count // batch_size),
+                       skipped=source_a.skipped,
+                       steps_per_epoch=max(1, source_a.count // batch_size),
                        batch_size=batch_size, crop_size=crop_size if "crop" in preprocess else None)
     logging.info("Paired data: %s; %d pairs, %d skipped.", description, source_a.count,
                  source_a.skipped)

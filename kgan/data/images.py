@@ -138,7 +138,7 @@ def decode_files(paths, num_threads=None):
         return list(pool.map(_try_load, paths))
 
 
-def _log_skipped(folder, bad):
+def log_skipped(folder, bad):
     if bad:
         examples = "; ".join(f"{os.path.basename(p)} ({e})" for p, e in bad[:3])
         logging.warning("Skipped %d unreadable file(s) in %s: %s%s", len(bad), folder, examples,
@@ -318,7 +318,7 @@ def scan_folder(folder, max_dataset_size=None, cache_bytes=None, hint=""):
         raise DataError(f"No image files ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) in "
                         f"folder {folder}.{suffix}")
     source, bad = scan_images(paths, folder, max_dataset_size, cache_bytes)
-    _log_skipped(folder, bad)
+    log_skipped(folder, bad)
     if source.count == 0:
         raise DataError(f"No readable image in folder {folder}: all {len(bad)} image file(s) "
                         f"failed to decode (e.g. {os.path.basename(bad[0][0])}: {bad[0][1]}).")
