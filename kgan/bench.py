@@ -650,7 +650,7 @@ def main(argv):
         compare = parse_overrides(flags.compare) if flags.compare else None
         report = benchmark(config, compare, flags.peak_size, flags.peak_reps, flags.peaks)
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        sys.exit(f"kgan.bench: {error}")
     print(format_report(report))
     if flags.output_json:
         directory = os.path.dirname(os.path.abspath(flags.output_json))

@@ -25,6 +25,7 @@ CLI::
 
 import json
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -379,13 +380,15 @@ def main(argv):
     f = FLAGS
     try:
         names = parse_metrics(f.metrics, f.data)
+        if any(m in SET_METRICS for m in names):
+            metrics.inception_weights_path(f.inception_weights)  # fail before any work
         generator = load_generator_for_eval(f.checkpoint_dir, f.model, f.direction)
         dataset = make_dataset(f.data, f.dataroot, f.degradations, f.crop_size, f.seed,
                                f.batch_size, f.direction)
         results = evaluate(generator, dataset, names, f.inception_weights, f.max_images,
                            f.bicubic_factor)
     except (ValueError, FileNotFoundError) as error:
-        raise app.UsageError(str(error)) from None
+        sys.exit(f"kgan.evaluate: {error}")
     results["source"] = {"checkpoint_dir": f.checkpoint_dir, "model": f.model, "data": f.data,
                          "dataroot": f.dataroot or "built-in held-out sample photos",
                          "degradations": f.degradations if f.data == "restoration" else None,

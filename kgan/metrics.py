@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_SIZE = 299
@@ -108,6 +109,9 @@ def inception_feature_extractor(weights="imagenet"):
     import keras
 
     path = inception_weights_path(weights)
+    if path is None:
+        logging.warning("InceptionV3 with RANDOM weights (--inception_weights=none): FID/KID "
+                        "values are meaningless; use this only for tests.")
     model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=path,
                                            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
 
