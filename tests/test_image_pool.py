@@ -66,31 +66,36 @@ class ImagePoolTest(tf.test.TestCase):
         self.assertEqual(int(pool.count), 4)
 
     def test_full_pool_follows_reference_rule(self):
-        pool_size, batch = 3, 2
-        pool = ImagePool(pool_size, SHAPE)
-        buffer, count, next_id, swaps = [0.0] * pool_size, 0, 1.0, 0
-        for step in range(12):
-            seed = tf.constant([step, 7])
-            ids = [next_id + i for i in range(batch)]
-            next_id += batch
-            draws = tf.random.stateless_uniform([batch, 2], seed=seed).numpy()
-            expected = []
-            for image, draw in zip(ids, draws):
-                before = list(buffer[:count])
-                buffer, count, (returned,) = _reference_query(buffer, count, pool_size,
-                                                              [image], [draw])
-                expected.append(returned)
-                # Either the new image comes back, or a stored one and the new one takes
-                # its place.
-                if returned != image:
-                    self.assertIn(returned, before)
-                    self.assertIn(image, buffer)
-                    swaps += 1
-            out = _ids(pool.query(_images(ids), seed))
-            self.assertAllEqual(out, expected)
-            self.assertAllEqual(_ids(pool.images), buffer)
-            self.assertEqual(int(pool.count), count)
-        self.assertGreater(swaps, 0)
+        # Batch 5 on a pool of 2 also makes images of one batch read and overwrite slots
+        # that earlier images of the same batch just wrote.
+        same_batch_returns = 0
+        for pool_size, batch in ((3, 2), (2, 5)):
+            pool = ImagePool(pool_size, SHAPE)
+            buffer, count, next_id, swaps = [0.0] * pool_size, 0, 1.0, 0
+            for step in range(12):
+                seed = tf.constant([step, 7])
+                ids = [next_id + i for i in range(batch)]
+                next_id += batch
+                draws = tf.random.stateless_uniform([batch, 2], seed=seed).numpy()
+                expected = []
+                for image, draw in zip(ids, draws):
+                    before = list(buffer[:count])
+                    buffer, count, (returned,) = _reference_query(buffer, count, pool_size,
+                                                                  [image], [draw])
+                    expected.append(returned)
+                    # Either the new image comes back, or a stored one and the new one
+                    # takes its place.
+                    if returned != image:
+                        self.assertIn(returned, before)
+                        self.assertIn(image, buffer)
+                        swaps += 1
+                        same_batch_returns += int(returned in ids)
+                out = _ids(pool.query(_images(ids), seed))
+                self.assertAllEqual(out, expected)
+                self.assertAllEqual(_ids(pool.images), buffer)
+                self.assertEqual(int(pool.count), count)
+            self.assertGreater(swaps, 0)
+        self.assertGreater(same_batch_returns, 0)
 
     def test_about_half_of_queries_return_stored_images(self):
         pool = ImagePool(4, SHAPE)
@@ -105,8 +110,7 @@ class ImagePoolTest(tf.test.TestCase):
     def test_tf_function_and_xla_follow_reference_rule(self):
         # XLA draws other stateless random numbers than the TF kernels for the same seed, so
         # each mode is checked against the reference rule run on its own draws.
-        pool_size, batch = 3, 2
-        for mode in ("function", "xla"):
+        for mode, pool_size, batch in (("function", 3, 2), ("xla", 3, 2), ("xla", 2, 5)):
             jit = mode == "xla"
             pool = ImagePool(pool_size, SHAPE)
             query = tf.function(pool.query, jit_compile=jit)
@@ -115,7 +119,7 @@ class ImagePoolTest(tf.test.TestCase):
             buffer, count, swaps = [0.0] * pool_size, 0, 0
             for step in range(8):
                 seed = tf.constant([step, 5])
-                ids = [2 * step + 1, 2 * step + 2]
+                ids = [batch * step + i + 1 for i in range(batch)]
                 buffer, count, expected = _reference_query(buffer, count, pool_size, ids,
                                                            draw(seed).numpy())
                 out = _ids(query(_images(ids), seed))
