@@ -18,6 +18,8 @@ setup(
         "ai-edge-litert",
         # Its skimage.data photos are the built-in offline sample set.
         "scikit-image",
+        # tfds.load needs it to download and prepare datasets.
+        "importlib_resources",
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -172,6 +172,14 @@ def _integer_round(value, numerator, denominator):
     return (2 * value * numerator + denominator) // (2 * denominator)
 
 
+def _max64(a, b):
+    return tf.maximum(tf.cast(a, tf.int64), tf.cast(b, tf.int64))
+
+
+def _min64(a, b):
+    return tf.minimum(tf.cast(a, tf.int64), tf.cast(b, tf.int64))
+
+
 def _loaded_size(height, width, load_size, crop_size, maximum, minimum):
     """Shorter side scaled to ``max(load_size, crop_size)`` (or raised to crop_size)."""
     short = minimum(height, width)
@@ -247,8 +255,9 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
     def load(index):
         image = source.load(index)
         shape = tf.shape(image, out_type=tf.int64)
-        size = _loaded_size(shape[0], shape[1], load_size, tf.constant(crop_size, tf.int64),
-                            tf.maximum, tf.minimum)
+        # A Python int, not a tensor, so `if load_size` in _loaded_size stays a Python branch.
+        size = _loaded_size(shape[0], shape[1], int(load_size) if load_size else None,
+                            crop_size, _max64, _min64)
         same = tf.reduce_all(tf.equal(tf.stack(size), shape[:2]))
         return tf.cond(same, lambda: image,
                        lambda: resize_uint8(image, tf.cast(tf.stack(size), tf.int32)))
