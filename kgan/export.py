@@ -230,7 +230,7 @@ def convert_tflite(model, tflite_path, variant, size, representative_images=None
     if variant not in TFLITE_VARIANTS:
         raise ValueError(f"Unknown TFLite variant {variant!r}; use one of "
                          f"{', '.join(TFLITE_VARIANTS)}.")
-    if variant == "int8" and not representative_images:
+    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
         raise ValueError("The int8 TFLite variant needs representative_images for calibration.")
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
@@ -302,19 +302,25 @@ class TFLiteRunner:
 # ----------------------------------------------------------------------------- verification
 
 
-def sample_images(max_side=256):
-    """A few real photos (scikit-image's bundled astronaut, coffee and chelsea) downscaled so
-    the longest side is ``max_side``; their sizes are not multiples of the network's.
+def sample_images(split="test", max_side=256):
+    """Real photos for verification and calibration: kgan's built-in sample photos
+    (``kgan.data.samples``, bundled with scikit-image), downscaled so the longest side is
+    ``max_side``. Their sizes are not multiples of the networks' size multiples.
+
+    Args:
+        split: ``"test"`` (2 held-out photos, used to verify) or ``"train"`` (6 photos, used to
+            calibrate int8), so calibration and verification never share an image.
+        max_side: the longest side after downscaling.
 
     Returns:
         A list of uint8 (H, W, 3) arrays.
     """
-    import skimage.data
+    from kgan.data.samples import sample_photos
 
     images = []
-    for photo in (skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()):
+    for photo in sample_photos(split):
         height, width = photo.shape[:2]
-        scale = max_side / max(height, width)
+        scale = min(1.0, max_side / max(height, width))
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         resized = tf.image.resize(photo[np.newaxis].astype(np.float32), size, antialias=True)
         images.append(np.clip(np.round(resized[0].numpy()), 0, 255).astype(np.uint8))
@@ -521,10 +527,10 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         tflite: TFLite variants, a sequence or comma-separated string out of ``float32``,
             ``float16``, ``dynamic`` and ``int8``; empty for none.
         tflite_size: the square TFLite input size; a multiple of the network's size multiple.
-        representative_images: uint8 (H, W, 3) images calibrating ``int8`` (default: the
-            verify images; pass images of your domain for a better int8 model).
+        representative_images: uint8 (H, W, 3) images calibrating ``int8`` (default
+            ``sample_images("train")``; pass images of your domain for a better int8 model).
         verify_images: uint8 (H, W, 3) images the verification runs on (default
-            ``sample_images()``: three real photos at odd sizes).
+            ``sample_images("test")``: two held-out real photos at odd sizes).
         bounds: overrides of ``ERROR_BOUNDS`` entries, e.g. ``{"int8": {"max": 1, "mean": .2}}``.
         overwrite: replace an existing non-empty ``export_dir``.
         verify: verify every file (turn off only when verifying separately).
@@ -550,9 +556,10 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     os.makedirs(export_dir, exist_ok=True)
     verify_images = _check_images(verify_images if verify_images is not None
                                   else sample_images(), "verify_images")
-    if representative_images is None:
-        representative_images = verify_images
-    representative_images = _check_images(representative_images, "representative_images")
+    if "int8" in variants:
+        if representative_images is None:
+            representative_images = sample_images("train")
+        representative_images = _check_images(representative_images, "representative_images")
 
     start = time.time()
     saved_model_dir = os.path.join(export_dir, SAVED_MODEL_VERSION)
@@ -720,6 +727,7 @@ def main(argv):
 
     del argv
     flags_ = flags.FLAGS
+    tf.get_logger().setLevel("ERROR")  # keep TensorFlow's INFO chatter out of the progress log
     verify_images = (_load_folder_images(flags_.verify_dir, flags_.verify_max_images)
                      if flags_.verify_dir else None)
     try:

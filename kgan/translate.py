@@ -422,6 +422,7 @@ def main(argv):
 
     del argv
     flags_ = flags.FLAGS
+    tf.get_logger().setLevel("ERROR")  # keep TensorFlow's INFO chatter out of the progress log
     try:
         start = time.time()
         translator = load_translator(flags_.model, flags_.checkpoint_dir, flags_.direction)
