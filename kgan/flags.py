@@ -20,7 +20,7 @@ MODEL_DEFAULTS = {
                     pool_size=0, lambda_l1=100.0),
     "restore": dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
-                    load_size=64, upsample="pixel_shuffle"),
+                    load_size=None, upsample="pixel_shuffle"),
 }
 
 
@@ -94,6 +94,8 @@ def define_flags():
     d.DEFINE_list("weights_gen", ["1", "50"], "Generator loss weights (adversarial, content).")
     d.DEFINE_integer("unet_downs", None, "restore: UNet depth (default from --generator: "
                      "unet_128 = 7, unet_256 = 8); image sides must be multiples of 2**depth.")
+    d.DEFINE_boolean("residual", True, "restore: the generator outputs input + correction "
+                     "and starts as the identity (off: fastai's y_range head).")
     d.DEFINE_float("gan_lr", 1e-4, "restore: generator learning rate in the GAN phase.")
     d.DEFINE_integer("eval_size", 256, "restore: side of the held-out evaluation crops.")
     d.DEFINE_float("critic_lr_mult", 5.0, "Critic learning rate multiplier in the GAN phase.")

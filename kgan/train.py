@@ -36,7 +36,8 @@ def validate_flags(f):
     if f.dataroot and not os.path.isdir(f.dataroot):
         raise ValueError(f"--dataroot={f.dataroot} is not a folder. Point it at the dataset "
                          "root (with trainA/ and trainB/ for cycle_gan, train/ for pix2pix).")
-    if f.preprocess in ("resize_and_crop", "scale_width_and_crop") and f.crop_size > f.load_size:
+    if (f.preprocess in ("resize_and_crop", "scale_width_and_crop") and f.load_size
+            and f.crop_size > f.load_size):
         raise ValueError(f"--crop_size={f.crop_size} is larger than --load_size={f.load_size}; "
                          f"use --crop_size <= --load_size.")
     if f.batch_size < 1:

@@ -67,8 +67,8 @@ def run_pix2pix(f, strategy, train_loop):
 
 
 def restoration_generator(f):
-    """The restoration UNet: self-attention, ICNR pixel shuffle + blur, y_range head and
-    fastai's last_cross."""
+    """The restoration UNet: self-attention, ICNR pixel shuffle + blur, fastai's last_cross,
+    and a y_range head or (``--residual``) an identity-initialised residual output."""
     downs = f.unet_downs or UNET_DOWNS.get(f.generator)
     if downs is None:
         raise ValueError(f"--model=restore needs a UNet: --generator=unet_128|unet_256 or "
@@ -76,6 +76,7 @@ def restoration_generator(f):
     return unet_generator(num_downs=downs, ngf=f.ngf, norm=f.norm,
                           use_dropout=not f.no_dropout, self_attention=f.self_attention,
                           upsample=f.upsample, y_range=RESTORE_Y_RANGE, last_cross=True,
+                          residual=f.residual,
                           init_type="kaiming", name="restore_unet")
 
 
@@ -129,7 +130,10 @@ def run_restore(f, strategy, train_loop):
             generator = restoration_generator(f)
             if phase == "pretrain_g":
                 trainer = GeneratorPretrainer(generator, content_loss)
-                trainer.compile(adam(f.lr, f.beta_1, f.beta_2),
+                # Constant for the first half, then linear decay (the reference's policy).
+                half_epochs = max(steps["pretrain_g"] // (2 * steps_per_epoch), 1)
+                schedule = LinearDecay(f.lr, half_epochs, half_epochs, steps_per_epoch)
+                trainer.compile(adam(schedule, f.beta_1, f.beta_2),
                                 jit_compile=f.jit_compile)
             else:
                 critic = restoration_critic(f)
@@ -160,7 +164,7 @@ def run_restore(f, strategy, train_loop):
     if phases[-1] == "gan" or f.evaluate:
         test_dataset, _ = restoration_dataset(
             dataroot=f.dataroot, phase="test", degradations=tuple(f.degradations),
-            crop_size=f.eval_size, load_size=f.eval_size, no_flip=True, batch_size=1,
+            crop_size=f.eval_size, load_size=None, no_flip=True, batch_size=1,
             seed=f.seed if f.seed is not None else 0, repeat=False)
         if phases[-1] == "gan":
             pick_best_gan_checkpoint(trainer, os.path.join(f.output_dir, "gan"), test_dataset)

@@ -117,7 +117,8 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
 
 
 def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_attention=False,
-                   upsample="transpose", y_range=None, last_cross=False, input_channels=3,
+                   upsample="transpose", y_range=None, last_cross=False, residual=False,
+                   input_channels=3,
                    output_channels=3, init_type="normal", init_gain=0.02, name=None):
     """The reference UNet generator (``unet_256`` = 8 downs, ``unet_128`` = 7), with the
     restoration options of fastai's DynamicUnet.
@@ -139,6 +140,10 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
         y_range: None for a tanh output, or ``(low, high)`` for a sigmoid range head.
         last_cross: concatenate the raw input before the output and add a 3x3 conv block
             (fastai's ``last_cross``), which helps restoration keep detail.
+        residual: output ``input + correction`` with the correction's last conv initialised
+            to zero, so the network starts as the identity (restoration: it can only improve
+            on its input from the first step). Replaces the tanh / y_range head; the output is
+            not clipped (clip when converting to pixels).
         input_channels, output_channels: image channels.
         init_type, init_gain: weight initialisation as the reference's ``--init_type``.
         name: model name (default ``unet_{2**num_downs}``).
@@ -195,8 +200,15 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
         x = layers.Concatenate(name="last_cross")([x, inputs])
         x = layers.Conv2D(ngf, 3, padding="same", activation="relu",
                           kernel_initializer=init(), name="cross_conv")(x)
-        x = layers.Conv2D(output_channels, 1, kernel_initializer=init(), name="out")(x)
-    if y_range is None:
+        x = layers.Conv2D(output_channels, 1, name="out",
+                          kernel_initializer="zeros" if residual else init())(x)
+    if residual:
+        if not last_cross or input_channels != output_channels:
+            raise ValueError("residual=True needs last_cross=True and as many input as output "
+                             "channels.")
+        x = layers.Activation("linear", dtype="float32", name="correction_f32")(x)
+        outputs = layers.Add(dtype="float32", name="residual")([inputs, x])
+    elif y_range is None:
         outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     else:
         outputs = SigmoidRange(*y_range, dtype="float32", name="y_range")(x)
