@@ -155,7 +155,8 @@ def export_generators(generators, export_dir):
     manifests = {}
     for name, model in generators.items():
         target = export_dir if len(generators) == 1 else os.path.join(export_dir, name)
-        manifests[name] = kexport.export_generator(model, target)
+        manifests[name] = kexport.export_generator(model, os.path.abspath(target),
+                                                   overwrite=True)
         logging.info("Exported %s to %s", name, target)
     return manifests
 
