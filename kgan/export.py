@@ -46,17 +46,19 @@ TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
 DEFAULT_TFLITE = ("float32", "float16", "dynamic")
 
 # Verification bounds in [-1, 1] units (max and mean absolute error over all verify pixels).
-# Measured on resnet_9blocks (ngf 64, random normal(0, 0.02) weights) at 256x256 on three
-# photos: SavedModel 0; float32 TFLite max 4.0e-4, mean 2.0e-5 (TFLite's MEAN kernel sums the
-# 65,536 pixels of instance norm in float32 sequentially, where TF sums pairwise; Keras itself
-# is 1.7e-5 away from a float64 run); float16 7.8e-3 / 6.4e-4; dynamic 0.40 / 0.041; int8
-# 1.69 / 0.24 (full-integer instance norm is lossy). The bounds leave headroom above those.
+# Measured on resnet_9blocks (ngf 64, random normal(0, 0.02) weights) at 256x256, int8
+# calibrated on the train sample photos, verified on the test ones (and on 3 other photos):
+# SavedModel 0; float32 TFLite max 6.5e-5 (4.0e-4 on astronaut/coffee/chelsea), mean <= 2e-5
+# (TFLite's MEAN kernel sums instance norm's 65,536 pixels sequentially in float32, where TF
+# sums pairwise; Keras itself is 1.7e-5 away from a float64 run); float16 7.8e-3 / 6.4e-4;
+# dynamic 0.40 / 0.041; int8 1.88 / 0.32 (full-integer instance norm is lossy: the int8 bound
+# only catches a broken file, it does not promise quality). Bounds leave headroom above these.
 ERROR_BOUNDS = {
     "saved_model": {"max": 1e-4, "mean": 1e-5},
     "float32": {"max": 1e-3, "mean": 5e-5},
     "float16": {"max": 3e-2, "mean": 3e-3},
     "dynamic": {"max": 0.75, "mean": 0.08},
-    "int8": {"max": 2.0, "mean": 0.35},
+    "int8": {"max": 2.0, "mean": 0.5},
 }
 UINT8_TOLERANCE = 1  # uint8 signatures may differ from the Keras reference by one level
 
@@ -545,8 +547,9 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     variants = _parse_variants(tflite)
     multiple = size_multiple(model)
     if variants and (tflite_size < multiple or tflite_size % multiple):
+        fit = max(multiple, tflite_size // multiple * multiple)
         raise ValueError(f"tflite_size={tflite_size} is not a multiple of {multiple}, which "
-                         f"{model.name} needs; use e.g. {max(multiple, tflite_size // multiple * multiple)}.")
+                         f"{model.name} needs; use e.g. {fit}.")
     bounds = {**ERROR_BOUNDS, **(bounds or {})}
     if os.path.isdir(export_dir) and os.listdir(export_dir):
         if not overwrite:

@@ -303,6 +303,10 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
         ``(path, reason)``), ``seconds`` and ``images_per_second``.
     """
     paths = list_images(input_path)
+    input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
+        raise ValueError(f"--output {output_dir} is the input folder; outputs would overwrite "
+                         "PNG inputs. Choose another --output folder.")
     os.makedirs(output_dir, exist_ok=True)
     names = output_names(paths)
     fixed = getattr(translator, "fixed_size", None)

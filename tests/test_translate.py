@@ -128,6 +128,8 @@ class TranslateTest(tf.test.TestCase):
             translate.load_translator(model=self._two_exports())
         with self.assertRaisesRegex(FileNotFoundError, "does not exist"):
             translate.list_images(os.path.join(self.tmp, "missing"))
+        with self.assertRaisesRegex(ValueError, "is the input folder"):
+            translate.translate_images(lambda x: x, self.inputs, self.inputs)
         with self.assertRaisesRegex(ValueError, "not a readable image"):
             translate.read_image(os.path.join(self.inputs, "corrupt.jpg"))
 
