@@ -154,7 +154,8 @@ def export_generators(generators, export_dir):
     from kgan import export as kexport
     manifests = {}
     for name, model in generators.items():
-        target = export_dir if len(generators) == 1 else os.path.join(export_dir, name)
+        # The same layout as `python -m kgan.export`: EXPORT_DIR/<AtoB|BtoA|generator>/.
+        target = os.path.join(export_dir, name)
         manifests[name] = kexport.export_generator(model, os.path.abspath(target),
                                                    overwrite=True)
         logging.info("Exported %s to %s", name, target)
