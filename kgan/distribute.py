@@ -70,6 +70,57 @@ def worker_dir(path, strategy=None):
     return os.path.join(path, ".workers", f"{resolver.task_type}_{resolver.task_id}")
 
 
+def synchronized_cond(pred, true_fn, false_fn, args=()):
+    """``tf.cond(pred, true_fn, false_fn)`` whose branches may synchronise replicas.
+
+    Under Mirrored/MultiWorkerMirroredStrategy a ``tf.cond`` in the replica function cannot
+    hold a synchronisation point such as ``optimizer.apply_gradients`` or ``all_reduce``
+    ("merge_call called while defining a new graph"). As Keras' ``LossScaleOptimizer`` does,
+    the cond then runs in the cross-replica context and the chosen branch on every replica.
+
+    Args:
+        pred: a boolean scalar, equal on every replica (the first replica's value is used).
+        true_fn, false_fn: functions of ``*args`` run in the replica context; their return
+            values are ignored.
+        args: per-replica arguments for the branches (e.g. this replica's batch).
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(pred, lambda: _no_outputs(true_fn, args), lambda: _no_outputs(false_fn, args))
+        return
+
+    def cross_replica(strategy, pred, *args):
+        pred = strategy.experimental_local_results(pred)[0]
+        each = lambda fn: strategy.extended.call_for_each_replica(_no_outputs, args=(fn, args))
+        tf.cond(pred, lambda: each(true_fn), lambda: each(false_fn))
+
+    context.merge_call(cross_replica, args=(pred, *args))
+
+
+def _no_outputs(fn, args):
+    fn(*args)
+
+
+def assign_on_every_replica(assignments):
+    """Assigns ``(variable, value)`` pairs whose values are equal on every replica, to
+    variables that have no aggregation of their own (e.g. Keras' loss-scale state).
+
+    Args:
+        assignments: list of (variable, value) pairs.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        for variable, value in assignments:
+            variable.assign(value)
+        return
+
+    def cross_replica(strategy, values):
+        for (variable, _), value in zip(assignments, values):
+            variable.assign(strategy.experimental_local_results(value)[0])
+
+    context.merge_call(cross_replica, args=([value for _, value in assignments],))
+
+
 class CustomLoop:
     """Drives ``trainer.train_step`` with ``strategy.run``, calling Keras callbacks as ``fit``.
 

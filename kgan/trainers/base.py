@@ -4,6 +4,8 @@ and per-step seeds. A trainer never parses flags."""
 import keras
 import tensorflow as tf
 
+from kgan import distribute
+
 
 def adam(learning_rate, beta_1=0.5, beta_2=0.999, mixed_float16=None):
     """Adam as the reference uses it, wrapped in a ``LossScaleOptimizer`` under float16.
@@ -64,16 +66,56 @@ class GANTrainer(keras.Model):
 
     @staticmethod
     def apply_gradients(tape, loss, variables, optimizer):
-        """Differentiates ``loss`` (scaled first under a LossScaleOptimizer, which unscales
-        and skips non-finite steps in ``apply_gradients``) and applies the update."""
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            grads = tape.gradient(optimizer.scale_loss(loss), variables)
-        else:
+        """Differentiates ``loss`` and applies the update; returns the gradients.
+
+        Under a ``LossScaleOptimizer`` the loss is scaled, the gradients unscaled, and a step
+        whose gradients overflow on *any* replica is skipped on every replica (the scale is
+        halved), so replicas never diverge. Keras' own ``LossScaleOptimizer.apply_gradients``
+        is used for its state only: under MirroredStrategy it decides on the first replica's
+        gradients alone, so an overflow on another replica writes inf into the weights.
+        """
+        if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
+            optimizer.apply_gradients(zip(grads, variables))
+            return grads
+        # The backward pass starts from the scale (the loss was recorded unscaled).
+        scale = tf.convert_to_tensor(optimizer.dynamic_scale)
+        grads = tape.gradient(loss, variables, output_gradients=scale)
+        finite = finite_on_every_replica(grads)
+        grads = [None if g is None else g / scale for g in grads]
+
+        def apply(grads):
+            optimizer.inner_optimizer.apply_gradients(zip(grads, variables))
+
+        distribute.synchronized_cond(finite, apply, lambda grads: None, args=(grads,))
+        update_loss_scale(optimizer, finite)
         return grads
 
     def current_lr(self, optimizer):
         """The learning rate an optimizer uses at its current iteration."""
         lr = optimizer.learning_rate
         return tf.cast(lr, tf.float32)
+
+
+def finite_on_every_replica(grads):
+    """True when every gradient is finite on every replica (the same answer everywhere)."""
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return finite
+    overflows = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                   1.0 - tf.cast(finite, tf.float32))
+    return tf.equal(overflows, 0.0)
+
+
+def update_loss_scale(optimizer, finite):
+    """Keras' dynamic loss-scale rule: halve the scale after an overflow, double it after
+    ``dynamic_growth_steps`` finite steps in a row."""
+    counter = tf.cast(tf.convert_to_tensor(optimizer.step_counter), tf.int64) + 1
+    scale = tf.convert_to_tensor(optimizer.dynamic_scale)
+    grow = tf.logical_and(finite, counter >= optimizer.dynamic_growth_steps)
+    new_scale = tf.where(finite, tf.where(grow, scale * 2.0, scale), scale * 0.5)
+    new_counter = tf.where(tf.logical_and(finite, tf.logical_not(grow)), counter, 0)
+    distribute.assign_on_every_replica(
+        [(optimizer.step_counter, tf.cast(new_counter, optimizer.step_counter.dtype)),
+         (optimizer.dynamic_scale, new_scale)])

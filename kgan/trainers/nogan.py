@@ -3,12 +3,15 @@
 ``AdaptiveGANSwitcher(critic_thresh=0.65)``: training starts with the critic, which keeps
 training until its last loss falls below ``critic_thresh``; then the generator takes one step
 and the critic takes over again. The mode is a variable and the switch a ``tf.cond`` inside
-the compiled step, so switching never retraces.
+the compiled step, so switching never retraces. Under Mirrored/MultiWorkerMirroredStrategy the
+cond runs in the cross-replica context (``kgan.distribute.synchronized_cond``), because a
+branch that applies gradients synchronises replicas; the idle network's optimizer is never
+touched.
 """
 
 import tensorflow as tf
 
-from kgan import losses
+from kgan import distribute, losses
 from kgan.trainers.base import GANTrainer
 from kgan.trainers.critic import critic_loss_and_accuracy
 
@@ -83,7 +86,6 @@ class NoGANTrainer(GANTrainer):
             loss = losses.reduce_global(per_example, global_batch)
         self.apply_gradients(tape, loss, self.generator.trainable_variables, self.g_optimizer)
         self.last_generator_loss.assign(_global_mean(per_example))
-        return tf.constant(0.0)
 
     def _critic_step(self, degraded, clean, global_batch):
         fake = tf.stop_gradient(self.generator(degraded, training=False))
@@ -92,22 +94,19 @@ class NoGANTrainer(GANTrainer):
             loss = losses.reduce_global(per_example, global_batch)
         self.apply_gradients(tape, loss, self.critic.trainable_variables, self.d_optimizer)
         self.last_critic_loss.assign(_global_mean(per_example))
-        return tf.constant(1.0)
 
     def train_step(self, data):
         degraded, clean = data
         global_batch = self.global_batch_size(degraded)
         generator_mode = self.generator_mode.read_value()
-        trained_critic = tf.cond(
-            generator_mode,
-            lambda: self._generator_step(degraded, clean, global_batch),
-            lambda: self._critic_step(degraded, clean, global_batch))
+        distribute.synchronized_cond(generator_mode, self._generator_step, self._critic_step,
+                                     args=(degraded, clean, global_batch))
         self.generator_mode.assign(next_generator_mode(generator_mode, self.last_critic_loss,
                                                        self.critic_thresh))
         self.steps.assign_add(1)
         return {"generator": self.last_generator_loss.read_value(),
                 "critic": self.last_critic_loss.read_value(),
-                "critic_step": trained_critic,
+                "critic_step": tf.cast(tf.logical_not(generator_mode), tf.float32),
                 "lr": self.current_lr(self.g_optimizer)}
 
     def test_step(self, data):
