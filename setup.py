@@ -14,6 +14,8 @@ setup(
         "numpy",
         "pillow",
         "absl-py",
+        # tf.summary needs it (TF 2.21 no longer depends on it) and users watch runs with it.
+        "tensorboard",
         # The TFLite interpreter (tf.lite.Interpreter is deprecated in TF 2.21).
         "ai-edge-litert",
         # Its skimage.data photos are the built-in offline sample set.
