@@ -6,7 +6,7 @@ are applied by ``kgan.train`` only to flags the user did not set, as the referen
 
 from absl import flags
 
-from kgan.models import DISCRIMINATORS, GENERATORS
+from kgan.models import DISCRIMINATORS, ENCODERS, GENERATORS
 
 MODELS = ("cycle_gan", "pix2pix", "restore")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -94,6 +94,22 @@ def define_flags():
     d.DEFINE_list("weights_gen", ["1", "50"], "Generator loss weights (adversarial, content).")
     d.DEFINE_integer("unet_downs", None, "restore: UNet depth (default from --generator: "
                      "unet_128 = 7, unet_256 = 8); image sides must be multiples of 2**depth.")
+    d.DEFINE_enum("encoder", "none", ENCODERS,
+                  "restore: UNet encoder. none = the plain UNet (--unet_downs / --generator); "
+                  "resnet50 | mobilenet_v2 = a keras.applications body with skips at strides "
+                  "2/4/8/16 and a stride-32 bottleneck (fastai's DynamicUnet); image sides must "
+                  "be multiples of 32.")
+    d.DEFINE_string("encoder_weights", "imagenet",
+                    "restore --encoder weights: imagenet (from the Keras cache "
+                    "~/.keras/models or $KERAS_HOME/models, never downloaded) | PATH to the "
+                    "no-top backbone's .h5 weights | none (random init).")
+    d.DEFINE_float("encoder_alpha", 1.0, "restore --encoder=mobilenet_v2 width multiplier "
+                   "(ImageNet weights exist for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4).")
+    d.DEFINE_integer("decoder_convs", 1, "restore --encoder: 3x3 conv blocks after each skip "
+                     "concatenation in the decoder (fastai uses 2).")
+    d.DEFINE_integer("freeze_encoder_steps", 0, "restore --encoder: train the first N "
+                     "generator-pretraining steps with the encoder frozen (decoder only, "
+                     "as fastai trains a frozen body first), then everything.")
     d.DEFINE_boolean("residual", True, "restore: the generator outputs input + correction "
                      "and starts as the identity (off: fastai's y_range head).")
     d.DEFINE_float("gan_lr", 1e-4, "restore: generator learning rate in the GAN phase.")

@@ -10,7 +10,7 @@ from absl import logging
 
 from kgan import losses
 from kgan.models import build_discriminator, build_generator, critic as build_critic
-from kgan.models import unet_generator
+from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
 from kgan.schedules import LinearDecay
 from kgan.trainers.base import adam
 from kgan.trainers.critic import CriticPretrainer
@@ -66,9 +66,24 @@ def run_pix2pix(f, strategy, train_loop):
     return trainer, sample, trainer.generators()
 
 
-def restoration_generator(f):
+def restoration_generator(f, encoder_weights=None, freeze_encoder=False):
     """The restoration UNet: self-attention, ICNR pixel shuffle + blur, fastai's last_cross,
-    and a y_range head or (``--residual``) an identity-initialised residual output."""
+    and a y_range head or (``--residual``) an identity-initialised residual output; on a
+    pretrained keras.applications body with ``--encoder`` (fastai's DynamicUnet).
+
+    Args:
+        f: the flag values.
+        encoder_weights: ``--encoder`` weights as ``resolve_encoder_weights`` returns them (a
+            file path, or None: random, for a generator that loads trained weights next).
+        freeze_encoder: build the encoder non-trainable (``--freeze_encoder_steps``).
+    """
+    if f.encoder != "none":
+        return encoder_unet_generator(
+            encoder=f.encoder, encoder_weights=encoder_weights, alpha=f.encoder_alpha,
+            ngf=f.ngf, norm=f.norm, self_attention=f.self_attention, upsample=f.upsample,
+            y_range=RESTORE_Y_RANGE, last_cross=True, residual=f.residual,
+            decoder_convs=f.decoder_convs, freeze_encoder=freeze_encoder, init_type="kaiming",
+            name="restore_unet")
     downs = f.unet_downs or UNET_DOWNS.get(f.generator)
     if downs is None:
         raise ValueError(f"--model=restore needs a UNet: --generator=unet_128|unet_256 or "
@@ -78,6 +93,27 @@ def restoration_generator(f):
                           upsample=f.upsample, y_range=RESTORE_Y_RANGE, last_cross=True,
                           residual=f.residual,
                           init_type="kaiming", name="restore_unet")
+
+
+def pretrain_g_stages(f, steps):
+    """Generator pretraining as (run directory name, steps, encoder frozen) stages: with
+    ``--encoder`` and ``--freeze_encoder_steps=N``, N steps training the decoder on a frozen
+    body (``pretrain_g_frozen``), then the remaining steps training everything."""
+    freeze = min(max(f.freeze_encoder_steps, 0), steps) if f.encoder != "none" else 0
+    if freeze == 0:
+        return [("pretrain_g", steps, False)]
+    if freeze == steps:
+        return [("pretrain_g", steps, True)]
+    return [("pretrain_g_frozen", freeze, True), ("pretrain_g", steps - freeze, False)]
+
+
+def _generator_pretrainer(f, generator, content_loss, steps, steps_per_epoch):
+    trainer = GeneratorPretrainer(generator, content_loss)
+    # Constant for the first half, then linear decay (the reference's policy).
+    half_epochs = max(steps // (2 * steps_per_epoch), 1)
+    schedule = LinearDecay(f.lr, half_epochs, half_epochs, steps_per_epoch)
+    trainer.compile(adam(schedule, f.beta_1, f.beta_2), jit_compile=f.jit_compile)
+    return trainer
 
 
 def restoration_critic(f):
@@ -123,43 +159,60 @@ def run_restore(f, strategy, train_loop):
     common = dict(strategy=strategy, steps_per_epoch=steps_per_epoch,
                   sample_batch=sample, batch_size=f.batch_size, driver=f.driver)
 
+    # Resolved once (a clear error before any training when ImageNet weights are missing);
+    # phases after pretrain_g load trained weights over a randomly initialised encoder.
+    encoder_weights = None
+    if f.encoder != "none" and "pretrain_g" in phases:
+        encoder_weights = resolve_encoder_weights(f.encoder, f.encoder_weights, f.encoder_alpha)
+
     trainer = None
     for phase in phases:
+        if phase == "pretrain_g":
+            previous = None
+            for stage, stage_steps, frozen in pretrain_g_stages(f, steps[phase]):
+                run_dir = os.path.join(f.output_dir, stage)
+                with strategy.scope():
+                    generator = restoration_generator(
+                        f, None if previous else encoder_weights, freeze_encoder=frozen)
+                    if previous:
+                        # A checkpoint of this stage, when there is one, restores over these.
+                        _load_previous(generator, previous, "generator", "pretrain_g")
+                    trainer = _generator_pretrainer(f, generator, content_loss, stage_steps,
+                                                    steps_per_epoch)
+                print(f"kgan: restore phase {phase}"
+                      + (f" ({stage}, encoder frozen)" if frozen else "")
+                      + f": {stage_steps} steps -> {run_dir}")
+                train_loop(trainer, dataset, run_dir=run_dir, end_step=stage_steps,
+                           max_to_keep=f.keep_checkpoints, **common)
+                generator.save_weights(_weights_path(run_dir, "generator"))
+                previous = run_dir
+            continue
         run_dir = os.path.join(f.output_dir, phase)
         with strategy.scope():
             generator = restoration_generator(f)
-            if phase == "pretrain_g":
-                trainer = GeneratorPretrainer(generator, content_loss)
-                # Constant for the first half, then linear decay (the reference's policy).
-                half_epochs = max(steps["pretrain_g"] // (2 * steps_per_epoch), 1)
-                schedule = LinearDecay(f.lr, half_epochs, half_epochs, steps_per_epoch)
-                trainer.compile(adam(schedule, f.beta_1, f.beta_2),
+            critic = restoration_critic(f)
+            _load_previous(generator, os.path.join(f.output_dir, "pretrain_g"),
+                           "generator", "pretrain_g")
+            if phase == "pretrain_d":
+                trainer = CriticPretrainer(generator, critic)
+                trainer.compile(adam(f.lr, f.beta_1, f.beta_2),
                                 jit_compile=f.jit_compile)
             else:
-                critic = restoration_critic(f)
-                _load_previous(generator, os.path.join(f.output_dir, "pretrain_g"),
-                               "generator", "pretrain_g")
-                if phase == "pretrain_d":
-                    trainer = CriticPretrainer(generator, critic)
-                    trainer.compile(adam(f.lr, f.beta_1, f.beta_2),
-                                    jit_compile=f.jit_compile)
-                else:
-                    _load_previous(critic, os.path.join(f.output_dir, "pretrain_d"),
-                                   "critic", "pretrain_d")
-                    trainer = NoGANTrainer(generator, critic, content_loss,
-                                           weights_gen=[float(w) for w in f.weights_gen],
-                                           critic_thresh=f.critic_thresh)
-                    trainer.compile(
-                        g_optimizer=adam(f.gan_lr, 0.0, f.beta_2),
-                        d_optimizer=adam(f.gan_lr * f.critic_lr_mult, 0.0,
-                                                      f.beta_2),
-                        jit_compile=f.jit_compile)
+                _load_previous(critic, os.path.join(f.output_dir, "pretrain_d"),
+                               "critic", "pretrain_d")
+                trainer = NoGANTrainer(generator, critic, content_loss,
+                                       weights_gen=[float(w) for w in f.weights_gen],
+                                       critic_thresh=f.critic_thresh)
+                trainer.compile(
+                    g_optimizer=adam(f.gan_lr, 0.0, f.beta_2),
+                    d_optimizer=adam(f.gan_lr * f.critic_lr_mult, 0.0,
+                                     f.beta_2),
+                    jit_compile=f.jit_compile)
         print(f"kgan: restore phase {phase}: {steps[phase]} steps -> {run_dir}")
         train_loop(trainer, dataset, run_dir=run_dir, end_step=steps[phase],
                    max_to_keep=None if phase == "gan" else f.keep_checkpoints, **common)
         generator.save_weights(_weights_path(run_dir, "generator"))
-        if phase != "pretrain_g":
-            critic.save_weights(_weights_path(run_dir, "critic"))
+        critic.save_weights(_weights_path(run_dir, "critic"))
 
     if phases[-1] == "gan" or f.evaluate:
         test_dataset, _ = restoration_dataset(

@@ -2,7 +2,9 @@
 
 from kgan.models.common import size_multiple
 from kgan.models.discriminators import critic, patchgan_discriminator, pixel_discriminator
-from kgan.models.generators import resnet_generator, unet_generator
+from kgan.models.encoders import (ENCODERS, EncoderWeightsMissingError, ImageNetPreprocess,
+                                  build_encoder, resolve_encoder_weights)
+from kgan.models.generators import encoder_unet_generator, resnet_generator, unet_generator
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -61,5 +63,7 @@ def build_discriminator(name, in_channels=3, ndf=64, n_layers_d=3, norm="instanc
 
 
 __all__ = ["GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator",
-           "resnet_generator", "unet_generator", "patchgan_discriminator",
+           "resnet_generator", "unet_generator", "encoder_unet_generator", "ENCODERS",
+           "EncoderWeightsMissingError", "ImageNetPreprocess", "build_encoder",
+           "resolve_encoder_weights", "patchgan_discriminator",
            "pixel_discriminator", "critic", "size_multiple"]

@@ -1,5 +1,6 @@
 """Generator builders: the reference ResNet-block and UNet generators, plus the restoration
-options (self-attention, pixel-shuffle + blur upsampling, sigmoid y_range head).
+options (self-attention, pixel-shuffle + blur upsampling, sigmoid y_range head) and a UNet on a
+pretrained keras.applications encoder (fastai's DynamicUnet).
 
 All builders return functional ``keras.Model`` objects taking float images in [-1, 1] of any
 spatial size that is a multiple of the network's ``size_multiple``.
@@ -12,6 +13,7 @@ from keras import layers
 
 from kgan.layers import (Blur, PixelShuffle, ReflectionPadding2D, SelfAttention2D,
                          SigmoidRange, SizeCheck)
+from kgan.models import encoders
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
 
 UPSAMPLE_MODES = ("transpose", "pixel_shuffle", "resize")
@@ -52,6 +54,79 @@ def _upsample(x, filters, mode, use_bias, init, name):
         return layers.Conv2D(filters, 3, padding="same", use_bias=use_bias,
                              kernel_initializer=init(), name=name)(x)
     raise ValueError(f"Unknown upsample {mode!r}; use one of {', '.join(UPSAMPLE_MODES)}.")
+
+
+def _unet_upsample(x, filters, mode, use_bias, init, name):
+    """A UNet up step: the reference's 4x4 stride-2 transposed conv, or ``_upsample``."""
+    if mode == "transpose":
+        return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=use_bias,
+                                      kernel_initializer=init(), name=name)(x)
+    return _upsample(x, filters, mode, use_bias, init, name)
+
+
+def _unet_decoder(x, skips, channels, output_filters, norm, bias, init, init_gain, upsample,
+                  dropout_levels=(), self_attention_level=None, decoder_convs=0):
+    """The UNet decoder shared by ``unet_generator`` and ``encoder_unet_generator``.
+
+    Level ``i`` (from ``len(skips)`` down to 0) is ReLU -> upsample x2 -> norm (-> dropout)
+    -> concatenate ``skips[i - 1]`` (stride ``2**i``) -> ``decoder_convs`` 3x3 conv + norm +
+    ReLU blocks (fastai's UnetBlock has two) (-> self-attention at ``self_attention_level``).
+    Level 0 only upsamples to full resolution, to ``output_filters`` channels with a bias.
+
+    Args:
+        x: the bottleneck, at stride ``2**(len(skips) + 1)``.
+        skips: skip tensors; ``skips[i - 1]`` is at stride ``2**i``.
+        channels: ``channels[i - 1]`` is the number of filters of level ``i``.
+        output_filters: filters of the outermost up step.
+        norm, bias, init, init_gain: as the builders.
+        upsample: ``transpose``, ``pixel_shuffle`` or ``resize``.
+        dropout_levels: levels with dropout 0.5 after the norm (the reference's).
+        self_attention_level: the level followed by self-attention (3 = stride 8), or None.
+        decoder_convs: 3x3 conv blocks after each concatenation.
+
+    Returns:
+        The full-resolution tensor before the output head.
+    """
+    for i in reversed(range(len(skips) + 1)):
+        x = layers.ReLU(name=f"up{i}_relu")(x)
+        if i == 0:
+            return _unet_upsample(x, output_filters, upsample, True, init, f"up{i}")
+        x = _unet_upsample(x, channels[i - 1], upsample, bias, init, f"up{i}")
+        x = apply_norm(x, norm, f"up{i}_norm", init_gain)
+        if i in dropout_levels:
+            x = layers.Dropout(0.5, name=f"up{i}_dropout")(x)
+        x = layers.Concatenate(name=f"skip{i}")([skips[i - 1], x])
+        for j in range(decoder_convs):
+            prefix = f"up{i}_conv{j + 1}"
+            x = layers.Conv2D(channels[i - 1], 3, padding="same", use_bias=bias,
+                              kernel_initializer=init(), name=prefix)(x)
+            x = apply_norm(x, norm, prefix + "_norm", init_gain)
+            x = layers.ReLU(name=prefix + "_relu")(x)
+        if i == self_attention_level:
+            x = SelfAttention2D(spectral_norm=True, name="self_attention")(x)
+    return x
+
+
+def _output_head(x, inputs, ngf, last_cross, residual, y_range, output_channels, init):
+    """The UNet output: optional fastai ``last_cross`` block, then an identity-initialised
+    residual output, a sigmoid ``y_range`` head or tanh (see ``unet_generator``)."""
+    input_channels = inputs.shape[-1]
+    if last_cross:
+        x = layers.ReLU(name="cross_relu")(x)
+        x = layers.Concatenate(name="last_cross")([x, inputs])
+        x = layers.Conv2D(ngf, 3, padding="same", activation="relu",
+                          kernel_initializer=init(), name="cross_conv")(x)
+        x = layers.Conv2D(output_channels, 1, name="out",
+                          kernel_initializer="zeros" if residual else init())(x)
+    if residual:
+        if not last_cross or input_channels != output_channels:
+            raise ValueError("residual=True needs last_cross=True and as many input as output "
+                             "channels.")
+        x = layers.Activation("linear", dtype="float32", name="correction_f32")(x)
+        return layers.Add(dtype="float32", name="residual")([inputs, x])
+    if y_range is None:
+        return layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return SigmoidRange(*y_range, dtype="float32", name="y_range")(x)
 
 
 def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
@@ -171,45 +246,94 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
             x = apply_norm(x, norm, f"down{i}_norm", init_gain)
         downs.append(x)
 
-    dropout_levels = range(4, num_downs - 1)
-    for i in reversed(range(num_downs)):
-        x = layers.ReLU(name=f"up{i}_relu")(x)
-        outermost = i == 0
-        if outermost and last_cross:
-            filters, up_bias = ngf, True
-        elif outermost:
-            filters, up_bias = output_channels, True
-        else:
-            filters, up_bias = channels[i - 1], bias
-        if upsample == "transpose":
-            x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=up_bias,
-                                       kernel_initializer=init(), name=f"up{i}")(x)
-        else:
-            x = _upsample(x, filters, upsample, up_bias, init, f"up{i}")
-        if outermost:
-            break
-        x = apply_norm(x, norm, f"up{i}_norm", init_gain)
-        if use_dropout and i in dropout_levels:
-            x = layers.Dropout(0.5, name=f"up{i}_dropout")(x)
-        x = layers.Concatenate(name=f"skip{i}")([downs[i - 1], x])
-        if self_attention and i == 3:
-            x = SelfAttention2D(spectral_norm=True, name="self_attention")(x)
+    x = _unet_decoder(x, downs[:-1], channels, ngf if last_cross else output_channels,
+                      norm=norm, bias=bias, init=init, init_gain=init_gain, upsample=upsample,
+                      dropout_levels=range(4, num_downs - 1) if use_dropout else (),
+                      self_attention_level=3 if self_attention else None)
+    outputs = _output_head(x, inputs, ngf=ngf, last_cross=last_cross, residual=residual,
+                           y_range=y_range, output_channels=output_channels, init=init)
+    return keras.Model(inputs, outputs, name=name)
 
-    if last_cross:
-        x = layers.ReLU(name="cross_relu")(x)
-        x = layers.Concatenate(name="last_cross")([x, inputs])
-        x = layers.Conv2D(ngf, 3, padding="same", activation="relu",
-                          kernel_initializer=init(), name="cross_conv")(x)
-        x = layers.Conv2D(output_channels, 1, name="out",
-                          kernel_initializer="zeros" if residual else init())(x)
-    if residual:
-        if not last_cross or input_channels != output_channels:
-            raise ValueError("residual=True needs last_cross=True and as many input as output "
-                             "channels.")
-        x = layers.Activation("linear", dtype="float32", name="correction_f32")(x)
-        outputs = layers.Add(dtype="float32", name="residual")([inputs, x])
-    elif y_range is None:
-        outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    else:
-        outputs = SigmoidRange(*y_range, dtype="float32", name="y_range")(x)
+
+def encoder_unet_generator(encoder="resnet50", encoder_weights="imagenet", alpha=1.0, ngf=64,
+                           norm="batch", self_attention=False, attention_stride=8,
+                           upsample="transpose", y_range=None, last_cross=False,
+                           residual=False, decoder_convs=1, freeze_encoder=False,
+                           input_channels=3, output_channels=3, init_type="normal",
+                           init_gain=0.02, name=None):
+    """A UNet on a pretrained keras.applications body, as fastai's ``DynamicUnet`` (DeOldify).
+
+    The [-1, 1] input is converted to the backbone's preprocessing inside the model
+    (``ImageNetPreprocess``); the backbone's stride 2/4/8/16 feature maps are the skips
+    (normalised by ``norm`` first, as fastai batch-normalises them) and its stride-32 output the
+    bottleneck, followed by a bridge (norm, ReLU, 3x3 conv to ``8 * ngf``, norm: fastai's middle
+    conv). The decoder is ``unet_generator``'s (five x2 up steps with ``upsample``, skip
+    concatenations, self-attention, ``last_cross`` and the residual / y_range / tanh head), with
+    ``decoder_convs`` 3x3 conv blocks after each concatenation. Level ``i`` (stride ``2**i``)
+    has ``ngf * min(2**(i-1), 8)`` filters.
+
+    Args:
+        encoder: ``resnet50`` or ``mobilenet_v2``.
+        encoder_weights: ``imagenet`` (the Keras cache; never downloaded), a weights file
+            path, or ``none`` (random, with a warning); see
+            ``kgan.models.encoders.resolve_encoder_weights``.
+        alpha: MobileNetV2 width multiplier (1.0 for resnet50).
+        ngf: decoder width unit.
+        norm: ``batch``, ``instance`` or ``none`` (decoder only; the backbone keeps its own
+            batch norm).
+        self_attention: SAGAN self-attention after the decoder level at ``attention_stride``.
+        attention_stride: 2, 4, 8 (fastai's place) or 16.
+        upsample: ``transpose``, ``pixel_shuffle`` (ICNR + blur, fastai) or ``resize``.
+        y_range, last_cross, residual: the output head, as ``unet_generator``.
+        decoder_convs: 3x3 conv + norm + ReLU blocks after each skip concatenation.
+        freeze_encoder: build the backbone non-trainable (its batch norm then runs in
+            inference mode), as fastai trains a frozen body first.
+        input_channels, output_channels: image channels (a pretrained body takes 3).
+        init_type, init_gain: decoder weight initialisation as ``--init_type``.
+        name: model name (default ``unet_{encoder}``).
+
+    Returns:
+        A ``keras.Model`` mapping (N, H, W, 3) to (N, H, W, output_channels); H and W must be
+        multiples of 32.
+    """
+    encoders.check_encoder(encoder, alpha)
+    if input_channels != 3:
+        raise ValueError(f"The {encoder} encoder takes 3-channel RGB input, not "
+                         f"{input_channels} channels.")
+    levels = {2: 1, 4: 2, 8: 3, 16: 4}
+    if self_attention and attention_stride not in levels:
+        raise ValueError(f"attention_stride must be one of {sorted(levels)}, got "
+                         f"{attention_stride}.")
+    if residual and (not last_cross or input_channels != output_channels):
+        raise ValueError("residual=True needs last_cross=True and as many input as output "
+                         "channels.")
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"Unknown upsample {upsample!r}; use one of "
+                         f"{', '.join(UPSAMPLE_MODES)}.")
+    name = name or f"unet_{encoder}"
+    init = functools.partial(kernel_initializer, init_type, init_gain)
+    bias = uses_bias(norm)
+    channels = [ngf * min(2 ** i, 8) for i in range(5)]
+    body = encoders.build_encoder(encoder, encoder_weights, alpha, name="encoder")
+    if freeze_encoder:
+        body.trainable = False
+
+    inputs = keras.Input((None, None, input_channels), name="image")
+    x = SizeCheck(32, name, name="size_check")(inputs)
+    x = encoders.ImageNetPreprocess(encoders.preprocess_mode(encoder), name="preprocess")(x)
+    *skips, x = body(x)
+    skips = [apply_norm(s, norm, f"skip{i + 1}_norm", init_gain) for i, s in enumerate(skips)]
+
+    x = apply_norm(x, norm, "bridge_norm", init_gain)
+    x = layers.ReLU(name="bridge_relu")(x)
+    x = layers.Conv2D(channels[4], 3, padding="same", use_bias=bias, kernel_initializer=init(),
+                      name="bridge_conv")(x)
+    x = apply_norm(x, norm, "bridge_conv_norm", init_gain)
+
+    x = _unet_decoder(x, skips, channels, ngf if last_cross else output_channels, norm=norm,
+                      bias=bias, init=init, init_gain=init_gain, upsample=upsample,
+                      self_attention_level=levels[attention_stride] if self_attention else None,
+                      decoder_convs=decoder_convs)
+    outputs = _output_head(x, inputs, ngf=ngf, last_cross=last_cross, residual=residual,
+                           y_range=y_range, output_channels=output_channels, init=init)
     return keras.Model(inputs, outputs, name=name)
