@@ -34,6 +34,38 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+_FUSED_NORM_DTYPES = (tf.float32, tf.bfloat16, tf.float16)
+
+
+def _fused_instance_norm(x, epsilon, gamma=None, beta=None):
+    """Instance norm of NHWC ``x`` through one ``FusedBatchNormV3`` (training mode).
+
+    Batch norm in training mode normalises each channel over (N, H, W) with the biased
+    variance; with the batch folded into the channels, (1, H, W, N*C), that is instance norm.
+    The op (oneDNN on x86) keeps its statistics in float32 for bfloat16/float16 inputs, so no
+    casts are needed, and its gradient is one ``FusedBatchNormGradV3``: about 2.5-4x faster
+    than the ~20 elementwise/reduction ops of the moments formula and its autodiff at 256^2.
+    """
+    n, channels = x.shape[0], x.shape[-1]
+    folded = n != 1
+    if folded:
+        shape = tf.shape(x)
+        n, h, w = shape[0], shape[1], shape[2]
+        x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * channels])
+    if gamma is None:
+        scale = tf.ones([n * channels], tf.float32)
+        offset = tf.zeros([n * channels], tf.float32)
+    else:
+        scale = tf.tile(tf.cast(gamma, tf.float32), [n])
+        offset = tf.tile(tf.cast(beta, tf.float32), [n])
+    empty = tf.zeros([0], tf.float32)
+    y = tf.raw_ops.FusedBatchNormV3(x=x, scale=scale, offset=offset, mean=empty,
+                                    variance=empty, epsilon=epsilon, is_training=True)[0]
+    if folded:
+        y = tf.transpose(tf.reshape(y, [h, w, n, channels]), [2, 0, 1, 3])
+    return y
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class InstanceNormalization(keras.layers.Layer):
     """Normalises each sample and channel over height and width.
@@ -41,6 +73,10 @@ class InstanceNormalization(keras.layers.Layer):
     Matches PyTorch ``nn.InstanceNorm2d`` (epsilon 1e-5, no running statistics, affine off by
     default as in the reference). Statistics are always computed in float32, so the layer is
     safe under ``mixed_float16`` / ``mixed_bfloat16``.
+
+    In training (``training=True``) the layer runs one fused batch-norm kernel (see
+    ``_fused_instance_norm``); otherwise, and so in every exported graph (TFLite has no
+    training-mode batch norm), the moments formula. Both compute the same function.
 
     Args:
         epsilon: added to the variance.
@@ -55,10 +91,19 @@ class InstanceNormalization(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         if self.affine:
-            self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
-            self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+            # Not autocast: the scale and offset are used in float32 even under mixed precision.
+            self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones",
+                                         autocast=False)
+            self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros",
+                                        autocast=False)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        inputs = tf.convert_to_tensor(inputs)
+        if (training is True and inputs.shape.rank == 4 and inputs.shape[-1] is not None
+                and inputs.dtype in _FUSED_NORM_DTYPES):
+            if self.affine:
+                return _fused_instance_norm(inputs, self.epsilon, self.gamma, self.beta)
+            return _fused_instance_norm(inputs, self.epsilon)
         x = ops.cast(inputs, "float32")
         mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
         y = (x - mean) * ops.rsqrt(variance + self.epsilon)
@@ -310,3 +355,71 @@ class SizeCheck(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "multiple": self.multiple, "network": self.network,
                 "minimum": self.minimum}
+
+
+def leaky_relu(x, negative_slope=0.2):
+    """``tf.nn.leaky_relu`` whose gradient reads the output instead of the input.
+
+    For a slope >= 0 the output has the input's sign, so ``LeakyReluGrad`` on the output gives
+    the same gradient (also at 0, where both give the slope). The input is then needed by no
+    gradient op, so grappler's remapper can fuse conv + bias + LeakyRelu into one kernel; with
+    the stock gradient the remapper fused them anyway and failed ("Mutation::Apply error:
+    fanout .../LeakyReluGrad exist for missing node .../BiasAdd").
+    """
+    alpha = float(negative_slope)
+    if alpha < 0:
+        return tf.nn.leaky_relu(x, alpha)
+
+    @tf.custom_gradient
+    def forward(features):
+        y = tf.nn.leaky_relu(features, alpha)
+
+        def grad(dy):
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
+
+        return y, grad
+
+    return forward(x)
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class LeakyReLU(keras.layers.Layer):
+    """``keras.layers.LeakyReLU`` with the output-based gradient of ``leaky_relu``.
+
+    Args:
+        negative_slope: slope for negative inputs (the reference uses 0.2).
+    """
+
+    def __init__(self, negative_slope=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = float(negative_slope)
+
+    def call(self, inputs):
+        return leaky_relu(inputs, self.negative_slope)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class Cropping2D(keras.layers.Cropping2D):
+    """``keras.layers.Cropping2D`` (channels_last) through ``tf.slice``.
+
+    Keras crops with a strided slice, whose gradient is ``StridedSliceGrad``: ~15 ms for a
+    129x129x128 map on 2 cores, against 0.75 ms for the ``Pad`` that is ``Slice``'s gradient.
+    Same values, same config.
+    """
+
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            return super().call(inputs)
+        inputs = tf.convert_to_tensor(inputs)
+        (top, bottom), (left, right) = self.cropping
+        dynamic = tf.shape(inputs)
+        height = inputs.shape[1] if inputs.shape[1] is not None else dynamic[1]
+        width = inputs.shape[2] if inputs.shape[2] is not None else dynamic[2]
+        return tf.slice(inputs, [0, top, left, 0],
+                        [-1, height - top - bottom, width - left - right, -1])

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.layers import (ICNR, Blur, InstanceNormalization, PixelShuffle, ReflectionPadding2D,
-                         SelfAttention2D, SigmoidRange, SizeCheck, spectral_norm)
+from kgan.layers import (ICNR, Blur, Cropping2D, InstanceNormalization, LeakyReLU, PixelShuffle,
+                         ReflectionPadding2D, SelfAttention2D, SigmoidRange, SizeCheck,
+                         leaky_relu, spectral_norm)
 
 
 def _random(shape, seed=0, offset=0.0, scale=1.0):
@@ -78,6 +79,208 @@ class InstanceNormalizationTest(tf.test.TestCase):
         expected = _numpy_instance_norm(tf.cast(x, tf.float32).numpy())
         # Only the final rounding to bfloat16 (8 bits of mantissa) separates the two.
         self.assertAllClose(y, expected, atol=2e-2, rtol=1e-2)
+
+
+def _moments_instance_norm(x, gamma=None, beta=None, eps=1e-5):
+    """The moments formula with TF autodiff: the reference for the fused training path."""
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+    y = (x32 - mean) * tf.math.rsqrt(variance + eps)
+    if gamma is not None:
+        y = y * gamma + beta
+    return y
+
+
+class InstanceNormalizationTrainingPathTest(tf.test.TestCase):
+    """training=True runs one FusedBatchNormV3 (batch folded into channels); it must give the
+    moments formula's values and gradients, first and second order, for any batch size."""
+
+    def _layer(self, channels, affine, seed=0):
+        layer = InstanceNormalization(affine=affine)
+        layer.build((None, None, None, channels))
+        if affine:
+            rng = np.random.RandomState(seed)
+            layer.gamma.assign(rng.uniform(0.5, 2.0, channels).astype("float32"))
+            layer.beta.assign(rng.uniform(-1.0, 1.0, channels).astype("float32"))
+        return layer
+
+    def test_values_match_numpy_and_inference_path(self):
+        for batch in (1, 3):
+            for affine in (False, True):
+                x = _random((batch, 6, 10, 4), seed=batch, offset=3.0, scale=2.0)
+                layer = self._layer(4, affine)
+                expected = _numpy_instance_norm(x)
+                if affine:
+                    expected = expected * layer.gamma.numpy() + layer.beta.numpy()
+                self.assertAllClose(layer(x, training=True), expected, atol=1e-5)
+                self.assertAllClose(layer(x, training=True), layer(x, training=False),
+                                    atol=1e-5)
+
+    def test_uses_one_fused_kernel(self):
+        layer = InstanceNormalization()
+        graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+            tf.TensorSpec((1, 8, 8, 4))).graph
+        kinds = [op.type for op in graph.get_operations()]
+        self.assertIn("FusedBatchNormV3", kinds)
+        self.assertNotIn("Mean", kinds)
+        export = tf.function(lambda x: layer(x, training=False)).get_concrete_function(
+            tf.TensorSpec((1, 8, 8, 4))).graph
+        self.assertNotIn("FusedBatchNormV3", [op.type for op in export.get_operations()])
+
+    def test_gradients_match_moments_formula(self):
+        for batch in (1, 2):
+            for affine in (False, True):
+                x = tf.constant(_random((batch, 5, 7, 3), seed=10 + batch, offset=-1.0))
+                upstream = tf.constant(_random((batch, 5, 7, 3), seed=20 + batch))
+                layer = self._layer(3, affine, seed=batch)
+                sources = [x] + layer.trainable_weights
+                with tf.GradientTape(persistent=True) as tape:
+                    tape.watch(x)
+                    fused = tf.reduce_sum(layer(x, training=True) * upstream)
+                    if affine:
+                        ref = _moments_instance_norm(x, layer.gamma, layer.beta)
+                    else:
+                        ref = _moments_instance_norm(x)
+                    ref = tf.reduce_sum(ref * upstream)
+                got = tape.gradient(fused, sources)
+                want = tape.gradient(ref, sources)
+                for g, w in zip(got, want):
+                    self.assertAllClose(g, w, atol=1e-5, rtol=1e-4)
+
+    def test_second_order_gradients_match(self):
+        # The WGAN-GP penalty differentiates a gradient of the critic: the fused kernel's
+        # gradient must itself be differentiable like the moments formula's.
+        x = tf.constant(_random((2, 5, 6, 3), seed=30))
+        w = tf.constant(_random((1, 1, 3, 3), seed=31))
+
+        def penalty(norm):
+            with tf.GradientTape() as outer:
+                outer.watch(w)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = norm(tf.nn.conv2d(x, w, 1, "VALID"))
+                    score = tf.reduce_sum(tf.sin(y))
+                grad = inner.gradient(score, x)
+                loss = tf.reduce_sum(tf.square(grad))
+            return outer.gradient(loss, w)
+
+        layer = InstanceNormalization()
+        self.assertAllClose(penalty(lambda t: layer(t, training=True)),
+                            penalty(_moments_instance_norm), atol=1e-4, rtol=1e-4)
+
+    def test_bfloat16_training_path_keeps_float32_statistics(self):
+        x = tf.cast(_random((1, 8, 8, 4), offset=4.0, scale=0.25), tf.bfloat16)
+        layer = InstanceNormalization(dtype="mixed_bfloat16")
+        y = layer(x, training=True)
+        self.assertEqual(y.dtype, tf.bfloat16)
+        expected = _numpy_instance_norm(tf.cast(x, tf.float32).numpy())
+        self.assertAllClose(tf.cast(y, tf.float32), expected, atol=2e-2, rtol=1e-2)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+        grad = tape.gradient(y, x, output_gradients=tf.cast(tf.sin(tf.cast(x, tf.float32) * 9),
+                                                            tf.bfloat16))
+        self.assertEqual(grad.dtype, tf.bfloat16)
+        self.assertTrue(np.all(np.isfinite(tf.cast(grad, tf.float32).numpy())))
+
+    def test_dynamic_batch_in_tf_function(self):
+        layer = InstanceNormalization()
+        fn = tf.function(lambda x: layer(x, training=True),
+                         input_signature=[tf.TensorSpec((None, None, None, 2))])
+        x = _random((3, 4, 5, 2), seed=40, offset=1.0)
+        self.assertAllClose(fn(x), _numpy_instance_norm(x), atol=1e-5)
+
+
+class LeakyReLUTest(tf.test.TestCase):
+
+    def test_values_and_gradients_match_tf(self):
+        x = tf.constant(np.concatenate([_random((50,), seed=41), [0.0, -0.0]]).astype("float32"))
+        for slope in (0.2, 0.0, 1.5):
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                ours = leaky_relu(x, slope)
+                ref = tf.nn.leaky_relu(x, slope)
+            self.assertAllEqual(ours, ref)
+            upstream = tf.range(52, dtype=tf.float32) + 1.0
+            self.assertAllEqual(tape.gradient(ours, x, output_gradients=upstream),
+                                tape.gradient(ref, x, output_gradients=upstream))
+
+    def test_second_order(self):
+        x = tf.constant(_random((20,), seed=42))
+        w = tf.constant(1.3)
+
+        def penalty(act):
+            with tf.GradientTape() as outer:
+                outer.watch(w)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    score = tf.reduce_sum(tf.square(act(w * x)))
+                loss = tf.reduce_sum(tf.square(inner.gradient(score, x)))
+            return outer.gradient(loss, w)
+
+        self.assertAllClose(penalty(lambda t: leaky_relu(t, 0.2)),
+                            penalty(lambda t: tf.nn.leaky_relu(t, 0.2)), rtol=1e-5)
+
+    def test_layer_config(self):
+        layer = LeakyReLU(0.2, name="lrelu")
+        clone = LeakyReLU.from_config(layer.get_config())
+        self.assertEqual(clone.negative_slope, 0.2)
+        x = _random((2, 3, 3, 2), seed=43)
+        self.assertAllClose(layer(x), keras.layers.LeakyReLU(0.2)(x))
+
+    def test_conv_bias_lrelu_graph_optimises_without_remapper_error(self):
+        # The stock gradient made grappler's remapper fail on conv + bias + LeakyRelu
+        # ("fanout .../LeakyReluGrad exist for missing node .../BiasAdd"). With the output-based
+        # gradient the graph runs and gives the same gradients.
+        conv = keras.layers.Conv2D(4, 3, name="conv")
+        x = tf.constant(_random((1, 8, 8, 3), seed=44))
+        conv.build(x.shape)
+
+        def grads(act):
+            @tf.function
+            def step(x):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    loss = tf.reduce_sum(tf.square(act(conv(x))))
+                return tape.gradient(loss, [x] + conv.trainable_weights)
+            return step(x)
+
+        for got, want in zip(grads(lambda t: leaky_relu(t, 0.2)),
+                             grads(lambda t: tf.nn.leaky_relu(t, 0.2))):
+            self.assertAllClose(got, want, atol=1e-5)
+
+
+class Cropping2DTest(tf.test.TestCase):
+
+    def test_matches_keras_cropping_and_gradient(self):
+        x = tf.constant(_random((2, 9, 7, 3), seed=45))
+        for cropping in (((1, 0), (1, 0)), ((2, 1), (0, 3))):
+            ours, ref = Cropping2D(cropping), keras.layers.Cropping2D(cropping)
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                y, y_ref = ours(x), ref(x)
+            self.assertAllEqual(y, y_ref)
+            upstream = tf.sin(y_ref * 3.0)
+            self.assertAllEqual(tape.gradient(y, x, output_gradients=upstream),
+                                tape.gradient(y_ref, x, output_gradients=upstream))
+        symbolic = Cropping2D(((1, 0), (1, 0)))(keras.Input((None, None, 3)))
+        self.assertEqual(symbolic.shape, (None, None, None, 3))
+        self.assertEqual(Cropping2D(((1, 0), (1, 0)))(keras.Input((9, 7, 3))).shape,
+                         (None, 8, 6, 3))
+
+    def test_gradient_is_a_pad(self):
+        layer = Cropping2D(((1, 0), (1, 0)))
+
+        @tf.function
+        def grad(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            return tape.gradient(y, x, output_gradients=tf.ones_like(y))
+
+        kinds = [op.type for op in grad.get_concrete_function(
+            tf.TensorSpec((1, 5, 5, 2))).graph.get_operations()]
+        self.assertNotIn("StridedSliceGrad", kinds)
 
 
 class SelfAttention2DTest(tf.test.TestCase):
@@ -239,6 +442,8 @@ class LayerSerialisationTest(tf.test.TestCase):
         x = ReflectionPadding2D(1)(x)
         x = keras.layers.Conv2D(16, 3)(x)
         x = InstanceNormalization(affine=True)(x)
+        x = LeakyReLU(0.2)(x)
+        x = Cropping2D(((1, 0), (1, 0)))(x)
         x = SelfAttention2D(spectral_norm=True)(x)
         x = PixelShuffle(4, scale=2, activation="relu")(x)
         x = Blur()(x)
@@ -252,6 +457,7 @@ class LayerSerialisationTest(tf.test.TestCase):
         loaded = keras.saving.load_model(path, safe_mode=True)
         x = _random((1, 8, 12, 3), seed=8)
         self.assertAllEqual(loaded(x), model(x))
+        self.assertAllClose(loaded(x, training=True), model(x, training=True))
         self.assertEqual(loaded.layers[1].minimum, 8)
 
 

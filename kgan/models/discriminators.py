@@ -6,7 +6,8 @@ import functools
 import keras
 from keras import layers
 
-from kgan.layers import SelfAttention2D, SizeCheck, spectral_norm as wrap_spectral_norm
+from kgan.layers import (LeakyReLU, SelfAttention2D, SizeCheck,
+                         spectral_norm as wrap_spectral_norm)
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
 
 
@@ -51,13 +52,13 @@ def patchgan_discriminator(in_channels=3, ndf=64, n_layers=3, norm="instance",
     inputs = keras.Input((None, None, in_channels), name="image")
     x = SizeCheck(1, name, minimum=3 * 2 ** n_layers, name="size_check")(inputs)
     x = _conv4(x, ndf, 2, True, init, "conv0", spectral_norm)
-    x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
+    x = LeakyReLU(0.2, name="conv0_lrelu")(x)
     for n in range(1, n_layers + 1):
         filters = ndf * min(2 ** n, 8)
         strides = 2 if n < n_layers else 1
         x = _conv4(x, filters, strides, bias, init, f"conv{n}", spectral_norm)
         x = apply_norm(x, norm, f"conv{n}_norm", init_gain)
-        x = layers.LeakyReLU(0.2, name=f"conv{n}_lrelu")(x)
+        x = LeakyReLU(0.2, name=f"conv{n}_lrelu")(x)
     x = _conv4(x, 1, 1, True, init, "logits", spectral_norm)
     outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -82,10 +83,10 @@ def pixel_discriminator(in_channels=3, ndf=64, norm="instance", init_type="norma
     bias = uses_bias(norm)
     inputs = keras.Input((None, None, in_channels), name="image")
     x = _conv(ndf, 1, 1, True, init, "conv0", spectral_norm)(inputs)
-    x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
+    x = LeakyReLU(0.2, name="conv0_lrelu")(x)
     x = _conv(ndf * 2, 1, 1, bias, init, "conv1", spectral_norm)(x)
     x = apply_norm(x, norm, "conv1_norm", init_gain)
-    x = layers.LeakyReLU(0.2, name="conv1_lrelu")(x)
+    x = LeakyReLU(0.2, name="conv1_lrelu")(x)
     x = _conv(1, 1, 1, bias, init, "logits", spectral_norm)(x)
     outputs = layers.Activation("linear", dtype="float32", name="logits_f32")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -118,7 +119,7 @@ def critic(in_channels=3, nf=128, n_blocks=3, dropout=0.15, self_attention=True,
             x = _conv4(x, filters, strides, True, init, label, True)
         else:
             x = _conv(filters, kernel_size, strides, True, init, label, True)(x)
-        return layers.LeakyReLU(0.2, name=label + "_lrelu")(x)
+        return LeakyReLU(0.2, name=label + "_lrelu")(x)
 
     inputs = keras.Input((None, None, in_channels), name="image")
     x = SizeCheck(1, name, minimum=2 ** (n_blocks + 3), name="size_check")(inputs)
