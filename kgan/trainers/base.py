@@ -7,8 +7,38 @@ import tensorflow as tf
 from kgan import distribute
 
 
+@keras.saving.register_keras_serializable(package="kgan")
+class Adam(keras.optimizers.Adam):
+    """``keras.optimizers.Adam`` whose dense update is one fused ``ResourceApplyAdam`` kernel
+    per variable instead of ~12 elementwise ops (~30 passes over the weights).
+
+    The kernel computes Keras' formula exactly: ``alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)``,
+    ``m += (g - m)(1 - b1)``, ``v += (g^2 - v)(1 - b2)``, ``w -= alpha m / (sqrt(v) + eps)``.
+    AMSGrad, sparse gradients and non-float32 variables take Keras' own path.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        handle = getattr(variable, "handle", None)
+        if (self.amsgrad or isinstance(gradient, tf.IndexedSlices) or handle is None
+                or variable.dtype != tf.float32):
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        m = self._momentums[index].value
+        v = self._velocities[index].value
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1 = tf.cast(self.beta_1, tf.float32)
+        beta_2 = tf.cast(self.beta_2, tf.float32)
+        tf.raw_ops.ResourceApplyAdam(
+            var=handle, m=m.handle, v=v.handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, tf.float32),
+            grad=tf.cast(gradient, tf.float32), use_locking=False, use_nesterov=False)
+
+
 def adam(learning_rate, beta_1=0.5, beta_2=0.999, mixed_float16=None):
-    """Adam as the reference uses it, wrapped in a ``LossScaleOptimizer`` under float16.
+    """Adam as the reference uses it (fused update, see ``Adam``), wrapped in a
+    ``LossScaleOptimizer`` under float16.
 
     Args:
         learning_rate: a float or a ``LearningRateSchedule``.
@@ -18,7 +48,7 @@ def adam(learning_rate, beta_1=0.5, beta_2=0.999, mixed_float16=None):
     Returns:
         A Keras optimizer.
     """
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
+    optimizer = Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
     if mixed_float16 is None:
         mixed_float16 = keras.mixed_precision.global_policy().name == "mixed_float16"
     if mixed_float16:
