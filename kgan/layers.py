@@ -66,6 +66,14 @@ def _fused_instance_norm(x, epsilon, gamma=None, beta=None):
     return y
 
 
+def _spatial_mean(x):
+    """Mean over height then width (keepdims): two short float32 sums instead of one over
+    H*W values. TFLite's MEAN accumulates sequentially, and at 256^2 one long sum made an
+    exported resnet_9blocks differ from Keras by 4e-4; two stages cut the error of an instance
+    norm there ~17x (4.4e-5 -> 2.6e-6 on 256x256x64)."""
+    return ops.mean(ops.mean(x, axis=2, keepdims=True), axis=1, keepdims=True)
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class InstanceNormalization(keras.layers.Layer):
     """Normalises each sample and channel over height and width.
@@ -105,8 +113,9 @@ class InstanceNormalization(keras.layers.Layer):
                 return _fused_instance_norm(inputs, self.epsilon, self.gamma, self.beta)
             return _fused_instance_norm(inputs, self.epsilon)
         x = ops.cast(inputs, "float32")
-        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
-        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        mean = _spatial_mean(x)
+        centred = x - mean
+        y = centred * ops.rsqrt(_spatial_mean(ops.square(centred)) + self.epsilon)
         if self.affine:
             y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
         return ops.cast(y, inputs.dtype)
