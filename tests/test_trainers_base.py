@@ -4,8 +4,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kgan import losses
 from kgan.schedules import LinearDecay
 from kgan.trainers.base import Adam, adam
+from kgan.trainers.cyclegan import build_cyclegan
 
 
 def _variables(seed):
@@ -68,6 +70,39 @@ class FusedAdamTest(tf.test.TestCase):
         clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
         self.assertIsInstance(clone, Adam)
         self.assertEqual(clone.beta_1, 0.5)
+
+
+class SequentialGradientsTest(tf.test.TestCase):
+
+    def test_cyclegan_parts_sum_to_the_one_tape_gradient(self):
+        keras.utils.set_random_seed(0)
+        trainer = build_cyclegan(ngf=4, ndf=4, crop_size=32, pool_size=0,
+                                 generator="resnet_6blocks")
+        rng = np.random.RandomState(0)
+        real_a, real_b = (tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"))
+                          for _ in range(2))
+        g_vars = trainer.optimizer_variables()[0][1]
+
+        @tf.function
+        def both():
+            with tf.GradientTape() as tape:
+                terms, _, _ = trainer._generator_losses(real_a, real_b, training=True)
+                loss = losses.reduce_global(tf.add_n(list(terms.values())), 2)
+            one = tape.gradient(loss, g_vars)
+            parts = [lambda a, b: trainer._cycle_terms_a(a, True),
+                     lambda a, b: trainer._cycle_terms_b(b, True),
+                     lambda a, b: (trainer._identity_terms(a, b, True), None)]
+            summed, part_terms, extras = trainer.sequential_gradients(
+                parts, [real_a, real_b], g_vars, trainer.g_optimizer, 2)
+            return one, summed, terms, part_terms
+
+        one, summed, terms, part_terms = both()
+        self.assertEqual(sorted(terms), sorted(part_terms))
+        for name in terms:
+            self.assertAllClose(terms[name], part_terms[name], atol=1e-6)
+        self.assertLen(summed, len(one))
+        for a, b in zip(one, summed):
+            self.assertAllClose(a, b, atol=1e-6, rtol=1e-5)
 
 
 if __name__ == "__main__":

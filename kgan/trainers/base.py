@@ -4,7 +4,7 @@ and per-step seeds. A trainer never parses flags."""
 import keras
 import tensorflow as tf
 
-from kgan import distribute
+from kgan import distribute, losses
 
 
 @keras.saving.register_keras_serializable(package="kgan")
@@ -104,13 +104,27 @@ class GANTrainer(keras.Model):
         is used for its state only: under MirroredStrategy it decides on the first replica's
         gradients alone, so an overflow on another replica writes inf into the weights.
         """
+        grads = GANTrainer.compute_gradients(tape, loss, variables, optimizer)
+        return GANTrainer.apply_computed_gradients(grads, variables, optimizer)
+
+    @staticmethod
+    def compute_gradients(tape, loss, variables, optimizer):
+        """The gradients of ``loss``, still loss-scaled under a ``LossScaleOptimizer`` (the
+        backward pass starts from the scale; the loss is recorded unscaled). Gradients of
+        several losses may be summed before ``apply_computed_gradients``."""
         if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            grads = tape.gradient(loss, variables)
+            return tape.gradient(loss, variables)
+        scale = tf.convert_to_tensor(optimizer.dynamic_scale)
+        return tape.gradient(loss, variables, output_gradients=scale)
+
+    @staticmethod
+    def apply_computed_gradients(grads, variables, optimizer):
+        """Applies ``compute_gradients``' output (unscaling and skipping overflowing steps
+        under loss scaling, see ``apply_gradients``); returns the unscaled gradients."""
+        if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             optimizer.apply_gradients(zip(grads, variables))
             return grads
-        # The backward pass starts from the scale (the loss was recorded unscaled).
         scale = tf.convert_to_tensor(optimizer.dynamic_scale)
-        grads = tape.gradient(loss, variables, output_gradients=scale)
         finite = finite_on_every_replica(grads)
         grads = [None if g is None else g / scale for g in grads]
 
@@ -120,6 +134,46 @@ class GANTrainer(keras.Model):
         distribute.synchronized_cond(finite, apply, lambda grads: None, args=(grads,))
         update_loss_scale(optimizer, finite)
         return grads
+
+    def sequential_gradients(self, parts, inputs, variables, optimizer, global_batch):
+        """Sums the gradients of several losses, one forward/backward pass at a time.
+
+        Each part's inputs wait (a control dependency) for the previous part's gradients, so
+        only one part's activations are alive at once: the peak memory of the largest part,
+        not of all of them (a CycleGAN generator update keeps 2 generator passes alive
+        instead of 6). The sum equals the gradient of the summed loss up to float summation
+        order.
+
+        Args:
+            parts: callables taking ``inputs`` and returning ``(terms, extra)``: a dict of
+                per-example loss terms and anything to pass on. Called under a tape.
+            inputs: a list of tensors, gated and passed to every part.
+            variables: the variables to differentiate.
+            optimizer: the optimizer (for loss scaling).
+            global_batch: the global batch size the terms are reduced over.
+
+        Returns:
+            (summed gradients, ``compute_gradients`` style), dict of all terms, list of extras.
+        """
+        total, terms, extras = None, {}, []
+        for part in parts:
+            gated = list(inputs)
+            if total is not None:
+                with tf.control_dependencies(
+                        [tf.group([g for g in total if g is not None])]):
+                    gated = [tf.identity(x) for x in inputs]
+            with tf.GradientTape() as tape:
+                part_terms, extra = part(*gated)
+                loss = losses.reduce_global(tf.add_n(list(part_terms.values())), global_batch)
+            grads = self.compute_gradients(tape, loss, variables, optimizer)
+            terms.update(part_terms)
+            extras.append(extra)
+            if total is None:
+                total = list(grads)
+            else:
+                total = [a if b is None else b if a is None else a + b
+                         for a, b in zip(total, grads)]
+        return total, terms, extras
 
     def current_lr(self, optimizer):
         """The learning rate an optimizer uses at its current iteration."""

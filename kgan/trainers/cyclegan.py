@@ -63,25 +63,45 @@ class CycleGAN(GANTrainer):
     def call(self, inputs, training=False):
         return self.generator_ab(inputs, training=training)
 
-    def _generator_losses(self, real_a, real_b, training):
-        """Forward pass of both generators and every generator loss term (per example)."""
+    def _cycle_terms_a(self, real_a, training):
+        """A -> B -> A: G_A's adversarial term and cycle_A; returns (terms, fake_b)."""
         fake_b = self.generator_ab(real_a, training=training)
         rec_a = self.generator_ba(fake_b, training=training)
-        fake_a = self.generator_ba(real_b, training=training)
-        rec_b = self.generator_ab(fake_a, training=training)
         terms = {
             "G_A": losses.generator_loss(self.discriminator_b(fake_b, training=training),
                                          self.gan_mode),
+            "cycle_A": self.lambda_a * losses.l1_loss(rec_a, real_a),
+        }
+        return terms, fake_b
+
+    def _cycle_terms_b(self, real_b, training):
+        """B -> A -> B: G_B's adversarial term and cycle_B; returns (terms, fake_a)."""
+        fake_a = self.generator_ba(real_b, training=training)
+        rec_b = self.generator_ab(fake_a, training=training)
+        terms = {
             "G_B": losses.generator_loss(self.discriminator_a(fake_a, training=training),
                                          self.gan_mode),
-            "cycle_A": self.lambda_a * losses.l1_loss(rec_a, real_a),
             "cycle_B": self.lambda_b * losses.l1_loss(rec_b, real_b),
         }
+        return terms, fake_a
+
+    def _identity_terms(self, real_a, real_b, training):
+        """idt_A = |G_A(B) - B| and idt_B = |G_B(A) - A|, weighted as the reference."""
+        idt_a = self.generator_ab(real_b, training=training)
+        idt_b = self.generator_ba(real_a, training=training)
+        return {
+            "idt_A": self.lambda_b * self.lambda_identity * losses.l1_loss(idt_a, real_b),
+            "idt_B": self.lambda_a * self.lambda_identity * losses.l1_loss(idt_b, real_a),
+        }
+
+    def _generator_losses(self, real_a, real_b, training):
+        """Forward pass of both generators and every generator loss term (per example)."""
+        a_terms, fake_b = self._cycle_terms_a(real_a, training)
+        b_terms, fake_a = self._cycle_terms_b(real_b, training)
+        terms = {"G_A": a_terms["G_A"], "G_B": b_terms["G_B"],
+                 "cycle_A": a_terms["cycle_A"], "cycle_B": b_terms["cycle_B"]}
         if self.lambda_identity > 0:
-            idt_a = self.generator_ab(real_b, training=training)
-            idt_b = self.generator_ba(real_a, training=training)
-            terms["idt_A"] = self.lambda_b * self.lambda_identity * losses.l1_loss(idt_a, real_b)
-            terms["idt_B"] = self.lambda_a * self.lambda_identity * losses.l1_loss(idt_b, real_a)
+            terms.update(self._identity_terms(real_a, real_b, training))
         return terms, fake_a, fake_b
 
     def _discriminator_loss(self, discriminator, real, fake, seed):
@@ -98,11 +118,21 @@ class CycleGAN(GANTrainer):
         seeds = [self.step_seed(salt) for salt in range(4)]
         lr = self.current_lr(self.g_optimizer)
 
+        # The generator loss is differentiated in three parts (cycle A, cycle B, identity),
+        # one after the other, and the gradients summed: the same gradient as one tape over
+        # the summed loss, but only two generator passes' activations are alive at once
+        # instead of six (256^2: ~0.7 GB instead of ~2.1 GB).
         g_vars = self.optimizer_variables()[0][1]
-        with tf.GradientTape() as tape:
-            g_terms, fake_a, fake_b = self._generator_losses(real_a, real_b, training=True)
-            g_loss = losses.reduce_global(tf.add_n(list(g_terms.values())), global_batch)
-        self.apply_gradients(tape, g_loss, g_vars, self.g_optimizer)
+        parts = [lambda a, b: self._cycle_terms_a(a, True),
+                 lambda a, b: self._cycle_terms_b(b, True)]
+        if self.lambda_identity > 0:
+            parts.append(lambda a, b: (self._identity_terms(a, b, True), None))
+        grads, part_terms, extras = self.sequential_gradients(
+            parts, [real_a, real_b], g_vars, self.g_optimizer, global_batch)
+        self.apply_computed_gradients(grads, g_vars, self.g_optimizer)
+        fake_b, fake_a = extras[0], extras[1]
+        g_terms = {name: part_terms[name] for name in
+                   ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B") if name in part_terms}
 
         pooled_a = self.pool_a.query(fake_a, seeds[0])
         pooled_b = self.pool_b.query(fake_b, seeds[1])
