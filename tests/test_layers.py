@@ -30,6 +30,23 @@ class ReflectionPadding2DTest(tf.test.TestCase):
         expected = np.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)), mode="reflect")
         self.assertAllEqual(y, expected)
 
+    def test_training_path_values_and_gradient(self):
+        layer = ReflectionPadding2D(3)
+        x = tf.constant(_random((2, 8, 11, 3), seed=1))
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            y_ref = tf.pad(x, [[0, 0], [3, 3], [3, 3], [0, 0]], mode="REFLECT")
+        self.assertAllEqual(y, y_ref)
+        self.assertAllEqual(y, layer(x, training=False))
+        upstream = tf.sin(y_ref * 5.0)
+        self.assertAllClose(tape.gradient(y, x, output_gradients=upstream),
+                            tape.gradient(y_ref, x, output_gradients=upstream), atol=1e-6)
+        fn = tf.function(lambda t: ReflectionPadding2D(1)(t, training=True),
+                         input_signature=[tf.TensorSpec((None, None, None, 2))])
+        x = _random((1, 4, 5, 2), seed=2)
+        self.assertAllEqual(fn(x), np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect"))
+
     def test_symbolic_shape(self):
         layer = ReflectionPadding2D(2)
         self.assertEqual(layer.compute_output_shape((None, 8, None, 3)), (None, 12, None, 3))
