@@ -11,9 +11,11 @@ same process, not as seconds. ``python -m kgan.bench`` measures:
   the single measured op, so ratios above 100 % are possible;
 - for the chosen config: the first step (trace + compile + run), the median and p10/p90 of
   the step time over ``--steps`` steps after ``--warmup`` steps, achieved GFLOP/s and its ratio
-  to the matmul peak of the step's precision, the peak RSS of the config, the input
-  pipeline's images/s on its own, and generator inference images/s (Keras, SavedModel and
-  TFLite with XNNPACK);
+  to the matmul peak of the step's precision and to a *concurrent* peak (the median of a
+  short matmul probe run after each timed step: the machine as the steps saw it, so that
+  load on a shared machine does not bias the ratio), the steps' CPU utilisation, the peak
+  RSS of the config, the input pipeline's images/s on its own, and generator inference
+  images/s (Keras, SavedModel and TFLite with XNNPACK);
 - ``--compare=mixed_precision=mixed_bfloat16`` runs a second config (the first with those
   flags changed) in the same process and prints the step-rate ratio.
 
@@ -108,6 +110,25 @@ def matmul_peak(dtype="float32", size=2048, reps=20):
     b = tf.cast(rng.uniform((size, size)), dtype)
     fn = tf.function(lambda x, y: tf.linalg.matmul(x, y))
     return 2.0 * size ** 3 / _best_seconds(fn, (a, b), reps) / 1e9
+
+
+def matmul_probe(dtype="float32", size=2048, reps=3):
+    """A reusable short matmul peak measurement, run between timed steps.
+
+    On a shared machine the best-of peaks (measured in quiet moments) and a step median
+    (measured through whatever load there is) see different machines. The probe measures
+    what the machine gives *now*, next to each step, so that a step can be compared with a
+    peak taken under the same load.
+
+    Returns:
+        A function returning the best GFLOP/s of ``reps`` calls (about 0.1 s in fp32 at 2048).
+    """
+    rng = tf.random.Generator.from_seed(2)
+    a = tf.cast(rng.uniform((size, size)), dtype)
+    b = tf.cast(rng.uniform((size, size)), dtype)
+    fn = tf.function(lambda x, y: tf.linalg.matmul(x, y))
+    fn(a, b)
+    return lambda: 2.0 * size ** 3 / _best_seconds(fn, (a, b), reps) / 1e9
 
 
 def conv_peak(dtype="float32", size=64, channels=256, kernel=3, batch=1, reps=20):
@@ -252,17 +273,21 @@ def _percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def time_steps(step, steps, warmup):
+def time_steps(step, steps, warmup, probe=None):
     """Times ``step()`` calls: the first one, ``warmup - 1`` more untimed, then ``steps``.
 
     Args:
         step: a function running one step and returning once it is done.
         steps: timed steps (at least 1).
         warmup: steps before timing, the first one included (at least 1).
+        probe: optional function run after each timed step (untimed), e.g.
+            ``matmul_probe()``; its return values are kept under ``probe_values``.
 
     Returns:
-        A dict with ``first_step_s``, ``step_median_s``, ``step_p10_s``, ``step_p90_s`` and
-        ``step_times_s``.
+        A dict with ``first_step_s``, ``step_median_s``, ``step_min_s``, ``step_p10_s``,
+        ``step_p90_s``, ``step_times_s``, ``step_cpu_s`` (process CPU seconds per step) and
+        ``cpu_utilisation`` (median CPU seconds / (wall seconds * usable cores): near 1 when
+        the step had the machine to itself), plus ``probe_values`` with a probe.
     """
     if steps < 1 or warmup < 1:
         raise ValueError(f"--steps and --warmup must be >= 1, got {steps} and {warmup}.")
@@ -271,15 +296,23 @@ def time_steps(step, steps, warmup):
     first = time.perf_counter() - start
     for _ in range(warmup - 1):
         step()
-    times = []
+    times, cpu, probes = [], [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return {"first_step_s": first, "step_median_s": statistics.median(times),
-            "step_min_s": min(times),
-            "step_p10_s": _percentile(times, 10), "step_p90_s": _percentile(times, 90),
-            "step_times_s": times}
+        cpu.append(time.process_time() - cpu_start)
+        if probe is not None:
+            probes.append(probe())
+    cores = cpu_info()["cores"]
+    result = {"first_step_s": first, "step_median_s": statistics.median(times),
+              "step_min_s": min(times),
+              "step_p10_s": _percentile(times, 10), "step_p90_s": _percentile(times, 90),
+              "step_times_s": times, "step_cpu_s": cpu,
+              "cpu_utilisation": statistics.median(c / (t * cores) for c, t in zip(cpu, times))}
+    if probe is not None:
+        result["probe_values"] = probes
+    return result
 
 
 def _sync(result):
@@ -339,12 +372,24 @@ def bench_cyclegan_step(config):
         compiled = tf.function(trainer.train_step, jit_compile=bool(config["jit_compile"]),
                                reduce_retracing=True)
         step = lambda: _sync(compiled(data))
-    timings = time_steps(step, config["steps"], config["warmup"])
+    probe = None
+    if config.get("probe", True):
+        bf16 = "bfloat16" in config["mixed_precision"]
+        probe = matmul_probe("bfloat16" if bf16 else "float32", config.get("probe_size", 2048))
+    timings = time_steps(step, config["steps"], config["warmup"], probe)
+    if probe is not None:
+        timings["probe_matmul_gflops"] = timings.pop("probe_values")
+        timings["concurrent_matmul_peak_gflops"] = statistics.median(
+            timings["probe_matmul_gflops"])
 
     shape = (global_batch, size, size, 3)
     g = forward_flops(trainer.generator_ab, shape)
     d = forward_flops(trainer.discriminator_a, shape)
     step_flops = cyclegan_step_flops(g, d, identity=config["lambda_identity"] > 0)
+    if "concurrent_matmul_peak_gflops" in timings:
+        timings["ratio_to_concurrent_matmul_peak"] = (
+            step_flops / timings["step_median_s"] / 1e9
+            / timings["concurrent_matmul_peak_gflops"])
     timings.update({"generator_forward_gflop": g / 1e9, "discriminator_forward_gflop": d / 1e9,
                     "step_gflop": step_flops / 1e9,
                     "achieved_gflops": step_flops / timings["step_median_s"] / 1e9,
@@ -416,7 +461,7 @@ DEFAULT_CONFIG = {
     "n_layers_d": 3, "ngf": 64, "ndf": 64, "norm": "instance", "lambda_identity": 0.5,
     "crop_size": 256, "load_size": 0, "batch_size": 1, "mixed_precision": "float32",
     "jit_compile": False, "distribution": "default", "steps": 5, "warmup": 2,
-    "inference": True, "tflite": True, "pipeline": True,
+    "inference": True, "tflite": True, "pipeline": True, "probe": True,
 }
 
 
@@ -603,6 +648,11 @@ def format_report(report):
     row("% of matmul peak, best step",
         lambda c: 100 * c["best_step_ratio_to_matmul_peak"]
         if "best_step_ratio_to_matmul_peak" in c else None)
+    row("% of concurrent matmul peak",
+        lambda c: 100 * c["ratio_to_concurrent_matmul_peak"]
+        if "ratio_to_concurrent_matmul_peak" in c else None)
+    row("concurrent matmul peak GFLOP/s", lambda c: c.get("concurrent_matmul_peak_gflops"))
+    row("CPU utilisation (step)", lambda c: c.get("cpu_utilisation"))
     row("% of fp32 matmul peak",
         lambda c: 100 * c["ratio_to_fp32_matmul_peak"] if "ratio_to_fp32_matmul_peak" in c
         else None)
@@ -660,6 +710,9 @@ def _define_flags():
     flags.DEFINE_boolean("inference", True, "Time generator inference (Keras, SavedModel).")
     flags.DEFINE_boolean("tflite", True, "Also time a float32 TFLite generator (XNNPACK).")
     flags.DEFINE_boolean("pipeline", True, "Time the input pipeline on its own.")
+    flags.DEFINE_boolean("probe", True, "Run a short matmul peak probe after each timed step "
+                         "(untimed) and report the step against the median probe: a peak "
+                         "measured under the same load as the steps.")
     flags.DEFINE_string("compare", "", "FLAG=VALUE[,FLAG=VALUE]: run a second config with "
                         "these changes, e.g. mixed_precision=mixed_bfloat16.")
     flags.DEFINE_integer("peak_size", 2048, "Matmul peak matrix side.")

@@ -66,6 +66,17 @@ class ConfigTest(tf.test.TestCase):
         self.assertLen(calls, 5)
         self.assertLen(timings["step_times_s"], 3)
         self.assertLessEqual(timings["step_p10_s"], timings["step_p90_s"])
+        self.assertLen(timings["step_cpu_s"], 3)
+        self.assertGreaterEqual(timings["cpu_utilisation"], 0.0)
+        self.assertNotIn("probe_values", timings)
+
+    def test_time_steps_runs_the_probe_after_each_timed_step(self):
+        events = []
+        timings = bench.time_steps(lambda: events.append("step"), steps=3, warmup=1,
+                                   probe=lambda: events.append("probe") or 7.0)
+        self.assertEqual(events, ["step", "step", "probe", "step", "probe", "step", "probe"])
+        self.assertEqual(timings["probe_values"], [7.0, 7.0, 7.0])
+        self.assertGreater(bench.matmul_probe("float32", size=64, reps=1)(), 0.0)
 
 
 class CliTest(tf.test.TestCase):
@@ -83,6 +94,7 @@ class CliTest(tf.test.TestCase):
              f"--output_json={path}"], capture_output=True, text=True, env=env, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn("step median (s)", result.stdout)
+        self.assertIn("% of concurrent matmul peak", result.stdout)
         with open(path) as f:
             report = json.load(f)
         self.assertEqual(set(report), {"machine", "peaks", "configs"})
@@ -90,7 +102,8 @@ class CliTest(tf.test.TestCase):
         config = report["configs"][0]
         for key in ("first_step_s", "step_median_s", "step_p10_s", "step_p90_s",
                     "achieved_gflops", "ratio_to_matmul_peak", "peak_rss_gib", "step_gflop",
-                    "input_images_per_s", "inference_images_per_s"):
+                    "input_images_per_s", "inference_images_per_s", "cpu_utilisation",
+                    "concurrent_matmul_peak_gflops", "ratio_to_concurrent_matmul_peak"):
             self.assertIn(key, config)
         self.assertGreater(config["input_images_per_s"], 0)
         self.assertGreater(config["inference_images_per_s"]["saved_model"], 0)
