@@ -1,7 +1,9 @@
 """Profiling helpers: run a function under the TF profiler and sum op time by type / name.
 
-Used to find where a training step's time goes beyond its convolution FLOPs (see
-``python -m kgan.profiling``). On CPU the executor records one trace event per op kernel
+Used to find where a training step's time goes beyond its convolution FLOPs, e.g.
+``format_summary(profile(lambda: step(data), steps=2), steps=2)``; set
+``tf.config.threading.set_inter_op_parallelism_threads(1)`` first so that op times add up
+to the wall time. On CPU the executor records one trace event per op kernel
 (``name:type``); this module reads the XPlane protobuf the profiler writes and aggregates it.
 """
 
@@ -85,6 +87,7 @@ def profile(fn, steps=1, logdir=None):
 
 
 def format_summary(result, top=30, steps=1):
+    """Renders ``profile``'s result as text: per-step ms by op type and by op name."""
     lines = [f"ops total {result['total_op_ms'] / steps:.0f} ms/step, wall span "
              f"{result['wall_ms'] / steps:.0f} ms/step"]
     lines.append("-- by type (ms/step, calls/step, % of op time)")
