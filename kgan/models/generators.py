@@ -11,7 +11,7 @@ import functools
 import keras
 from keras import layers
 
-from kgan.layers import (Blur, PixelShuffle, ReflectionPadding2D, SelfAttention2D,
+from kgan.layers import (Blur, Cropping2D, PixelShuffle, ReflectionPadding2D, SelfAttention2D,
                          SigmoidRange, SizeCheck)
 from kgan.models import encoders
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
@@ -45,7 +45,7 @@ def _upsample(x, filters, mode, use_bias, init, name):
         # would drop the last ones instead, shifting the output by one pixel.
         x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=use_bias,
                                    kernel_initializer=init(), name=name)(x)
-        return layers.Cropping2D(((1, 0), (1, 0)), name=name + "_crop")(x)
+        return Cropping2D(((1, 0), (1, 0)), name=name + "_crop")(x)
     if mode == "pixel_shuffle":
         x = PixelShuffle(filters, 2, activation=None, name=name)(x)
         return Blur(name=name + "_blur")(x)
