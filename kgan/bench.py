@@ -8,7 +8,7 @@ same process, not as seconds. ``python -m kgan.bench`` measures:
   and after the configs (the best of both is kept), and the CPU features found in
   /proc/cpuinfo (avx512f, avx512_bf16, amx_bf16, ...). TF's own matmul and conv kernels are
   the yardstick, not the CPU's theoretical peak: a whole network's convs can run faster than
-  the single measured op, so ratios above 100 % are possible;
+  the single measured op, so ratios above 100 percent are possible;
 - for the chosen config: the first step (trace + compile + run), the median and p10/p90 of
   the step time over ``--steps`` steps after ``--warmup`` steps, achieved GFLOP/s and its ratio
   to the matmul peak of the step's precision and to a *concurrent* peak (the median of a

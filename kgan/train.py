@@ -8,13 +8,9 @@ same step count, same learning-rate schedule position.
 import os
 import sys
 
-# Before TensorFlow loads: hide its C++ INFO lines (SavedModel loader and TFLite converter chatter
-# during the export); warnings and errors still show. An explicit setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+import keras
+import tensorflow as tf
+from absl import app, flags, logging
 
 from kgan import callbacks as kcallbacks
 from kgan import distribute
