@@ -11,7 +11,6 @@ import os
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 

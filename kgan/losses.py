@@ -12,6 +12,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from kgan.weights import keras_cache_path
+
+
 GAN_MODES = ("lsgan", "vanilla", "hinge", "wgangp")
 VGG_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 PERCEPTUAL_PRESETS = {
@@ -143,12 +146,6 @@ def gram_matrix(features):
 
 class VGGWeightsMissingError(FileNotFoundError):
     """The ImageNet VGG16 weights are not on this machine (and cannot be downloaded)."""
-
-
-def keras_cache_path(filename):
-    """Where Keras keeps downloaded weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(home, "models", filename)
 
 
 def resolve_vgg_weights(vgg_weights):

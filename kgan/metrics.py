@@ -21,6 +21,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from kgan.weights import keras_cache_path
+
+
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_SIZE = 299
 
@@ -79,8 +82,7 @@ def inception_weights_path(weights="imagenet"):
     if weights is None or str(weights).lower() == "none":
         return None
     if weights == "imagenet":
-        cache = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-        path = os.path.join(cache, "models", INCEPTION_WEIGHTS_FILE)
+        path = keras_cache_path(INCEPTION_WEIGHTS_FILE)
         if not os.path.isfile(path):
             raise InceptionWeightsError(
                 f"FID/KID need the ImageNet InceptionV3 weights, but {path} does not exist "

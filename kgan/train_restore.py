@@ -3,8 +3,6 @@ built and run through ``kgan.train.train_loop``."""
 
 import os
 
-import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 

@@ -17,6 +17,9 @@ import keras
 from absl import logging
 from keras import ops
 
+from kgan.weights import keras_cache_path
+
+
 ENCODERS = ("none", "resnet50", "mobilenet_v2")
 ENCODER_STRIDES = (2, 4, 8, 16, 32)
 # MobileNetV2 widths with published no-top ImageNet weights (at 224 px).
@@ -107,13 +110,6 @@ def feature_layers(encoder):
     """The backbone layer names giving the stride 2, 4, 8, 16 and 32 feature maps."""
     check_encoder(encoder)
     return _SPECS[encoder]["layers"]
-
-
-def keras_cache_path(filename):
-    """Where Keras keeps downloaded weights: ``$KERAS_HOME/models`` or ``~/.keras/models``
-    (read when called, as ``kgan.losses.keras_cache_path``)."""
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(home, "models", filename)
 
 
 def imagenet_weights_file(encoder, alpha=1.0):

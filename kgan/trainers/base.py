@@ -64,6 +64,19 @@ class GANTrainer(keras.Model):
     ``strategy.run``), so nothing in it may depend on which driver calls it.
     """
 
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Sets the generator and discriminator (critic) optimizers and builds them in scope.
+
+        Args:
+            g_optimizer: optimizer of the generator(s); None where no generator trains.
+            d_optimizer: optimizer of the discriminator(s) or critic; None where none trains.
+            **kwargs: passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
+        """
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.build_optimizers()
+
     def build_optimizers(self):
         """Builds every optimizer on its variables now, inside the current strategy scope
         (several optimizers in one step fail under MirroredStrategy otherwise)."""

@@ -37,9 +37,7 @@ class CriticPretrainer(GANTrainer):
 
     def compile(self, optimizer, **kwargs):
         """Sets the critic optimizer and builds it in scope."""
-        super().compile(optimizer=None, **kwargs)
-        self.d_optimizer = optimizer
-        self.build_optimizers()
+        super().compile(d_optimizer=optimizer, **kwargs)
 
     def optimizer_variables(self):
         return [(self.d_optimizer, self.critic.trainable_variables)]

@@ -47,13 +47,6 @@ class CycleGAN(GANTrainer):
         self.pool_a = ImagePool(pool_size, image_shape, name="pool_a")
         self.pool_b = ImagePool(pool_size, image_shape, name="pool_b")
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """Sets the generator and discriminator optimizers and builds them in scope."""
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        self.build_optimizers()
-
     def optimizer_variables(self):
         g_vars = self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
         d_vars = (self.discriminator_a.trainable_variables +

@@ -58,13 +58,6 @@ class NoGANTrainer(GANTrainer):
         self.last_generator_loss = tf.Variable(0.0, name="last_generator_loss", **state)
         self.steps = tf.Variable(0, dtype=tf.int64, name="steps", **state)
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """Sets the generator and critic optimizers and builds them in scope."""
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        self.build_optimizers()
-
     def optimizer_variables(self):
         return [(self.g_optimizer, self.generator.trainable_variables),
                 (self.d_optimizer, self.critic.trainable_variables)]

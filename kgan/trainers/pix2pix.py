@@ -29,13 +29,6 @@ class Pix2Pix(GANTrainer):
         self.gan_mode = gan_mode
         self.lambda_gp = float(lambda_gp)
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """Sets both optimizers and builds them in scope."""
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        self.build_optimizers()
-
     def optimizer_variables(self):
         return [(self.g_optimizer, self.generator.trainable_variables),
                 (self.d_optimizer, self.discriminator.trainable_variables)]

@@ -22,9 +22,7 @@ class GeneratorPretrainer(GANTrainer):
 
     def compile(self, optimizer, **kwargs):
         """Sets the generator optimizer and builds it in scope."""
-        super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = optimizer
-        self.build_optimizers()
+        super().compile(g_optimizer=optimizer, **kwargs)
 
     def optimizer_variables(self):
         return [(self.g_optimizer, self.generator.trainable_variables)]

@@ -1,20 +1,17 @@
-"""pix2pix and the NoGAN restoration trainers: switcher rule, learning, phases resuming."""
+"""kgan.trainers.nogan and the restoration phases: switcher rule, compiled switching, phases
+running and resuming from the previous one."""
 
 import os
 import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
-from kgan.data import paired_dataset
 from kgan.losses import PixelContentLoss
-from kgan.models import build_discriminator, build_generator, critic, unet_generator
+from kgan.models import critic, unet_generator
 from kgan.trainers.base import adam
-from kgan.trainers.critic import CriticPretrainer
 from kgan.trainers.nogan import NoGANTrainer, next_generator_mode
-from kgan.trainers.pix2pix import Pix2Pix
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,38 +40,6 @@ class SwitcherTest(tf.test.TestCase):
         self.assertEqual(int(trainer.g_optimizer.iterations), 2)
         self.assertEqual(int(trainer.d_optimizer.iterations), 2)
         self.assertEqual(step.experimental_get_tracing_count(), 1)
-
-
-class CriticPretrainTest(tf.test.TestCase):
-
-    def test_critic_learns_to_separate_real_from_generated(self):
-        tf.keras.utils.set_random_seed(0)
-        generator = build_generator("unet_128", ngf=4, norm="none", use_dropout=False)
-        trainer = CriticPretrainer(generator, critic(nf=8))
-        trainer.compile(adam(1e-3, 0.9, 0.99))
-        clean = tf.random.uniform((4, 128, 128, 3), -1, 1)
-        data = (clean, clean)
-        logs = [trainer.train_step(data) for _ in range(30)]
-        self.assertLess(float(logs[-1]["critic"]), float(logs[0]["critic"]))
-        self.assertGreater(float(logs[-1]["accuracy"]), 0.9)
-
-
-class Pix2PixTest(tf.test.TestCase):
-
-    def test_logs_reference_terms_and_learns_a_paired_task(self):
-        tf.keras.utils.set_random_seed(0)
-        dataset, _ = paired_dataset(preprocess="resize_and_crop", load_size=36, crop_size=32,
-                                    batch_size=4, seed=0, size_multiple=32)
-        generator = unet_generator(num_downs=5, ngf=8, norm="batch", use_dropout=False)
-        discriminator = build_discriminator("basic", in_channels=6, ndf=8, norm="batch")
-        trainer = Pix2Pix(generator, discriminator, lambda_l1=100.0)
-        trainer.compile(g_optimizer=adam(2e-3, 0.5), d_optimizer=adam(2e-4, 0.5))
-        inputs, targets = next(iter(dataset))
-        start = float(tf.reduce_mean(tf.abs(generator(inputs, training=False) - targets)))
-        history = trainer.fit(dataset, steps_per_epoch=100, epochs=1, verbose=0).history
-        self.assertEqual(set(history), {"G_GAN", "G_L1", "D_real", "D_fake", "lr"})
-        end = float(tf.reduce_mean(tf.abs(generator(inputs, training=False) - targets)))
-        self.assertLess(end, 0.5 * start, f"L1 {start:.3f} -> {end:.3f}")
 
 
 class NoGANPhasesTest(tf.test.TestCase):
