@@ -44,8 +44,6 @@ Usage::
         --output_json=/tmp/peer_keras_io_fp32.json
 """
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -60,6 +58,8 @@ from keras import layers, ops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kgan import bench  # noqa: E402
+
+import peer_report  # noqa: E402  (this folder, on sys.path when run as a script)
 
 KERNEL_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 GAMMA_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
@@ -287,63 +287,21 @@ def run(args):
     return report
 
 
-def format_report(report):
-    r = report["result"]
-    peaks = report.get("peaks") or {}
-    lines = [f"keras-io CycleGAN peer ({report['precision']}), {report['config']['crop_size']}^2 "
-             f"batch {report['config']['batch_size']}; load "
-             f"{', '.join(f'{x:.2f}' for x in report['machine']['load_average'])}",
-             f"  params G {r['generator_params']:,} D {r['discriminator_params']:,}; forward "
-             f"G {r['generator_forward_gflop']:.2f} GFLOP, D {r['discriminator_forward_gflop']:.2f}"
-             f" GFLOP; step {r['step_gflop']:.1f} GFLOP"]
-    if peaks:
-        lines.append(f"  peaks GFLOP/s: matmul fp32 {peaks['matmul_fp32_gflops']:.0f}, bf16 "
-                     f"{peaks['matmul_bf16_gflops']:.0f}; conv3x3 fp32 "
-                     f"{peaks['conv_fp32_gflops']:.0f}, bf16 {peaks['conv_bf16_gflops']:.0f}")
-    lines.append(f"  first step {r['first_step_s']:.2f} s; step median {r['step_median_s']:.2f} s "
-                 f"(p10 {r['step_p10_s']:.2f}, p90 {r['step_p90_s']:.2f}); "
-                 f"{r['achieved_gflops']:.1f} GFLOP/s")
-    if "ratio_to_fp32_matmul_peak" in r:
-        lines.append(f"  {100 * r['ratio_to_fp32_matmul_peak']:.1f} % of fp32 matmul peak, "
-                     f"{100 * r['ratio_to_matmul_peak']:.1f} % of same-dtype peak")
-    if "ratio_to_concurrent_matmul_peak" in r:
-        lines.append(f"  {100 * r['ratio_to_concurrent_matmul_peak']:.1f} % of concurrent "
-                     f"matmul peak ({r['concurrent_matmul_peak_gflops']:.0f} GFLOP/s)")
-    lines.append(f"  CPU utilisation {r['cpu_utilisation']:.2f}; peak RSS "
-                 f"{r['peak_rss_gib']:.2f} GiB")
-    return "\n".join(lines)
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--precision", default="float32",
-                        choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--crop_size", type=int, default=256)
-    parser.add_argument("--batch_size", type=int, default=1)
-    parser.add_argument("--peak_size", type=int, default=2048)
-    parser.add_argument("--peak_reps", type=int, default=20)
-    parser.add_argument("--no_peaks", dest="peaks", action="store_false")
-    parser.add_argument("--no_probe", dest="probe", action="store_false")
+    parser = peer_report.common_parser(__doc__.split("\n\n")[0],
+                                       ["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--norm_affine", action="store_true",
                         help="GroupNormalization with gamma/beta, as in the example.")
     parser.add_argument("--d_padding", default="torch", choices=["torch", "same"],
                         help="torch: pad 1 + valid (30x30 patches, 6.29 GFLOP, the default); "
                         "same: the example's 'same' padding (32x32, 6.56 GFLOP).")
     parser.add_argument("--jit_compile", action="store_true")
-    parser.add_argument("--output_json", default="")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    report = run(args)
-    print(format_report(report))
-    if args.output_json:
-        with open(args.output_json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.output_json}")
+    peer_report.print_and_write(run(args), "keras-io CycleGAN peer", args.output_json)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,6 @@ utilisation and the process's peak RSS (VmHWM after a reset just before the mode
 reference's nearest mixed-precision equivalent on a CPU.
 """
 
-import argparse
-import json
 import os
 import random
 import resource
@@ -46,6 +44,8 @@ import time
 import numpy as np
 import torch
 from torch import nn
+
+import peer_report  # this folder, on sys.path when run as a script
 
 
 # ----------------------------------------------------------------------------- networks
@@ -329,47 +329,10 @@ def run(args):
     return report
 
 
-def format_report(report):
-    r = report["result"]
-    lines = [f"PyTorch reference CycleGAN peer ({report['precision']}, torch "
-             f"{report['machine']['torch']}, {report['machine']['threads']} threads), "
-             f"{report['config']['crop_size']}^2 batch {report['config']['batch_size']}",
-             f"  params G {r['generator_params']:,} D {r['discriminator_params']:,}; forward "
-             f"G {r['generator_forward_gflop']:.2f} GFLOP, D {r['discriminator_forward_gflop']:.2f}"
-             f" GFLOP; step {r['step_gflop']:.1f} GFLOP"]
-    if "peaks" in report:
-        p = report["peaks"]
-        lines.append(f"  peaks GFLOP/s (torch): matmul fp32 {p['matmul_fp32_gflops']:.0f}, bf16 "
-                     f"{p['matmul_bf16_gflops']:.0f}; conv3x3 fp32 {p['conv_fp32_gflops']:.0f}, "
-                     f"bf16 {p['conv_bf16_gflops']:.0f}")
-    lines.append(f"  first step {r['first_step_s']:.2f} s; step median {r['step_median_s']:.2f} s "
-                 f"(p10 {r['step_p10_s']:.2f}, p90 {r['step_p90_s']:.2f}); "
-                 f"{r['achieved_gflops']:.1f} GFLOP/s")
-    if "ratio_to_fp32_matmul_peak" in r:
-        lines.append(f"  {100 * r['ratio_to_fp32_matmul_peak']:.1f} % of fp32 matmul peak, "
-                     f"{100 * r['ratio_to_matmul_peak']:.1f} % of same-dtype peak")
-    if "ratio_to_concurrent_matmul_peak" in r:
-        lines.append(f"  {100 * r['ratio_to_concurrent_matmul_peak']:.1f} % of concurrent "
-                     f"matmul peak ({r['concurrent_matmul_peak_gflops']:.0f} GFLOP/s)")
-    lines.append(f"  CPU utilisation {r['cpu_utilisation']:.2f}; peak RSS "
-                 f"{r['peak_rss_gib']:.2f} GiB")
-    return "\n".join(lines)
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--crop_size", type=int, default=256)
-    parser.add_argument("--batch_size", type=int, default=1)
+    parser = peer_report.common_parser(__doc__.split("\n\n")[0], ["float32", "bfloat16"])
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--ndf", type=int, default=64)
-    parser.add_argument("--peak_size", type=int, default=2048)
-    parser.add_argument("--peak_reps", type=int, default=20)
-    parser.add_argument("--no_peaks", dest="peaks", action="store_false")
-    parser.add_argument("--no_probe", dest="probe", action="store_false")
-    parser.add_argument("--output_json", default="")
     return parser.parse_args(argv)
 
 
@@ -378,11 +341,9 @@ def main(argv=None):
     if args.steps < 1 or args.warmup < 1:
         raise SystemExit("--steps and --warmup must be >= 1.")
     report = run(args)
-    print(format_report(report))
-    if args.output_json:
-        with open(args.output_json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.output_json}")
+    title = (f"PyTorch reference CycleGAN peer, torch {report['machine']['torch']} on "
+             f"{report['machine']['threads']} threads")
+    peer_report.print_and_write(report, title, args.output_json)
 
 
 if __name__ == "__main__":
