@@ -29,8 +29,8 @@ With ``--precision=mixed_bfloat16`` the global Keras policy is set before the mo
 built; the final tanh (G) and the last conv's output (D) are float32, as the Keras mixed
 precision guide recommends.
 
-Timing, FLOP counting, peaks and peak RSS reuse ``kgan.bench`` so that the figures are
-comparable with ``python -m kgan.bench``: the matmul/conv peaks in fp32 and bf16 are
+Timing, FLOP counting, peaks and peak RSS reuse ``kgan.bench`` and ``kgan.measure`` so that
+the figures are comparable with ``python -m kgan.bench``: the matmul/conv peaks in fp32 and bf16 are
 measured before and after the step (best of both), the first step (trace + run), the median
 of ``--steps`` steps after ``--warmup`` (the first included), a short matmul probe after each
 timed step (the "concurrent" peak), forward FLOPs from the traced graphs and
@@ -45,7 +45,6 @@ Usage::
 """
 
 import os
-import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,7 +56,7 @@ import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kgan import bench  # noqa: E402
+from kgan import bench, measure  # noqa: E402
 
 import peer_report  # noqa: E402  (this folder, on sys.path when run as a script)
 
@@ -226,12 +225,12 @@ def count_params(model):
 
 def run(args):
     report = {"peer": "keras_io", "precision": args.precision,
-              "machine": {**bench.cpu_info(), "load_average": list(os.getloadavg()),
+              "machine": {**measure.cpu_info(), "load_average": list(os.getloadavg()),
                           "tensorflow": tf.__version__, "keras": keras.__version__}}
     peaks_before = bench.measure_peaks(args.peak_size, args.peak_reps) if args.peaks else None
 
     keras.mixed_precision.set_global_policy(args.precision)
-    bench._reset_peak_rss()
+    measure.reset_peak_rss()
     size, batch = args.crop_size, args.batch_size
     gen_G = get_resnet_generator(size, affine=args.norm_affine, name="generator_G")
     gen_F = get_resnet_generator(size, affine=args.norm_affine, name="generator_F")
@@ -250,13 +249,13 @@ def run(args):
     if args.probe:
         probe = bench.matmul_probe("bfloat16" if "bfloat16" in args.precision else "float32",
                                    args.peak_size)
-    timings = bench.time_steps(step, args.steps, args.warmup, probe)
-    peak_rss = bench.peak_rss_gib()
+    timings = measure.time_steps(step, args.steps, args.warmup, probe)
+    peak_rss = measure.peak_rss_gib()
 
     shape = (batch, size, size, 3)
     g = bench.forward_flops(gen_G, shape)
     d = bench.forward_flops(disc_X, shape)
-    step_flops = bench.cyclegan_step_flops(g, d, identity=True)
+    step_flops = measure.cyclegan_step_flops(g, d, identity=True)
     peaks_after = bench.measure_peaks(args.peak_size, args.peak_reps) if args.peaks else None
     keras.mixed_precision.set_global_policy("float32")
 
@@ -266,21 +265,8 @@ def run(args):
               "achieved_gflops": step_flops / timings["step_median_s"] / 1e9,
               "generator_params": count_params(gen_G),
               "discriminator_params": count_params(disc_X)}
-    if probe is not None:
-        result["probe_matmul_gflops"] = result.pop("probe_values")
-        result["concurrent_matmul_peak_gflops"] = statistics.median(
-            result["probe_matmul_gflops"])
-        result["ratio_to_concurrent_matmul_peak"] = (result["achieved_gflops"]
-                                                     / result["concurrent_matmul_peak_gflops"])
-    if args.peaks:
-        peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before
-                 if key.endswith("_gflops")}
-        report["peaks"] = peaks
-        bf16 = "bfloat16" in args.precision
-        result["ratio_to_matmul_peak"] = result["achieved_gflops"] / peaks[
-            "matmul_bf16_gflops" if bf16 else "matmul_fp32_gflops"]
-        result["ratio_to_fp32_matmul_peak"] = (result["achieved_gflops"]
-                                               / peaks["matmul_fp32_gflops"])
+    peer_report.add_peak_ratios(report, result, "bfloat16" in args.precision,
+                                peaks_before, peaks_after)
     report["config"] = vars(args)
     report["result"] = result
     report["machine"]["load_average_end"] = list(os.getloadavg())

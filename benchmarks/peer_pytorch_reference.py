@@ -1,4 +1,4 @@
-"""Peer benchmark: the PyTorch reference's CycleGAN iteration (junyanz/pytorch-CycleGAN-and-pix2pix).
+"""Peer benchmark: the PyTorch reference's CycleGAN iteration (pytorch-CycleGAN-and-pix2pix).
 
 Runs in its own environment with PyTorch (no TensorFlow, no kgan import), e.g.::
 
@@ -37,15 +37,17 @@ reference's nearest mixed-precision equivalent on a CPU.
 
 import os
 import random
-import resource
-import statistics
+import sys
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
 import peer_report  # this folder, on sys.path when run as a script
+
+# kgan.measure needs no TensorFlow (kgan/__init__ imports nothing heavy), so it loads here.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kgan import measure  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- networks
@@ -248,80 +250,38 @@ def peaks(size, reps):
             "conv_bf16_gflops": conv_gflops(torch.bfloat16, reps)}
 
 
-def reset_peak_rss():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_rss_gib():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2 ** 20
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-
-
 def run(args):
     torch.manual_seed(0)
     random.seed(0)
-    report = {"machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                          "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
+    report = {"machine": {**measure.cpu_info(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads(),
+                          "load_average": list(os.getloadavg()),
                           "mkldnn": torch.backends.mkldnn.is_available()}}
     peaks_before = peaks(args.peak_size, args.peak_reps) if args.peaks else None
-    reset_peak_rss()
+    measure.reset_peak_rss()
     bf16 = args.precision == "bfloat16"
     iteration = CycleGANIteration(args.ngf, args.ndf, torch.bfloat16 if bf16 else None)
     shape = (args.batch_size, 3, args.crop_size, args.crop_size)
     real_A, real_B = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
     g_flops = conv_forward_flops(iteration.netG_A, real_A)
     d_flops = conv_forward_flops(iteration.netD_A, real_A)
-    step_flops = 3 * 6 * g_flops + 16 * d_flops
+    step_flops = measure.cyclegan_step_flops(g_flops, d_flops, identity=True)
 
     def step():
         iteration(real_A, real_B)
 
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    for _ in range(args.warmup - 1):
-        step()
-    times, cpu, probes = [], [], []
-    for _ in range(args.steps):
-        cpu_start, start = time.process_time(), time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-        if args.probe:
-            probes.append(matmul_gflops(torch.bfloat16 if bf16 else torch.float32, 1024, 3))
-    median = statistics.median(times)
+    probe_dtype = torch.bfloat16 if bf16 else torch.float32
+    probe = (lambda: matmul_gflops(probe_dtype, 1024, 3)) if args.probe else None
+    timings = measure.time_steps(step, args.steps, args.warmup, probe)
     result = {
+        **timings, "peak_rss_gib": measure.peak_rss_gib(),
         "generator_params": sum(p.numel() for p in iteration.netG_A.parameters()),
         "discriminator_params": sum(p.numel() for p in iteration.netD_A.parameters()),
         "generator_forward_gflop": g_flops / 1e9, "discriminator_forward_gflop": d_flops / 1e9,
-        "step_gflop": step_flops / 1e9, "first_step_s": first, "step_median_s": median,
-        "step_p10_s": float(np.percentile(times, 10)),
-        "step_p90_s": float(np.percentile(times, 90)), "step_times_s": times,
-        "achieved_gflops": step_flops / median / 1e9,
-        "cpu_utilisation": statistics.median(cpu) / (median * torch.get_num_threads()),
-        "peak_rss_gib": peak_rss_gib()}
-    if probes:
-        result["concurrent_matmul_peak_gflops"] = statistics.median(probes)
-        result["ratio_to_concurrent_matmul_peak"] = (result["achieved_gflops"]
-                                                     / result["concurrent_matmul_peak_gflops"])
-    if args.peaks:
-        peaks_after = peaks(args.peak_size, args.peak_reps)
-        best = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before}
-        report["peaks"] = best
-        result["ratio_to_fp32_matmul_peak"] = (result["achieved_gflops"]
-                                               / best["matmul_fp32_gflops"])
-        result["ratio_to_matmul_peak"] = result["achieved_gflops"] / best[
-            "matmul_bf16_gflops" if bf16 else "matmul_fp32_gflops"]
+        "step_gflop": step_flops / 1e9,
+        "achieved_gflops": step_flops / timings["step_median_s"] / 1e9}
+    peaks_after = peaks(args.peak_size, args.peak_reps) if args.peaks else None
+    peer_report.add_peak_ratios(report, result, bf16, peaks_before, peaks_after)
     report["precision"] = args.precision
     report["config"] = vars(args)
     report["result"] = result

@@ -6,6 +6,7 @@ scripts, which puts this folder on ``sys.path``.
 
 import argparse
 import json
+import statistics
 
 
 def common_parser(description, precisions):
@@ -30,6 +31,32 @@ def common_parser(description, precisions):
     parser.add_argument("--no_probe", dest="probe", action="store_false")
     parser.add_argument("--output_json", default="")
     return parser
+
+
+def add_peak_ratios(report, result, bf16, peaks_before=None, peaks_after=None):
+    """Adds the step's ratios to the matmul peaks, as ``kgan.bench`` computes them.
+
+    Args:
+        report: the report; gets ``peaks`` (the best of before and after) when both are given.
+        result: the step's result, with ``achieved_gflops`` and, when a probe ran,
+            ``probe_values`` (renamed ``probe_matmul_gflops``).
+        bf16: whether the step ran in bfloat16 (its same-dtype peak is the bf16 one).
+        peaks_before, peaks_after: peak dicts (GFLOP/s under ``*_gflops`` keys), or None.
+    """
+    if "probe_values" in result:
+        result["probe_matmul_gflops"] = result.pop("probe_values")
+        result["concurrent_matmul_peak_gflops"] = statistics.median(
+            result["probe_matmul_gflops"])
+        result["ratio_to_concurrent_matmul_peak"] = (result["achieved_gflops"]
+                                                     / result["concurrent_matmul_peak_gflops"])
+    if peaks_before and peaks_after:
+        peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before
+                 if key.endswith("_gflops")}
+        report["peaks"] = peaks
+        result["ratio_to_matmul_peak"] = result["achieved_gflops"] / peaks[
+            "matmul_bf16_gflops" if bf16 else "matmul_fp32_gflops"]
+        result["ratio_to_fp32_matmul_peak"] = (result["achieved_gflops"]
+                                               / peaks["matmul_fp32_gflops"])
 
 
 def format_report(report, title):

@@ -41,8 +41,6 @@ CLI::
 import gc
 import json
 import os
-import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -53,34 +51,13 @@ import tensorflow as tf
 
 import keras
 
-CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-                "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+from kgan.measure import (cpu_info, current_rss_gib, cyclegan_step_flops, peak_rss_gib,
+                          reset_peak_rss, time_steps)
+
 MODELS = ("cycle_gan",)
 
 
 # ----------------------------------------------------------------------------- machine
-
-
-def cpu_info():
-    """The CPU model, usable cores and the bf16/AVX-512/AMX features of /proc/cpuinfo.
-
-    Returns:
-        A dict with ``model``, ``cores`` and ``features`` (the ``CPU_FEATURES`` present).
-    """
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": model, "cores": cores,
-            "features": [name for name in CPU_FEATURES if name in flags]}
 
 
 def _best_seconds(fn, args, reps):
@@ -156,40 +133,6 @@ def measure_peaks(size=2048, reps=20, conv_size=64):
     return peaks
 
 
-def _reset_peak_rss():
-    """Resets the kernel's peak-RSS counter (VmHWM) so a config's own peak can be read."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def current_rss_gib():
-    """Current resident memory of this process in GiB (VmRSS), or None off Linux."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 2 ** 20
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_gib():
-    """Peak resident memory of this process in GiB (VmHWM, else ``getrusage``)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2 ** 20
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-
-
 # ----------------------------------------------------------------------------- FLOPs
 
 
@@ -252,67 +195,7 @@ def forward_flops(model, input_shape, dtype="float32"):
     return graph_flops(fn.get_concrete_function(tf.TensorSpec(input_shape, dtype)).graph)
 
 
-def cyclegan_step_flops(generator_flops, discriminator_flops, identity=True):
-    """FLOPs of one CycleGAN training step from one G and one D forward (see module doc).
-
-    Args:
-        generator_flops, discriminator_flops: forward FLOPs of one network at the batch.
-        identity: whether the identity loss runs (``lambda_identity > 0``).
-
-    Returns:
-        ``3 * g_forwards * G + (2 * 2 + 4 * 3) * D`` with 6 (or 4) generator forwards.
-    """
-    g_forwards = 6 if identity else 4
-    return 3 * g_forwards * generator_flops + (2 * 2 + 4 * 3) * discriminator_flops
-
-
 # ----------------------------------------------------------------------------- timing
-
-
-def _percentile(values, q):
-    return float(np.percentile(np.asarray(values), q))
-
-
-def time_steps(step, steps, warmup, probe=None):
-    """Times ``step()`` calls: the first one, ``warmup - 1`` more untimed, then ``steps``.
-
-    Args:
-        step: a function running one step and returning once it is done.
-        steps: timed steps (at least 1).
-        warmup: steps before timing, the first one included (at least 1).
-        probe: optional function run after each timed step (untimed), e.g.
-            ``matmul_probe()``; its return values are kept under ``probe_values``.
-
-    Returns:
-        A dict with ``first_step_s``, ``step_median_s``, ``step_min_s``, ``step_p10_s``,
-        ``step_p90_s``, ``step_times_s``, ``step_cpu_s`` (process CPU seconds per step) and
-        ``cpu_utilisation`` (median CPU seconds / (wall seconds * usable cores): near 1 when
-        the step had the machine to itself), plus ``probe_values`` with a probe.
-    """
-    if steps < 1 or warmup < 1:
-        raise ValueError(f"--steps and --warmup must be >= 1, got {steps} and {warmup}.")
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    for _ in range(warmup - 1):
-        step()
-    times, cpu, probes = [], [], []
-    for _ in range(steps):
-        cpu_start, start = time.process_time(), time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-        if probe is not None:
-            probes.append(probe())
-    cores = cpu_info()["cores"]
-    result = {"first_step_s": first, "step_median_s": statistics.median(times),
-              "step_min_s": min(times),
-              "step_p10_s": _percentile(times, 10), "step_p90_s": _percentile(times, 90),
-              "step_times_s": times, "step_cpu_s": cpu,
-              "cpu_utilisation": statistics.median(c / (t * cores) for c, t in zip(cpu, times))}
-    if probe is not None:
-        result["probe_values"] = probes
-    return result
 
 
 def _sync(result):
@@ -515,7 +398,7 @@ def run_config(config):
         # still counts, so rss_before_gib is reported beside the peak.
         gc.collect()
         rss_before = current_rss_gib()
-        _reset_peak_rss()
+        reset_peak_rss()
         result = bench_cyclegan_step(config)
         result["rss_before_gib"] = rss_before
         trainer = result.pop("trainer")

@@ -1,4 +1,5 @@
-"""Tests for kgan.bench: peaks, the FLOP counter, the CycleGAN step count, the CLI end to end."""
+"""Tests for kgan.bench: peaks, the FLOP counter, the CycleGAN step count, the CLI end to end
+(CPU info, step timing and memory readings: tests/test_measure.py)."""
 
 import json
 import os
@@ -19,10 +20,8 @@ class PeaksTest(tf.test.TestCase):
         self.assertGreater(bench.matmul_peak("bfloat16", size=64, reps=2), 0.0)
         self.assertGreater(bench.conv_peak("float32", size=8, channels=8, reps=2), 0.0)
 
-    def test_cpu_info_lists_known_features_only(self):
-        info = bench.cpu_info()
-        self.assertGreaterEqual(info["cores"], 1)
-        self.assertTrue(set(info["features"]) <= set(bench.CPU_FEATURES))
+    def test_matmul_probe_measures_gflops(self):
+        self.assertGreater(bench.matmul_probe("float32", size=64, reps=1)(), 0.0)
 
 
 class FlopsTest(tf.test.TestCase):
@@ -59,24 +58,6 @@ class ConfigTest(tf.test.TestCase):
                          {"mixed_precision": "mixed_bfloat16", "jit_compile": True})
         with self.assertRaisesRegex(ValueError, "FLAG=VALUE"):
             bench.parse_overrides("no_such_flag=1")
-
-    def test_time_steps_counts_calls(self):
-        calls = []
-        timings = bench.time_steps(lambda: calls.append(1), steps=3, warmup=2)
-        self.assertLen(calls, 5)
-        self.assertLen(timings["step_times_s"], 3)
-        self.assertLessEqual(timings["step_p10_s"], timings["step_p90_s"])
-        self.assertLen(timings["step_cpu_s"], 3)
-        self.assertGreaterEqual(timings["cpu_utilisation"], 0.0)
-        self.assertNotIn("probe_values", timings)
-
-    def test_time_steps_runs_the_probe_after_each_timed_step(self):
-        events = []
-        timings = bench.time_steps(lambda: events.append("step"), steps=3, warmup=1,
-                                   probe=lambda: events.append("probe") or 7.0)
-        self.assertEqual(events, ["step", "step", "probe", "step", "probe", "step", "probe"])
-        self.assertEqual(timings["probe_values"], [7.0, 7.0, 7.0])
-        self.assertGreater(bench.matmul_probe("float32", size=64, reps=1)(), 0.0)
 
 
 class CliTest(tf.test.TestCase):
