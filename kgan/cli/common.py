@@ -1,0 +1,116 @@
+"""The one way every kgan command line runs: ``run_cli`` parses the flags, prints kgan's own
+grouped ``--help`` (exit 0), turns user errors into one line on stderr with exit code 2, and
+keeps ``KGAN_DEBUG=1`` for full tracebacks.
+
+Called by each ``kgan.cli.X.main``. Example::
+
+    def define_flags():
+        flags.DEFINE_string("input", None, "Image or folder.")
+
+    def run(flag_values):
+        ...  # plain library calls
+
+    def main(argv=None):
+        run_cli("kgan.translate", run, define_flags, argv=argv)
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from kgan.errors import KganError
+
+FLAGS = flags.FLAGS
+
+# Errors a user can cause; they end the command with one line, not a stack trace. ValueError
+# and FileNotFoundError stay here because Keras and TensorFlow raise them for bad user input
+# (a wrong file, an impossible shape) before kgan can name it.
+USER_ERRORS = (KganError, ValueError, FileNotFoundError, FileExistsError, app.UsageError)
+HELP_FLAGS = ("--help", "-h", "--helpshort", "-help", "-?", "--helpfull")
+EXIT_USAGE = 2
+
+
+def fail(prog, message):
+    """Prints ``prog: error: message`` on stderr and exits with code 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def _flag_line(flag):
+    default = flag.default_as_str if flag.default is not None else "None"
+    kind = flag.flag_type()
+    text = f"  --{flag.name}"
+    if kind != "bool":
+        text += f"=<{kind}>"
+    return f"{text}  (default: {default})\n      {flag.help}"
+
+
+def format_help(prog, doc, groups):
+    """kgan's ``--help`` page: the command's summary, then its flags by group.
+
+    Args:
+        prog: the command, e.g. ``kgan.train``.
+        doc: the command's module docstring (its first paragraph is printed).
+        groups: ``[(group title, [flag names])]``.
+
+    Returns:
+        The help text.
+    """
+    summary = (doc or "").strip().split("\n\n")[0]
+    lines = [f"usage: python -m {prog} [--flagfile=FILE] [--flag=value ...]", "", summary, ""]
+    for title, names in groups:
+        if not names:
+            continue
+        lines.append(f"{title}:")
+        lines.extend(_flag_line(FLAGS[name]) for name in names)
+        lines.append("")
+    lines.append("Flags given on the command line override --flagfile. KGAN_DEBUG=1 shows "
+                 "tracebacks.")
+    return "\n".join(lines)
+
+
+def module_flag_names(module_name):
+    """Names of the flags a module defined, sorted (aliases left out)."""
+    return sorted(f.name for f in FLAGS.get_flags_for_module(module_name)
+                  if not f.help.startswith("Alias for"))
+
+
+def run_cli(prog, run, define_flags, doc=None, groups=None, argv=None):
+    """Runs one command line.
+
+    Args:
+        prog: the command's name for messages, e.g. ``kgan.export``.
+        run: called with the parsed FlagValues once flags are parsed; its return is ignored.
+        define_flags: defines the command's flags (called once).
+        doc: help summary (the CLI module's docstring).
+        groups: ``[(title, [flag names])]`` for ``--help``; default: every flag the calling
+            CLI module defined, in one group.
+        argv: the command line (default ``sys.argv``).
+    """
+    argv = list(sys.argv if argv is None else argv)
+    define_flags()
+    if groups is None:
+        module = f"kgan.cli.{prog.split('.')[-1]}"
+        groups = [("flags", module_flag_names(module))]
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        print(format_help(prog, doc, groups))
+        sys.exit(0)
+    def parse(args):
+        # Parsed once, here: absl's own parser would exit 1 with a "FATAL Flags parsing error".
+        try:
+            return FLAGS(args)
+        except flags.Error as error:
+            fail(prog, f"{error} (python -m {prog} --help lists the flags)")
+
+    def main(args):
+        if len(args) > 1:
+            fail(prog, f"unexpected arguments: {' '.join(args[1:])} (flags are --name=value)")
+        try:
+            run(FLAGS)
+        except USER_ERRORS as error:
+            if os.environ.get("KGAN_DEBUG"):
+                raise
+            fail(prog, error)
+
+    app.run(main, argv=argv, flags_parser=parse)
