@@ -1,6 +1,6 @@
 """Peer benchmark: a plain Keras 3 CycleGAN train step in the style of the keras-io example.
 
-This is the "keras-io CycleGAN" yardstick of DESIGN.md rebuilt for timing on the machine at
+This is the "keras-io CycleGAN" yardstick of the README's Speed section rebuilt for timing on the machine at
 hand, in the style of https://keras.io/examples/generative/cyclegan/ (Keras 3, TF backend):
 
 - ``ReflectionPadding2D`` is a layer calling ``ops.pad(..., mode="reflect")``;

@@ -1,12 +1,17 @@
 """What the peer benchmarks share: their common flags, the report they print, and writing it.
 
 Pure Python (no TensorFlow, no PyTorch), so both peer scripts can import it; they run as
-scripts, which puts this folder on ``sys.path``.
+scripts, which puts this folder on ``sys.path``; the repository root goes on it here so the
+ratio definitions come from kgan.measure (TensorFlow-free), the ones kgan.bench uses.
 """
 
 import argparse
 import json
-import statistics
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kgan import measure  # noqa: E402
 
 
 def common_parser(description, precisions):
@@ -34,7 +39,8 @@ def common_parser(description, precisions):
 
 
 def add_peak_ratios(report, result, bf16, peaks_before=None, peaks_after=None):
-    """Adds the step's ratios to the matmul peaks, as ``kgan.bench`` computes them.
+    """Adds the step's ratios to the matmul peaks with kgan.measure's definitions (the ones
+    ``kgan.bench`` uses).
 
     Args:
         report: the report; gets ``peaks`` (the best of before and after) when both are given.
@@ -43,20 +49,10 @@ def add_peak_ratios(report, result, bf16, peaks_before=None, peaks_after=None):
         bf16: whether the step ran in bfloat16 (its same-dtype peak is the bf16 one).
         peaks_before, peaks_after: peak dicts (GFLOP/s under ``*_gflops`` keys), or None.
     """
-    if "probe_values" in result:
-        result["probe_matmul_gflops"] = result.pop("probe_values")
-        result["concurrent_matmul_peak_gflops"] = statistics.median(
-            result["probe_matmul_gflops"])
-        result["ratio_to_concurrent_matmul_peak"] = (result["achieved_gflops"]
-                                                     / result["concurrent_matmul_peak_gflops"])
+    measure.summarize_probe(result)
     if peaks_before and peaks_after:
-        peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before
-                 if key.endswith("_gflops")}
-        report["peaks"] = peaks
-        result["ratio_to_matmul_peak"] = result["achieved_gflops"] / peaks[
-            "matmul_bf16_gflops" if bf16 else "matmul_fp32_gflops"]
-        result["ratio_to_fp32_matmul_peak"] = (result["achieved_gflops"]
-                                               / peaks["matmul_fp32_gflops"])
+        report["peaks"] = measure.best_peaks(peaks_before, peaks_after)
+        measure.add_peak_ratios(result, report["peaks"], bf16)
 
 
 def format_report(report, title):

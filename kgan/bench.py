@@ -19,7 +19,13 @@ same process, not as seconds. ``python -m kgan.bench`` measures:
 - ``--compare=mixed_precision=mixed_bfloat16`` runs a second config (the first with those
   flags changed) in the same process and prints the step-rate ratio.
 
-FLOP counting (the convention of DESIGN.md's yardsticks):
+Every model is built by its recipe (kgan.recipes) from the same flags as ``kgan.train``
+(``--batch_size`` is the global batch, as in training); one batch of the recipe's own input
+pipeline is reused for every timed step. FLOPs are counted for cycle_gan and pix2pix steps;
+restore (``--phase``: pretrain_g, pretrain_d or gan; nogan times gan) reports times without
+FLOP ratios, since its GAN step alternates between critic and generator updates.
+
+FLOP counting (kgan.peaks; the convention of the README's speed yardsticks):
 
 - forward FLOPs come from the traced forward graph of each network: 2*K*K*Cin*Cout*Hout*Wout
   per convolution (``Conv2D``), transposed convolutions on their input grid
@@ -32,14 +38,14 @@ FLOP counting (the convention of DESIGN.md's yardsticks):
   generator update's D forwards cost 2x (the gradient flows through D to G, D's weights get
   none). So a step is 3*6*G + (2*2 + 4*3)*D = 1.88 TFLOP at 256^2 with the reference nets.
 
-CLI::
+Called by kgan.cli.bench (``python -m kgan.bench`` runs it). CLI::
 
     python -m kgan.bench --crop_size=256 --steps=5 --warmup=2 \
         --compare=mixed_precision=mixed_bfloat16 --output_json=bench.json
 """
 
+import dataclasses
 import gc
-import json
 import os
 import statistics
 import sys
@@ -51,233 +57,101 @@ import tensorflow as tf
 
 import keras
 
-from kgan.measure import (cpu_info, current_rss_gib, cyclegan_step_flops, peak_rss_gib,
-                          reset_peak_rss, time_steps)
+from kgan import losses
+from kgan.errors import UsageError
+from kgan.measure import (add_peak_ratios, best_peaks, cpu_info, current_rss_gib,
+                          cyclegan_step_flops, peak_rss_gib, pix2pix_step_flops,
+                          reset_peak_rss, summarize_probe, time_steps)
+from kgan.peaks import forward_flops, matmul_probe, measure_peaks, sync
+from kgan.recipes import get_recipe, setup
+from kgan.recipes import restore as restore_recipe
 
-MODELS = ("cycle_gan",)
-
-
-# ----------------------------------------------------------------------------- machine
-
-
-def _best_seconds(fn, args, reps):
-    fn(*args)  # trace and warm up
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        result = fn(*args)
-        _ = result.shape
-        best = min(best, time.perf_counter() - start)
-    return best
+MODELS = ("cycle_gan", "pix2pix", "restore")
 
 
-def matmul_peak(dtype="float32", size=2048, reps=20):
-    """Best GFLOP/s of a (size x size) @ (size x size) matmul in a ``tf.function``.
+@dataclasses.dataclass
+class BenchOptions:
+    """What to measure beside the training step (the ``kgan.bench``-only flags)."""
 
-    Args:
-        dtype: ``float32`` or ``bfloat16``.
-        size: matrix side.
-        reps: timed calls (the best one counts).
-
-    Returns:
-        GFLOP/s (2 * size^3 FLOPs per call).
-    """
-    rng = tf.random.Generator.from_seed(0)
-    a = tf.cast(rng.uniform((size, size)), dtype)
-    b = tf.cast(rng.uniform((size, size)), dtype)
-    fn = tf.function(lambda x, y: tf.linalg.matmul(x, y))
-    return 2.0 * size ** 3 / _best_seconds(fn, (a, b), reps) / 1e9
+    steps: int = 5
+    warmup: int = 2
+    inference: bool = True
+    tflite: bool = True
+    pipeline: bool = True
+    probe: bool = True
+    probe_size: int = 2048
 
 
-def matmul_probe(dtype="float32", size=2048, reps=3):
-    """A reusable short matmul peak measurement, run between timed steps.
-
-    On a shared machine the best-of peaks (measured in quiet moments) and a step median
-    (measured through whatever load there is) see different machines. The probe measures
-    what the machine gives *now*, next to each step, so that a step can be compared with a
-    peak taken under the same load.
-
-    Returns:
-        A function returning the best GFLOP/s of ``reps`` calls (about 0.1 s in fp32 at 2048).
-    """
-    rng = tf.random.Generator.from_seed(2)
-    a = tf.cast(rng.uniform((size, size)), dtype)
-    b = tf.cast(rng.uniform((size, size)), dtype)
-    fn = tf.function(lambda x, y: tf.linalg.matmul(x, y))
-    fn(a, b)
-    return lambda: 2.0 * size ** 3 / _best_seconds(fn, (a, b), reps) / 1e9
-
-
-def conv_peak(dtype="float32", size=64, channels=256, kernel=3, batch=1, reps=20):
-    """Best GFLOP/s of a (kernel x kernel, channels -> channels) 'same' conv at size x size.
-
-    Returns:
-        GFLOP/s (2 * K^2 * C^2 * H * W * batch FLOPs per call).
-    """
-    rng = tf.random.Generator.from_seed(1)
-    x = tf.cast(rng.uniform((batch, size, size, channels)), dtype)
-    w = tf.cast(rng.normal((kernel, kernel, channels, channels), stddev=0.05), dtype)
-    fn = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
-    flops = 2.0 * kernel * kernel * channels * channels * size * size * batch
-    return flops / _best_seconds(fn, (x, w), reps) / 1e9
+def _build_trainer(config, strategy):
+    """(trainer, one global batch, step FLOPs or None, the generator) for a config."""
+    if config.model == "restore":
+        phase = "gan" if config.phase == "nogan" else config.phase
+        dataset, info = restore_recipe.restoration_data(config, "train")
+        content_loss, _ = losses.build_content_loss(config.content_loss, config.vgg_weights,
+                                                    config.perceptual_preset)
+        trainer, generator, _ = restore_recipe.build_phase(
+            config, strategy, phase, content_loss, config.pretrain_g_steps,
+            config.steps_per_epoch or info.steps_per_epoch, load_previous=False)
+        return trainer, next(iter(dataset)), None, generator
+    parts = get_recipe(config.model).build(config, strategy)
+    batch = next(iter(parts.dataset))
+    shape = tuple(int(d) for d in batch[0].shape)
+    if config.model == "cycle_gan":
+        trainer = parts.trainer
+        g = forward_flops(trainer.generator_ab, shape)
+        d = forward_flops(trainer.discriminator_a, shape)
+        flops = cyclegan_step_flops(g, d, identity=config.lambda_identity > 0)
+        return trainer, batch, (flops, g, d), trainer.generator_ab
+    trainer = parts.trainer
+    g = forward_flops(trainer.generator, shape)
+    d = forward_flops(trainer.discriminator, shape[:3] + (6,))
+    return trainer, batch, (pix2pix_step_flops(g, d), g, d), trainer.generator
 
 
-def measure_peaks(size=2048, reps=20, conv_size=64):
-    """Matmul and conv peaks in float32 and bfloat16 (GFLOP/s), plus their bf16/fp32 ratios."""
-    peaks = {}
-    for dtype, tag in (("float32", "fp32"), ("bfloat16", "bf16")):
-        peaks[f"matmul_{tag}_gflops"] = matmul_peak(dtype, size, reps)
-        peaks[f"conv_{tag}_gflops"] = conv_peak(dtype, conv_size, reps=reps)
-    peaks["matmul_bf16_over_fp32"] = peaks["matmul_bf16_gflops"] / peaks["matmul_fp32_gflops"]
-    peaks["conv_bf16_over_fp32"] = peaks["conv_bf16_gflops"] / peaks["conv_fp32_gflops"]
-    return peaks
-
-
-# ----------------------------------------------------------------------------- FLOPs
-
-
-def _dims(tensor, what):
-    dims = tensor.shape.as_list()
-    if any(d is None for d in dims):
-        raise ValueError(f"Cannot count FLOPs of {what}: shape {dims} is not static; pass a "
-                         "fully defined input_shape.")
-    return dims
-
-
-def graph_flops(graph):
-    """Sums convolution and matmul FLOPs over the ops of a traced graph.
-
-    Conv2D: 2*K*K*Cin*Cout*Hout*Wout*N (grouped convs count their per-group Cin).
-    Conv2DBackpropInput (a transposed conv's forward): 2*K*K*Cin*Cout*Hin*Win*N on its input
-    grid. DepthwiseConv2dNative: 2*K*K*Cout*Hout*Wout*N. MatMul / BatchMatMul: 2*M*K*N per
-    batch element. Everything else counts 0.
+def bench_step(config, options):
+    """Builds ``config``'s trainer with its recipe and times its training step.
 
     Args:
-        graph: a ``tf.Graph`` (e.g. a concrete function's ``.graph``).
+        config: a ``TrainConfig``.
+        options: a ``BenchOptions``.
 
     Returns:
-        The FLOP count (int).
+        A dict of step timings and FLOP counts, plus the generator (under ``"generator"``).
     """
-    total = 0
-    for op in graph.get_operations():
-        kind = op.type
-        if kind in ("Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative"):
-            nchw = op.get_attr("data_format") == b"NCHW"
-            kh, kw, k_in, k_out = _dims(op.inputs[1], op.name)
-            grid = op.inputs[2] if kind == "Conv2DBackpropInput" else op.outputs[0]
-            n, a, b, c = _dims(grid, op.name)
-            spatial = a * b * n if not nchw else b * c * n
-            # Depthwise filters are (K, K, Cin, multiplier): the same product.
-            total += 2 * kh * kw * k_in * k_out * spatial
-        elif kind in ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
-            a = _dims(op.inputs[0], op.name)
-            out = _dims(op.outputs[0], op.name)
-            transpose = op.get_attr("transpose_a" if kind == "MatMul" else "adj_x")
-            inner = a[-2] if transpose else a[-1]
-            total += 2 * int(np.prod(out)) * inner
-    return total
-
-
-def forward_flops(model, input_shape, dtype="float32"):
-    """Forward FLOPs of a Keras model at a fixed input shape, from its traced graph.
-
-    Nothing is executed: the forward pass is only traced.
-
-    Args:
-        model: a ``keras.Model``.
-        input_shape: the full input shape, batch included, e.g. ``(1, 256, 256, 3)``.
-        dtype: the input dtype.
-
-    Returns:
-        The FLOP count (int); see ``graph_flops`` for what counts.
-    """
-    fn = tf.function(lambda x: model(x, training=False))
-    return graph_flops(fn.get_concrete_function(tf.TensorSpec(input_shape, dtype)).graph)
-
-
-# ----------------------------------------------------------------------------- timing
-
-
-def _sync(result):
-    """Forces results to the host so that the step has finished."""
-    for value in tf.nest.flatten(result):
-        if hasattr(value, "numpy"):
-            value.numpy()
-    return result
-
-
-def _get_strategy(name):
-    if name in (None, "", "default"):
-        return tf.distribute.get_strategy()
-    try:
-        from kgan.distribute import get_strategy
-    except ImportError as error:
-        raise ValueError(f"--distribution={name} needs kgan.distribute, which is not "
-                         f"importable here ({error}).") from error
-    return get_strategy(name)
-
-
-def bench_cyclegan_step(config):
-    """Builds a CycleGAN trainer for ``config`` and times its training step on random data.
-
-    Args:
-        config: a dict of the CLI's config flags (see ``DEFAULT_CONFIG``).
-
-    Returns:
-        A dict of step timings, FLOP counts and the trainer (under ``"trainer"``).
-    """
-    from kgan.trainers.cyclegan import build_cyclegan
-
-    strategy = _get_strategy(config["distribution"])
-    size, batch = config["crop_size"], config["batch_size"]
-    with strategy.scope():
-        trainer = build_cyclegan(
-            generator=config["generator"], discriminator=config["discriminator"],
-            ngf=config["ngf"], ndf=config["ndf"], n_layers_d=config["n_layers_d"],
-            norm=config["norm"], lambda_identity=config["lambda_identity"],
-            crop_size=size, jit_compile=config["jit_compile"])
-    rng = np.random.default_rng(0)
-    global_batch = batch * strategy.num_replicas_in_sync
-    data = tuple(tf.constant(rng.uniform(-1, 1, (global_batch, size, size, 3)), tf.float32)
-                 for _ in range(2))
-
+    strategy = setup(config)
+    trainer, data, flops, generator = _build_trainer(config, strategy)
     if strategy.num_replicas_in_sync > 1:
-        dataset = strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensors(data).repeat())
-        iterator = iter(dataset)
+        iterator = iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors(data).repeat()))
 
         @tf.function(jit_compile=False)
         def distributed_step(batch_data):
             return strategy.run(trainer.train_step, args=(batch_data,))
 
-        step = lambda: _sync(distributed_step(next(iterator)))
+        step = lambda: sync(distributed_step(next(iterator)))  # noqa: E731
     else:
-        compiled = tf.function(trainer.train_step, jit_compile=bool(config["jit_compile"]),
+        compiled = tf.function(trainer.train_step, jit_compile=bool(config.jit_compile),
                                reduce_retracing=True)
-        step = lambda: _sync(compiled(data))
+        step = lambda: sync(compiled(data))  # noqa: E731
     probe = None
-    if config.get("probe", True):
-        bf16 = "bfloat16" in config["mixed_precision"]
-        probe = matmul_probe("bfloat16" if bf16 else "float32", config.get("probe_size", 2048))
-    timings = time_steps(step, config["steps"], config["warmup"], probe)
-    if probe is not None:
-        timings["probe_matmul_gflops"] = timings.pop("probe_values")
-        timings["concurrent_matmul_peak_gflops"] = statistics.median(
-            timings["probe_matmul_gflops"])
-
-    shape = (global_batch, size, size, 3)
-    g = forward_flops(trainer.generator_ab, shape)
-    d = forward_flops(trainer.discriminator_a, shape)
-    step_flops = cyclegan_step_flops(g, d, identity=config["lambda_identity"] > 0)
-    if "concurrent_matmul_peak_gflops" in timings:
-        timings["ratio_to_concurrent_matmul_peak"] = (
-            step_flops / timings["step_median_s"] / 1e9
-            / timings["concurrent_matmul_peak_gflops"])
-    timings.update({"generator_forward_gflop": g / 1e9, "discriminator_forward_gflop": d / 1e9,
-                    "step_gflop": step_flops / 1e9,
-                    "achieved_gflops": step_flops / timings["step_median_s"] / 1e9,
-                    "images_per_s": global_batch / timings["step_median_s"],
-                    "trainer": trainer})
+    if options.probe:
+        bf16 = "bfloat16" in config.mixed_precision
+        probe = matmul_probe("bfloat16" if bf16 else "float32", options.probe_size)
+    timings = time_steps(step, options.steps, options.warmup, probe)
+    batch = int(data[0].shape[0])
+    timings["images_per_s"] = batch / timings["step_median_s"]
+    if flops:
+        step_flops, g, d = flops
+        timings.update({"generator_forward_gflop": g / 1e9,
+                        "discriminator_forward_gflop": d / 1e9,
+                        "step_gflop": step_flops / 1e9,
+                        "achieved_gflops": step_flops / timings["step_median_s"] / 1e9})
+    else:
+        timings.update({"generator_forward_gflop": forward_flops(
+            generator, (batch,) + tuple(int(x) for x in data[0].shape[1:])) / 1e9,
+            "step_gflop": None, "achieved_gflops": None})
+    summarize_probe(timings)
+    timings["generator"] = generator
     return timings
 
 
@@ -288,8 +162,8 @@ def bench_input_pipeline(config, batches=30):
         from kgan.data import measure_throughput, unpaired_dataset
     except ImportError:
         return None
-    options = {"load_size": config["load_size"]} if config["load_size"] else {}
-    dataset, _ = unpaired_dataset(crop_size=config["crop_size"], batch_size=config["batch_size"],
+    options = {"load_size": config.load_size} if config.load_size else {}
+    dataset, _ = unpaired_dataset(crop_size=config.crop_size, batch_size=config.batch_size,
                                   repeat=True, seed=0, **options)
     return float(measure_throughput(dataset, batches))
 
@@ -307,7 +181,8 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
     Returns:
         ``{"keras": ips, "saved_model": ips, "tflite_float32": ips}`` (images per second).
     """
-    from kgan.export import TFLiteRunner, convert_tflite, export_saved_model
+    from kgan.export import convert_tflite, export_saved_model
+    from kgan.serving import TFLiteRunner
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
@@ -323,12 +198,12 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
         return images_per_call / statistics.median(times)
 
     keras_fn = tf.function(lambda images: generator(images, training=False))
-    results = {"keras": images_per_s(lambda: _sync(keras_fn(x_tensor)), batch)}
+    results = {"keras": images_per_s(lambda: sync(keras_fn(x_tensor)), batch)}
     with tempfile.TemporaryDirectory() as tmp:
         saved_model_dir = os.path.join(tmp, "saved_model")
         export_saved_model(generator, saved_model_dir)
         serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
-        results["saved_model"] = images_per_s(lambda: _sync(serve(images=x_tensor)), batch)
+        results["saved_model"] = images_per_s(lambda: sync(serve(images=x_tensor)), batch)
         if tflite:
             path = os.path.join(tmp, "float32.tflite")
             convert_tflite(generator, path, "float32", size)
@@ -337,121 +212,89 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
     return results
 
 
-# ----------------------------------------------------------------------------- configs
+def parse_overrides(text, config, options):
+    """Parses ``--compare`` text such as ``mixed_precision=mixed_bfloat16,jit_compile=true``
+    into overrides of the training config and the bench options.
 
-DEFAULT_CONFIG = {
-    "model": "cycle_gan", "generator": "resnet_9blocks", "discriminator": "basic",
-    "n_layers_d": 3, "ngf": 64, "ndf": 64, "norm": "instance", "lambda_identity": 0.5,
-    "crop_size": 256, "load_size": 0, "batch_size": 1, "mixed_precision": "float32",
-    "jit_compile": False, "distribution": "default", "steps": 5, "warmup": 2,
-    "inference": True, "tflite": True, "pipeline": True, "probe": True,
-}
+    Returns:
+        ``(config overrides, options overrides)`` dicts.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    bench_fields = {f.name: f for f in dataclasses.fields(options)}
+    config_changes, option_changes = {}, {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or (key not in fields and key not in bench_fields):
+            raise UsageError(f"--compare takes FLAG=VALUE pairs of kgan.train/kgan.bench flags "
+                             f"(e.g. mixed_precision=mixed_bfloat16); got {item!r}.")
+        target, current = ((config_changes, getattr(config, key)) if key in fields
+                           else (option_changes, getattr(options, key)))
+        target[key] = _parse_value(key, value, current)
+    return config_changes, option_changes
 
 
-def _parse_value(key, text):
-    default = DEFAULT_CONFIG[key]
-    if isinstance(default, bool):
+def _parse_value(key, text, current):
+    if isinstance(current, bool):
         if text.lower() in ("1", "true", "yes"):
             return True
         if text.lower() in ("0", "false", "no"):
             return False
-        raise ValueError(f"--compare: {key} takes true or false, got {text!r}.")
-    if isinstance(default, int):
+        raise UsageError(f"--compare: {key} takes true or false, got {text!r}.")
+    if isinstance(current, int):
         return int(text)
-    if isinstance(default, float):
+    if isinstance(current, float):
         return float(text)
     return text
 
 
-def parse_overrides(text):
-    """Parses ``--compare`` text such as ``mixed_precision=mixed_bfloat16,jit_compile=true``.
-
-    Returns:
-        A dict of config overrides.
-    """
-    overrides = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or key not in DEFAULT_CONFIG:
-            raise ValueError(f"--compare takes FLAG=VALUE pairs of config flags "
-                             f"({', '.join(sorted(DEFAULT_CONFIG))}); got {item!r}.")
-        overrides[key] = _parse_value(key, value)
-    return overrides
-
-
-def run_config(config):
+def run_config(config, options):
     """Runs the whole benchmark of one config under its mixed-precision policy.
-
-    Args:
-        config: the config dict.
 
     Returns:
         The config's result dict (JSON-serialisable).
     """
-    if config["model"] not in MODELS:
-        raise ValueError(f"kgan.bench benchmarks --model={' or '.join(MODELS)}; got "
-                         f"{config['model']!r}.")
+    if config.model not in MODELS:
+        raise UsageError(f"kgan.bench benchmarks --model={'|'.join(MODELS)}; got "
+                         f"{config.model!r}.")
     previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(config["mixed_precision"])
     try:
         # The peak counter is reset per config; memory an earlier config left allocated
         # still counts, so rss_before_gib is reported beside the peak.
         gc.collect()
         rss_before = current_rss_gib()
         reset_peak_rss()
-        result = bench_cyclegan_step(config)
+        result = bench_step(config, options)
         result["rss_before_gib"] = rss_before
-        trainer = result.pop("trainer")
+        generator = result.pop("generator")
         result["peak_rss_gib"] = peak_rss_gib()
-        if config["pipeline"]:
+        if options.pipeline and config.model == "cycle_gan":
             # (A, B) examples per second, and how many times the step's consumption that is.
             result["input_images_per_s"] = bench_input_pipeline(config)
             if result["input_images_per_s"] is not None:
                 result["input_over_step_consumption"] = (result["input_images_per_s"]
                                                          / result["images_per_s"])
-        if config["inference"]:
+        if options.inference:
             # TFLite has no bfloat16/float16-activation kernels for these graphs: it is
             # timed on float32 configs only.
-            tflite = config["tflite"] and config["mixed_precision"] == "float32"
-            result["inference_images_per_s"] = bench_inference(
-                trainer.generator_ab, config["crop_size"], tflite=tflite)
+            tflite = options.tflite and config.mixed_precision == "float32"
+            result["inference_images_per_s"] = bench_inference(generator, config.crop_size,
+                                                               tflite=tflite)
             result["inference_gflops_saved_model"] = (
                 result["inference_images_per_s"]["saved_model"]
-                * result["generator_forward_gflop"] / config["batch_size"])
+                * result["generator_forward_gflop"] / config.batch_size)
     finally:
         keras.mixed_precision.set_global_policy(previous)
         keras.backend.clear_session()
-    return {"config": dict(config), **result}
+    return {"config": {**dataclasses.asdict(config), **dataclasses.asdict(options)}, **result}
 
 
-def add_peak_ratios(result, peaks):
-    """Adds the ratios of a config's result to the measured peaks (no-op without peaks).
-
-    The step and inference ratios use the matmul peak of the config's precision (bf16 for
-    mixed_bfloat16); ``ratio_to_fp32_matmul_peak`` always uses the fp32 one.
-    """
-    result = dict(result)
-    if peaks:
-        bf16 = "bfloat16" in result["config"]["mixed_precision"]
-        peak = peaks["matmul_bf16_gflops" if bf16 else "matmul_fp32_gflops"]
-        result["ratio_to_matmul_peak"] = result["achieved_gflops"] / peak
-        # Best step against the best-of peak: like with like on a noisy shared machine.
-        result["best_step_ratio_to_matmul_peak"] = (
-            result["step_gflop"] / result["step_min_s"] / peak)
-        result["ratio_to_fp32_matmul_peak"] = (result["achieved_gflops"]
-                                               / peaks["matmul_fp32_gflops"])
-        if "inference_gflops_saved_model" in result:
-            result["inference_saved_model_ratio_to_peak"] = (
-                result["inference_gflops_saved_model"] / peak)
-    return result
-
-
-def benchmark(config, compare=None, peak_size=2048, peak_reps=20, peaks=True):
+def benchmark(config, options, compare=None, peak_size=2048, peak_reps=20, peaks=True):
     """Measures peaks, one config (and a second one when ``compare`` is given), peaks again.
 
     Args:
-        config: the config dict (``DEFAULT_CONFIG`` keys).
-        compare: overrides giving the second config, or None.
+        config: a ``TrainConfig``.
+        options: a ``BenchOptions``.
+        compare: ``(config overrides, options overrides)`` giving the second config, or None.
         peak_size, peak_reps: matmul peak size and repetitions.
         peaks: measure the peaks (off only to save time in tests).
 
@@ -464,22 +307,20 @@ def benchmark(config, compare=None, peak_size=2048, peak_reps=20, peaks=True):
     # Peaks are measured before and after the configs and the best of both is kept, so that
     # a busy moment on a shared machine does not deflate them.
     before = measure_peaks(peak_size, peak_reps) if peaks else None
-    configs = [config] + ([{**config, **compare}] if compare else [])
-    results = [run_config(item) for item in configs]
-    if peaks:
-        after = measure_peaks(peak_size, peak_reps)
-        report["peaks"] = {key: max(before[key], after[key]) for key in before
-                           if key.endswith("_gflops")}
-        for tag in ("matmul", "conv"):
-            report["peaks"][f"{tag}_bf16_over_fp32"] = (report["peaks"][f"{tag}_bf16_gflops"]
-                                                        / report["peaks"][f"{tag}_fp32_gflops"])
-    else:
-        report["peaks"] = None
-    report["configs"] = [add_peak_ratios(result, report["peaks"]) for result in results]
+    runs = [(config, options)]
+    if compare:
+        runs.append((dataclasses.replace(config, **compare[0]),
+                     dataclasses.replace(options, **compare[1])))
+    results = [run_config(*item) for item in runs]
+    report["peaks"] = best_peaks(before, measure_peaks(peak_size, peak_reps)) if peaks else None
+    report["configs"] = [
+        add_peak_ratios(result, report["peaks"],
+                        "bfloat16" in result["config"]["mixed_precision"])
+        for result in results]
     if compare:
         first, second = report["configs"]
         report["comparison"] = {
-            "overrides": compare,
+            "overrides": {**compare[0], **compare[1]},
             "step_speedup": first["step_median_s"] / second["step_median_s"],
             "first_step_ratio": second["first_step_s"] / first["first_step_s"],
         }
@@ -488,9 +329,6 @@ def benchmark(config, compare=None, peak_size=2048, peak_reps=20, peaks=True):
                 "conv_bf16_over_fp32"]
     report["machine"]["load_average_end"] = list(os.getloadavg())
     return report
-
-
-# ----------------------------------------------------------------------------- table
 
 
 def _fmt(value, digits=2):
@@ -567,68 +405,7 @@ def format_report(report):
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def _define_flags():
-    from absl import flags
-
-    flags.DEFINE_enum("model", "cycle_gan", list(MODELS), "Trainer to benchmark.")
-    flags.DEFINE_string("generator", "resnet_9blocks", "Generator name.")
-    flags.DEFINE_string("discriminator", "basic", "Discriminator name.")
-    flags.DEFINE_integer("n_layers_d", 3, "PatchGAN layers for --discriminator=n_layers.")
-    flags.DEFINE_integer("ngf", 64, "Generator filters.")
-    flags.DEFINE_integer("ndf", 64, "Discriminator filters.")
-    flags.DEFINE_string("norm", "instance", "instance, batch or none.")
-    flags.DEFINE_float("lambda_identity", 0.5, "Identity weight (0 skips the identity pass).")
-    flags.DEFINE_integer("crop_size", 256, "Square training crop side.")
-    flags.DEFINE_integer("load_size", 0, "Input pipeline load size (0: the pipeline default).")
-    flags.DEFINE_integer("batch_size", 1, "Per-replica batch size.")
-    flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
-                      "Keras mixed-precision policy.")
-    flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
-    flags.DEFINE_string("distribution", "default", "default, mirrored, ... (kgan.distribute).")
-    flags.DEFINE_integer("steps", 5, "Timed steps.")
-    flags.DEFINE_integer("warmup", 2, "Untimed steps first (the first step is reported).")
-    flags.DEFINE_boolean("inference", True, "Time generator inference (Keras, SavedModel).")
-    flags.DEFINE_boolean("tflite", True, "Also time a float32 TFLite generator (XNNPACK).")
-    flags.DEFINE_boolean("pipeline", True, "Time the input pipeline on its own.")
-    flags.DEFINE_boolean("probe", True, "Run a short matmul peak probe after each timed step "
-                         "(untimed) and report the step against the median probe: a peak "
-                         "measured under the same load as the steps.")
-    flags.DEFINE_string("compare", "", "FLAG=VALUE[,FLAG=VALUE]: run a second config with "
-                        "these changes, e.g. mixed_precision=mixed_bfloat16.")
-    flags.DEFINE_integer("peak_size", 2048, "Matmul peak matrix side.")
-    flags.DEFINE_integer("peak_reps", 20, "Timed calls per peak (the best counts).")
-    flags.DEFINE_boolean("peaks", True, "Measure the machine peaks.")
-    flags.DEFINE_string("output_json", "", "Write the report as JSON here.")
-    return flags.FLAGS
-
-
-def main(argv):
-    from absl import app, logging
-
-    logging.set_verbosity(logging.WARNING)
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    flags = FLAGS
-    config = {key: getattr(flags, key) for key in DEFAULT_CONFIG}
-    try:
-        compare = parse_overrides(flags.compare) if flags.compare else None
-        report = benchmark(config, compare, flags.peak_size, flags.peak_reps, flags.peaks)
-    except ValueError as error:
-        sys.exit(f"kgan.bench: {error}")
-    print(format_report(report))
-    if flags.output_json:
-        directory = os.path.dirname(os.path.abspath(flags.output_json))
-        os.makedirs(directory, exist_ok=True)
-        with open(flags.output_json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {flags.output_json}")
-
-
 if __name__ == "__main__":
-    from absl import app
+    from kgan.cli.bench import main
 
-    FLAGS = _define_flags()
-    app.run(main)
+    main()

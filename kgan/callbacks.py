@@ -10,8 +10,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from kgan.errors import KganError
+from kgan.pixels import to_uint8
 
-class TrainingDivergedError(RuntimeError):
+
+class TrainingDivergedError(KganError, RuntimeError):
     """A loss became NaN or Inf; the last good checkpoint is kept."""
 
 
@@ -35,7 +38,7 @@ def image_grid(rows):
         for i in range(images[0].shape[0]):
             lines.append(np.concatenate([im[i] for im in images], axis=1))
     grid = np.concatenate(lines, axis=0)
-    return np.clip(np.round((grid + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return to_uint8(grid)
 
 
 def save_png(path, image):

@@ -18,3 +18,7 @@ class UsageError(KganError, ValueError):
 
 class ModelFileError(KganError, ValueError):
     """A model file or folder that cannot be used (missing, wrong kind, unsafe to load)."""
+
+
+class ModelNotFoundError(KganError, FileNotFoundError):
+    """A model file, export or run folder that does not exist (or holds no model)."""

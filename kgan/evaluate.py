@@ -13,9 +13,10 @@ FID and KID (``evaluate_sets_fid_kid``) compare the set of generated images with
 targets (and the inputs with the targets as a baseline); they also work for unpaired data,
 e.g. G(A) against real B for CycleGAN.
 
-CLI::
+Called by kgan.cli.evaluate (``python -m kgan.evaluate`` runs it) and by the restoration and
+colourisation recipes at the end of training. CLI::
 
-    python -m kgan.evaluate --checkpoint_dir=RUN            # built-in held-out photos
+    python -m kgan.evaluate --checkpoint_dir=RUN            # the run's own held-out evaluation
     python -m kgan.evaluate --model=saved_models/x.keras --dataroot=photos/ \\
         --degradations=downscale,jpeg --seed=0 --output_json=eval.json
     python -m kgan.evaluate --checkpoint_dir=RUN --data=paired --dataroot=facades
@@ -23,14 +24,11 @@ CLI::
         --metrics=fid,kid --inception_weights=imagenet
 """
 
-import json
-import os
-import sys
-
 import numpy as np
 import tensorflow as tf
 
 from kgan import metrics
+from kgan.errors import UsageError
 
 METHODS = ("model", "degraded_input", "bicubic")
 PAIR_METRICS = ("psnr", "ssim")
@@ -50,8 +48,8 @@ def run_generator(generator, images, multiple=None):
     Returns:
         float32 (N, H, W, 3) outputs, clipped to [-1, 1].
     """
-    from kgan.export import reflect_pad_to_multiple
     from kgan.models import size_multiple
+    from kgan.serving import reflect_pad_to_multiple
 
     multiple = int(multiple or size_multiple(generator))
     images = tf.convert_to_tensor(images, tf.float32)
@@ -243,40 +241,6 @@ def format_table(results):
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- CLI helpers
-
-
-def load_generator_for_eval(checkpoint_dir=None, model_path=None, direction="AtoB"):
-    """Loads the generator to score from a training run or a ``.keras`` file.
-
-    Args:
-        checkpoint_dir: a training run (``RUN/generators/generator.keras``, or ``AtoB.keras``
-            / ``BtoA.keras`` for CycleGAN, chosen by ``direction``).
-        model_path: a ``.keras`` file (instead of ``checkpoint_dir``).
-        direction: which CycleGAN generator to take.
-
-    Returns:
-        A ``keras.Model``, loaded with ``safe_mode=True``.
-    """
-    import kgan.layers  # noqa: F401  (registers the custom layers)
-    from kgan.export import find_generators, load_generator
-
-    if bool(checkpoint_dir) == bool(model_path):
-        raise ValueError("Pass exactly one of --checkpoint_dir=RUN or --model=PATH.keras.")
-    if model_path:
-        if not os.path.isfile(model_path):
-            raise ValueError(f"--model={model_path}: no such file; pass a .keras generator "
-                             "saved by kgan.")
-        return load_generator(model_path)
-    generators = find_generators(checkpoint_dir)
-    for name in ("generator", direction):
-        if name in generators:
-            return load_generator(generators[name])
-    raise ValueError(f"{checkpoint_dir} has generators {', '.join(sorted(generators))} but "
-                     f"neither generator.keras nor {direction}.keras; pass --direction or "
-                     "--model=PATH.keras.")
-
-
 def make_dataset(data="restoration", dataroot=None, degradations="downscale,jpeg",
                  crop_size=128, seed=0, batch_size=1, direction="AtoB", max_images=None):
     """The evaluation data as finite (input, target) batches.
@@ -315,7 +279,7 @@ def make_dataset(data="restoration", dataroot=None, degradations="downscale,jpeg
         if direction == "BtoA":
             ds = ds.map(lambda a, b: (b, a))
     else:
-        raise ValueError(f"Unknown --data={data!r}; use restoration, paired or unpaired.")
+        raise UsageError(f"Unknown --data={data!r}; use restoration, paired or unpaired.")
     return ds
 
 
@@ -324,10 +288,10 @@ def parse_metrics(text, data):
     names = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in names if m not in PAIR_METRICS + SET_METRICS]
     if unknown or not names:
-        raise ValueError(f"--metrics takes a comma-separated subset of "
+        raise UsageError(f"--metrics takes a comma-separated subset of "
                          f"{', '.join(PAIR_METRICS + SET_METRICS)}; got {text!r}.")
     if data == "unpaired" and any(m in PAIR_METRICS for m in names):
-        raise ValueError("PSNR/SSIM need ground truth; with --data=unpaired use "
+        raise UsageError("PSNR/SSIM need ground truth; with --data=unpaired use "
                          "--metrics=fid,kid.")
     return names
 
@@ -349,60 +313,7 @@ def evaluate(generator, dataset, metric_names=PAIR_METRICS, inception_weights="i
     return results
 
 
-def _define_flags():
-    from absl import flags
-
-    flags.DEFINE_string("checkpoint_dir", None, "Training run to score (its --output_dir).")
-    flags.DEFINE_string("model", None, "A .keras generator file (instead of --checkpoint_dir).")
-    flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired"],
-                      "restoration: clean images crappified on the fly; paired: test/ of "
-                      "aligned pairs; unpaired: testA/testB (FID/KID only).")
-    flags.DEFINE_string("dataroot", None, "Data folder (default: the built-in held-out photos).")
-    flags.DEFINE_string("degradations", "downscale,jpeg", "Crappify degradations (restoration).")
-    flags.DEFINE_integer("seed", 0, "Seed of the degradations.")
-    flags.DEFINE_integer("crop_size", 128, "Tile size (restoration) or resize size.")
-    flags.DEFINE_integer("batch_size", 1, "Images per batch.")
-    flags.DEFINE_string("direction", "AtoB", "AtoB or BtoA: which generator / data direction.")
-    flags.DEFINE_integer("max_images", None, "Score at most this many images.")
-    flags.DEFINE_float("bicubic_factor", 2.0, "Downscale factor of the bicubic baseline.")
-    flags.DEFINE_string("metrics", "psnr,ssim", "Comma-separated: psnr, ssim, fid, kid.")
-    flags.DEFINE_string("inception_weights", "imagenet",
-                        "FID/KID InceptionV3 weights: imagenet (Keras cache) or a .h5 path.")
-    flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
-    return flags.FLAGS
-
-
-def main(argv):
-    from absl import app
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    f = FLAGS
-    try:
-        names = parse_metrics(f.metrics, f.data)
-        if any(m in SET_METRICS for m in names):
-            metrics.inception_weights_path(f.inception_weights)  # fail before any work
-        generator = load_generator_for_eval(f.checkpoint_dir, f.model, f.direction)
-        dataset = make_dataset(f.data, f.dataroot, f.degradations, f.crop_size, f.seed,
-                               f.batch_size, f.direction)
-        results = evaluate(generator, dataset, names, f.inception_weights, f.max_images,
-                           f.bicubic_factor)
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"kgan.evaluate: {error}")
-    results["source"] = {"checkpoint_dir": f.checkpoint_dir, "model": f.model, "data": f.data,
-                         "dataroot": f.dataroot or "built-in held-out sample photos",
-                         "degradations": f.degradations if f.data == "restoration" else None,
-                         "seed": f.seed, "crop_size": f.crop_size}
-    print(format_table(results))
-    if f.output_json:
-        os.makedirs(os.path.dirname(os.path.abspath(f.output_json)), exist_ok=True)
-        with open(f.output_json, "w") as out:
-            json.dump(results, out, indent=2)
-        print(f"wrote {f.output_json}")
-
-
 if __name__ == "__main__":
-    from absl import app
+    from kgan.cli.evaluate import main
 
-    FLAGS = _define_flags()
-    app.run(main)
+    main()

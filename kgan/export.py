@@ -1,4 +1,5 @@
-"""Exports generators to a SavedModel (for TF Serving) and TFLite files, each verified numerically.
+"""Exports generators to a SavedModel (for TF Serving) and TFLite files, each verified
+numerically (kgan.verify) before the export is declared done.
 
 An export directory looks like::
 
@@ -10,23 +11,22 @@ An export directory looks like::
       int8.tflite           only when "int8" is asked
       manifest.json         input contract, signatures, file sizes, measured errors, versions
 
+An export is written into a hidden folder beside ``EXPORT_DIR``, verified there, and only then
+renamed into place (an existing export is replaced only after that, with ``overwrite``), so a
+failed or killed export never leaves a folder that kgan.translate or TF Serving would load, and
+never destroys the previous good export.
+
 The SavedModel is written by ``keras.export.ExportArchive`` and the TFLite files are converted
-from SavedModels written the same way: DESIGN.md records that TFLite from a tf.function of a
-Keras 3 model gave wrong numbers here. Every file is reloaded and compared with the Keras model
-before the export is declared done; the SavedModel is checked in a fresh Python process that
-imports only TensorFlow. A mismatch raises ``ExportVerificationError``.
+from SavedModels written the same way: TFLite from a tf.function of a Keras 3 model gave wrong
+numbers on TF 2.21 (ARCHITECTURE.md, "traps").
 
-CLI::
-
-    python -m kgan.export --checkpoint_dir=RUN --output_dir=saved_models/NAME \
-        [--tflite=float32,float16,dynamic] [--tflite_size=256]
+Called by kgan.cli.export (``python -m kgan.export`` runs it), kgan.cli.train (``--export_dir``)
+and kgan.cli.convert.
 """
 
-import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,101 +37,19 @@ import tensorflow as tf
 import keras
 
 import kgan
-import kgan.layers  # noqa: F401  (registers the custom layers for load_model)
+from kgan import runs
+from kgan.errors import UsageError
 from kgan.models import size_multiple
+from kgan.serving import SAVED_MODEL_VERSION, TFLiteRunner, make_translate_uint8
+from kgan.tiling import whole_image_pixel_limit
+from kgan.verify import (ERROR_BOUNDS, ExportVerificationError, check_images, resize_square,
+                         sample_images, verify_saved_model, verify_tflite)
 
-SAVED_MODEL_VERSION = "1"
-SIGNATURES = ("serving_default", "translate_uint8", "translate_bytes")
 TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
 DEFAULT_TFLITE = ("float32", "float16", "dynamic")
+__all__ = ["ERROR_BOUNDS", "ExportVerificationError", "SAVED_MODEL_VERSION", "export_generator",
+           "export_run", "export_saved_model", "convert_tflite"]
 
-# Verification bounds in [-1, 1] units (max and mean absolute error over all verify pixels).
-# Measured on resnet_9blocks (ngf 64, random normal(0, 0.02) weights) at 256x256, int8
-# calibrated on the train sample photos, verified on the test ones (and on 3 other photos):
-# SavedModel 0; float32 TFLite max 1.8e-5, mean 1.6e-6 on astronaut/coffee/chelsea (4.0e-4
-# before InstanceNormalization summed its mean in two stages: TFLite's MEAN kernel adds the
-# 65,536 pixels of one long reduction sequentially in float32); float16 7.8e-3 / 6.4e-4;
-# dynamic 0.40 / 0.041; int8 1.88 / 0.32 (full-integer instance norm is lossy: the int8 bound
-# only catches a broken file, it does not promise quality). Bounds leave headroom above these.
-ERROR_BOUNDS = {
-    "saved_model": {"max": 1e-4, "mean": 1e-5},
-    "float32": {"max": 1e-4, "mean": 1e-5},
-    "float16": {"max": 3e-2, "mean": 3e-3},
-    "dynamic": {"max": 0.75, "mean": 0.08},
-    "int8": {"max": 2.0, "mean": 0.5},
-}
-UINT8_TOLERANCE = 1  # uint8 signatures may differ from the Keras reference by one level
-
-
-class ExportVerificationError(RuntimeError):
-    """An exported file does not reproduce the Keras model within its error bound."""
-
-
-# ----------------------------------------------------------------------------- graph pieces
-
-
-def to_float_images(images):
-    """uint8 images -> float32 in [-1, 1]."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8_images(images):
-    """float images in [-1, 1] -> uint8, rounded and clipped."""
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-
-
-def _reflect_indices(size, before, after):
-    """Indices into [0, size) that reflect-pad a side by ``before``/``after`` (any amounts, also
-    more than ``size - 1``: the reflection repeats, as ``numpy.pad(mode="reflect")``)."""
-    positions = tf.range(-before, size + after)
-    period = tf.maximum(2 * (size - 1), 1)
-    folded = tf.math.floormod(positions, period)
-    return tf.where(folded >= size, period - folded, folded) * tf.cast(size > 1, tf.int32)
-
-
-def reflect_pad_to_multiple(images, multiple):
-    """Reflect-pads NHWC ``images`` so that height and width are multiples of ``multiple``.
-
-    Padding is split between both sides so that the network sees the image centred.
-
-    Args:
-        images: (N, H, W, C) tensor of any size.
-        multiple: the network's size multiple.
-
-    Returns:
-        ``(padded, top, left)``; crop ``padded[:, top:top + H, left:left + W]`` after the network.
-    """
-    shape = tf.shape(images)
-    height, width = shape[1], shape[2]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
-    top, left = pad_h // 2, pad_w // 2
-    images = tf.gather(images, _reflect_indices(height, top, pad_h - top), axis=1)
-    images = tf.gather(images, _reflect_indices(width, left, pad_w - left), axis=2)
-    return images, top, left
-
-
-def make_translate_uint8(model, multiple=None):
-    """Returns ``fn(uint8 (N, H, W, 3)) -> uint8 (N, H, W, 3)`` for images of any size: reflect
-    pad to the network multiple, run ``model``, crop back, round.
-
-    Args:
-        model: a kgan generator (float32 [-1, 1] in and out).
-        multiple: the size multiple; default ``kgan.models.size_multiple(model)``.
-
-    Returns:
-        A Python function of one uint8 tensor (trace it with ``tf.function``).
-    """
-    multiple = int(multiple or size_multiple(model))
-
-    def translate_uint8(images):
-        shape = tf.shape(images)
-        padded, top, left = reflect_pad_to_multiple(to_float_images(images), multiple)
-        outputs = model(padded, training=False)
-        outputs = outputs[:, top:top + shape[1], left:left + shape[2], :]
-        return to_uint8_images(outputs)
-
-    return translate_uint8
 
 
 def _build_archive(model, multiple):
@@ -194,9 +112,6 @@ def export_saved_model(model, saved_model_dir):
     }
 
 
-# ----------------------------------------------------------------------------- TFLite
-
-
 def _representative_batches(images, size):
     """Yields float32 (1, size, size, 3) batches for int8 calibration (each image and its
     mirror, resized to ``size``)."""
@@ -204,12 +119,6 @@ def _representative_batches(images, size):
         x = resize_square(image, size)
         yield [x]
         yield [x[:, :, ::-1, :].copy()]
-
-
-def resize_square(image, size):
-    """uint8 (H, W, 3) -> float32 (1, size, size, 3) in [-1, 1] (bilinear, antialiased)."""
-    x = tf.image.resize(tf.cast(image, tf.float32)[tf.newaxis], (size, size), antialias=True)
-    return (tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0).numpy().astype(np.float32)
 
 
 def convert_tflite(model, tflite_path, variant, size, representative_images=None):
@@ -230,7 +139,7 @@ def convert_tflite(model, tflite_path, variant, size, representative_images=None
         The file size in bytes.
     """
     if variant not in TFLITE_VARIANTS:
-        raise ValueError(f"Unknown TFLite variant {variant!r}; use one of "
+        raise UsageError(f"Unknown TFLite variant {variant!r}; use one of "
                          f"{', '.join(TFLITE_VARIANTS)}.")
     if variant == "int8" and (representative_images is None or len(representative_images) == 0):
         raise ValueError("The int8 TFLite variant needs representative_images for calibration.")
@@ -259,256 +168,13 @@ def convert_tflite(model, tflite_path, variant, size, representative_images=None
     return len(flatbuffer)
 
 
-class TFLiteRunner:
-    """Runs a kgan ``.tflite`` generator with ``ai_edge_litert`` on float images in [-1, 1],
-    quantising the input and dequantising the output when the file has integer edges.
-
-    Args:
-        path: the ``.tflite`` file.
-        num_threads: interpreter threads (None: the interpreter's default).
-    """
-
-    def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.path = path
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.size = int(self.input["shape"][1])
-
-    def __call__(self, images):
-        """float32 (N, size, size, 3) in [-1, 1] -> float32 (N, size, size, 3)."""
-        images = np.asarray(images, np.float32)
-        if images.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(f"{self.path} takes (N, {self.size}, {self.size}, 3) images, "
-                             f"got {images.shape}.")
-        return np.concatenate([self._run_one(x[np.newaxis]) for x in images])
-
-    def _run_one(self, x):
-        dtype = self.input["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            scale, zero = self.input["quantization"]
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        self.interpreter.set_tensor(self.input["index"], x)
-        self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self.output["index"])
-        if np.issubdtype(y.dtype, np.integer):
-            scale, zero = self.output["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- verification
-
-
-def sample_images(split="test", max_side=256):
-    """Real photos for verification and calibration: kgan's built-in sample photos
-    (``kgan.data.samples``, bundled with scikit-image), downscaled so the longest side is
-    ``max_side``. Their sizes are not multiples of the networks' size multiples.
-
-    Args:
-        split: ``"test"`` (2 held-out photos, used to verify) or ``"train"`` (6 photos, used to
-            calibrate int8), so calibration and verification never share an image.
-        max_side: the longest side after downscaling.
-
-    Returns:
-        A list of uint8 (H, W, 3) arrays.
-    """
-    from kgan.data.samples import sample_photos
-
-    images = []
-    for photo in sample_photos(split):
-        height, width = photo.shape[:2]
-        scale = min(1.0, max_side / max(height, width))
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        resized = tf.image.resize(photo[np.newaxis].astype(np.float32), size, antialias=True)
-        images.append(np.clip(np.round(resized[0].numpy()), 0, 255).astype(np.uint8))
-    return images
-
-
-def _check_images(images, what):
-    images = [np.asarray(image) for image in images]
-    for image in images:
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f"{what} must be uint8 (H, W, 3) arrays, got {image.dtype} "
-                             f"{image.shape}.")
-    if not images:
-        raise ValueError(f"{what} is empty; pass at least one uint8 (H, W, 3) image.")
-    return images
-
-
-def reference_uint8(model, image, multiple=None):
-    """The Keras model's uint8 output for one uint8 image of any size, computed with numpy
-    padding (independent of the graph code the signatures use)."""
-    multiple = int(multiple or size_multiple(model))
-    height, width = image.shape[:2]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    top, left = pad_h // 2, pad_w // 2
-    padded = np.pad(image, ((top, pad_h - top), (left, pad_w - left), (0, 0)), mode="reflect")
-    x = padded[np.newaxis].astype(np.float32) / 127.5 - 1.0
-    y = np.asarray(model(x, training=False))[0, top:top + height, left:left + width]
-    return np.clip(np.round((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def _errors(expected, actual):
-    diff = np.abs(np.asarray(expected, np.float64) - np.asarray(actual, np.float64))
-    return {"max_abs_error": float(diff.max()), "mean_abs_error": float(diff.mean())}
-
-
-def _check_bound(what, errors, bound):
-    if not (errors["max_abs_error"] <= bound["max"] and errors["mean_abs_error"] <= bound["mean"]):
-        raise ExportVerificationError(
-            f"{what} does not match the Keras model: max abs error {errors['max_abs_error']:.3g} "
-            f"(bound {bound['max']:g}), mean {errors['mean_abs_error']:.3g} (bound "
-            f"{bound['mean']:g}) in [-1, 1] units. The export is wrong; do not ship it.")
-
-
-# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
-_RELOAD_SCRIPT = r"""
-import sys
-import numpy as np
-import tensorflow as tf
-saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
-data = np.load(inputs_path, allow_pickle=False)
-signatures = tf.saved_model.load(saved_model_dir).signatures
-outputs = {}
-for i in range(int(data["count"])):
-    outputs[f"float_{i}"] = signatures["serving_default"](
-        images=tf.constant(data[f"float_{i}"]))["images"].numpy()
-    outputs[f"uint8_{i}"] = signatures["translate_uint8"](
-        images=tf.constant(data[f"uint8_{i}"]))["images"].numpy()
-encoded = [data[f"png_{i}"].tobytes() for i in range(int(data["count"]))]
-pngs = signatures["translate_bytes"](image_bytes=tf.constant(encoded))["png_bytes"].numpy()
-for i, png in enumerate(pngs):
-    outputs[f"bytes_{i}"] = tf.io.decode_png(png, channels=3).numpy()
-assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
-outputs["signatures"] = np.array(sorted(signatures.keys()))
-np.savez(outputs_path, **outputs)
-"""
-
-
-def verify_saved_model(saved_model_dir, model, images, bound=None):
-    """Reloads a SavedModel in a fresh process that imports only TensorFlow and compares all
-    three signatures with ``model`` on ``images``.
-
-    ``serving_default`` gets each image reflect-padded to the size multiple (float32);
-    ``translate_uint8`` and ``translate_bytes`` get the images at their own (odd) sizes and
-    must match the Keras model within one uint8 level.
-
-    Args:
-        saved_model_dir: the SavedModel directory.
-        model: the Keras generator it was exported from.
-        images: uint8 (H, W, 3) arrays.
-        bound: ``{"max": ..., "mean": ...}`` for the float signature (default
-            ``ERROR_BOUNDS["saved_model"]``).
-
-    Returns:
-        A dict of measured errors.
-
-    Raises:
-        ExportVerificationError: when a signature is missing or an output is off.
-    """
-    bound = bound or ERROR_BOUNDS["saved_model"]
-    images = _check_images(images, "verify_images")
-    multiple = size_multiple(model)
-    inputs, expected_float, expected_uint8 = {"count": len(images)}, [], []
-    for i, image in enumerate(images):
-        height, width = image.shape[:2]
-        pad_h, pad_w = (-height) % multiple, (-width) % multiple
-        padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        x = padded[np.newaxis].astype(np.float32) / 127.5 - 1.0
-        inputs[f"float_{i}"] = x
-        inputs[f"uint8_{i}"] = image[np.newaxis]
-        inputs[f"png_{i}"] = np.frombuffer(tf.io.encode_png(image).numpy(), np.uint8)
-        expected_float.append(np.asarray(model(x, training=False)))
-        expected_uint8.append(reference_uint8(model, image, multiple))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs_path = os.path.join(tmp, "inputs.npz")
-        outputs_path = os.path.join(tmp, "outputs.npz")
-        np.savez(inputs_path, **inputs)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        result = subprocess.run(
-            [sys.executable, "-c", _RELOAD_SCRIPT, saved_model_dir, inputs_path, outputs_path],
-            capture_output=True, text=True, cwd=tmp, env=env)
-        if result.returncode != 0:
-            raise ExportVerificationError(
-                f"Reloading the SavedModel {saved_model_dir} in a fresh TensorFlow process "
-                f"failed:\n{result.stderr[-3000:]}")
-        with np.load(outputs_path, allow_pickle=False) as loaded:
-            outputs = {key: loaded[key] for key in loaded.files}
-
-    missing = set(SIGNATURES) - set(outputs["signatures"].tolist())
-    if missing:
-        raise ExportVerificationError(f"SavedModel lacks the signatures {sorted(missing)}.")
-    float_errors = _errors(np.concatenate([e.ravel() for e in expected_float]),
-                           np.concatenate([outputs[f"float_{i}"].ravel()
-                                           for i in range(len(images))]))
-    _check_bound("SavedModel serving_default", float_errors, bound)
-    levels = {}
-    for key in ("uint8", "bytes"):
-        worst = 0
-        for i, expected in enumerate(expected_uint8):
-            actual = outputs[f"{key}_{i}"]
-            actual = actual[0] if key == "uint8" else actual
-            if actual.shape != expected.shape:
-                raise ExportVerificationError(
-                    f"SavedModel translate_{key} returned shape {actual.shape} for an image of "
-                    f"shape {expected.shape}.")
-            worst = max(worst, int(np.abs(actual.astype(int) - expected.astype(int)).max()))
-        if worst > UINT8_TOLERANCE:
-            raise ExportVerificationError(
-                f"SavedModel translate_{key} differs from the Keras model by {worst} uint8 "
-                f"levels (bound {UINT8_TOLERANCE}).")
-        levels[f"translate_{key}_max_uint8_error"] = worst
-    return {**float_errors, **levels,
-            "image_sizes": [list(image.shape[:2]) for image in images]}
-
-
-def verify_tflite(tflite_path, model, images, bound):
-    """Runs a ``.tflite`` file with ``ai_edge_litert`` on ``images`` resized to its input size
-    and compares it with ``model``.
-
-    Args:
-        tflite_path: the ``.tflite`` file.
-        model: the Keras generator it was converted from.
-        images: uint8 (H, W, 3) arrays.
-        bound: ``{"max": ..., "mean": ...}`` in [-1, 1] units.
-
-    Returns:
-        A dict of measured errors.
-
-    Raises:
-        ExportVerificationError: when the file cannot run or an output is off.
-    """
-    images = _check_images(images, "verify_images")
-    try:
-        runner = TFLiteRunner(tflite_path)
-    except (ValueError, RuntimeError) as error:
-        raise ExportVerificationError(f"{tflite_path} does not load: {error}") from error
-    x = np.concatenate([resize_square(image, runner.size) for image in images])
-    expected = np.asarray(model(x, training=False))
-    actual = runner(x)
-    if not np.all(np.isfinite(actual)):
-        raise ExportVerificationError(f"{tflite_path} produced non-finite values.")
-    errors = _errors(expected, actual)
-    _check_bound(os.path.basename(tflite_path), errors, bound)
-    return errors
-
-
-# ----------------------------------------------------------------------------- export
-
-
 def _parse_variants(tflite):
     if isinstance(tflite, str):
         tflite = [v for v in tflite.split(",") if v.strip()]
     variants = [v.strip() for v in tflite]
     unknown = [v for v in variants if v not in TFLITE_VARIANTS]
     if unknown:
-        raise ValueError(f"Unknown TFLite variant(s) {unknown}; use any of "
+        raise UsageError(f"Unknown TFLite variant(s) {unknown}; use any of "
                          f"{', '.join(TFLITE_VARIANTS)} (comma-separated), or none.")
     return list(dict.fromkeys(variants))
 
@@ -548,23 +214,52 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     multiple = size_multiple(model)
     if variants and (tflite_size < multiple or tflite_size % multiple):
         fit = max(multiple, tflite_size // multiple * multiple)
-        raise ValueError(f"tflite_size={tflite_size} is not a multiple of {multiple}, which "
+        raise UsageError(f"tflite_size={tflite_size} is not a multiple of {multiple}, which "
                          f"{model.name} needs; use e.g. {fit}.")
     bounds = {**ERROR_BOUNDS, **(bounds or {})}
-    if os.path.isdir(export_dir) and os.listdir(export_dir):
-        if not overwrite:
-            raise FileExistsError(f"{export_dir} exists and is not empty; pass overwrite=True "
-                                  "(--overwrite) or choose another output directory.")
-        shutil.rmtree(export_dir)
-    os.makedirs(export_dir, exist_ok=True)
-    verify_images = _check_images(verify_images if verify_images is not None
+    # Absolute: the SavedModel check runs in a fresh process with another working directory.
+    final_dir = os.path.abspath(export_dir)
+    if os.path.isdir(final_dir) and os.listdir(final_dir) and not overwrite:
+        raise FileExistsError(f"{export_dir} exists and is not empty; pass overwrite=True "
+                              "(--overwrite) or choose another output directory.")
+    verify_images = check_images(verify_images if verify_images is not None
                                   else sample_images(), "verify_images")
     if "int8" in variants:
         if representative_images is None:
             representative_images = sample_images("train")
-        representative_images = _check_images(representative_images, "representative_images")
+        representative_images = check_images(representative_images, "representative_images")
 
     start = time.time()
+    parent = os.path.dirname(final_dir)
+    os.makedirs(parent, exist_ok=True)
+    export_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(final_dir)}.partial-", dir=parent)
+    try:
+        manifest = _write_export(model, export_dir, variants, tflite_size, representative_images,
+                                 verify_images, bounds, verify, source, multiple, start)
+    except BaseException:
+        shutil.rmtree(export_dir, ignore_errors=True)
+        raise
+    _swap_into_place(export_dir, final_dir)
+    return manifest
+
+
+def _swap_into_place(new_dir, final_dir):
+    """Renames the finished export ``new_dir`` to ``final_dir``; a previous export there is moved
+    aside first and deleted only once the new one is in place."""
+    old_dir = None
+    if os.path.exists(final_dir):
+        old_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(final_dir)}.old-",
+                                   dir=os.path.dirname(final_dir))
+        os.rmdir(old_dir)
+        os.replace(final_dir, old_dir)
+    os.replace(new_dir, final_dir)
+    if old_dir:
+        shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def _write_export(model, export_dir, variants, tflite_size, representative_images,
+                  verify_images, bounds, verify, source, multiple, start):
+    """Writes and verifies every file of one export into ``export_dir``; returns the manifest."""
     saved_model_dir = os.path.join(export_dir, SAVED_MODEL_VERSION)
     signatures = export_saved_model(model, saved_model_dir)
     saved_model = {"path": SAVED_MODEL_VERSION, "size_bytes": _directory_size(saved_model_dir),
@@ -585,6 +280,8 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     manifest = {
         "model": {"name": model.name, "parameters": int(model.count_params()),
                   "size_multiple": multiple},
+        # kgan.translate tiles images with more pixels than this (self-attention memory).
+        "whole_image_pixel_limit": whole_image_pixel_limit(model),
         "input_contract": {
             "dtype": "float32", "range": [-1.0, 1.0], "layout": "NHWC", "channels": 3,
             "size_multiple": multiple,
@@ -631,34 +328,6 @@ def _litert_version():
         return "unknown"
 
 
-def find_generators(checkpoint_dir):
-    """Returns ``{name: path}`` of the generators a training run saved
-    (``RUN/generators/<name>.keras``).
-
-    Raises:
-        FileNotFoundError: when ``checkpoint_dir`` is missing or holds no generators.
-    """
-    if not os.path.isdir(checkpoint_dir):
-        raise FileNotFoundError(f"--checkpoint_dir {checkpoint_dir} does not exist; pass the "
-                                "--output_dir of a training run.")
-    paths = sorted(glob.glob(os.path.join(checkpoint_dir, "generators", "*.keras")))
-    if not paths:
-        raise FileNotFoundError(
-            f"No generators found in {checkpoint_dir}: expected "
-            f"{os.path.join(checkpoint_dir, 'generators', '<name>.keras')} (AtoB.keras and "
-            "BtoA.keras for CycleGAN, generator.keras otherwise). Train first, or point "
-            "--checkpoint_dir at the training run's --output_dir.")
-    return {os.path.splitext(os.path.basename(p))[0]: p for p in paths}
-
-
-def load_generator(path):
-    """Loads a ``.keras`` generator saved by training (``safe_mode=True``)."""
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # noqa: BLE001 - one clear message instead of a deep trace
-        raise ValueError(f"Could not load the generator {path}: {error}") from error
-
-
 def export_run(checkpoint_dir, output_dir, **options):
     """Exports every generator of a training run to ``output_dir/<name>/``.
 
@@ -674,7 +343,7 @@ def export_run(checkpoint_dir, output_dir, **options):
     Returns:
         ``{name: manifest}``.
     """
-    generators = find_generators(checkpoint_dir)
+    generators = runs.find_generators(checkpoint_dir)
     os.makedirs(output_dir, exist_ok=True)
     flags_path = os.path.join(checkpoint_dir, "flags.cfg")
     if os.path.isfile(flags_path):
@@ -683,81 +352,12 @@ def export_run(checkpoint_dir, output_dir, **options):
     for name, path in generators.items():
         source = {"checkpoint": os.path.abspath(path),
                   "flags": os.path.abspath(flags_path) if os.path.isfile(flags_path) else None}
-        manifests[name] = export_generator(load_generator(path), os.path.join(output_dir, name),
+        manifests[name] = export_generator(runs.load_generator(path), os.path.join(output_dir, name),
                                            source=source, **options)
     return manifests
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def _define_flags():
-    from absl import flags
-
-    flags.DEFINE_string("checkpoint_dir", None, "Training run directory (its --output_dir), "
-                        "holding generators/<name>.keras.")
-    flags.DEFINE_string("output_dir", None, "Where to write the exports, e.g. "
-                        "saved_models/NAME (one sub-directory per generator).")
-    flags.DEFINE_list("tflite", list(DEFAULT_TFLITE), "TFLite variants: any of "
-                      f"{', '.join(TFLITE_VARIANTS)}; empty for none.")
-    flags.DEFINE_integer("tflite_size", 256, "Square input size of the TFLite files.")
-    flags.DEFINE_string("verify_dir", None, "Folder of images to verify on (and calibrate "
-                        "int8 with); default: built-in sample photos.")
-    flags.DEFINE_integer("verify_max_images", 4, "At most this many --verify_dir images.")
-    flags.DEFINE_bool("overwrite", False, "Replace existing export directories.")
-    flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
-
-
-def _load_folder_images(folder, limit):
-    from kgan.translate import list_images, read_image
-
-    images = []
-    for path in list_images(folder):
-        try:
-            images.append(read_image(path))
-        except ValueError:
-            continue
-        if len(images) >= limit:
-            break
-    if not images:
-        raise FileNotFoundError(f"--verify_dir {folder} holds no readable images.")
-    return images
-
-
-def main(argv):
-    """``python -m kgan.export``."""
-    from absl import flags, logging
-
-    del argv
-    flags_ = flags.FLAGS
-    tf.get_logger().setLevel("ERROR")  # keep TensorFlow's INFO chatter out of the progress log
-    verify_images = (_load_folder_images(flags_.verify_dir, flags_.verify_max_images)
-                     if flags_.verify_dir else None)
-    try:
-        manifests = export_run(flags_.checkpoint_dir, flags_.output_dir, tflite=flags_.tflite,
-                               tflite_size=flags_.tflite_size, verify_images=verify_images,
-                               overwrite=flags_.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, ExportVerificationError) as error:
-        sys.exit(f"kgan.export: {error}")
-    for name, manifest in manifests.items():
-        check = manifest["saved_model"]["verification"]
-        logging.info("%s: SavedModel %s (%.1f MB), serving_default max abs error %.2e, "
-                     "translate_uint8 / translate_bytes within %d / %d uint8 levels",
-                     name, os.path.join(flags_.output_dir, name, SAVED_MODEL_VERSION),
-                     manifest["saved_model"]["size_bytes"] / 1e6, check["max_abs_error"],
-                     check["translate_uint8_max_uint8_error"],
-                     check["translate_bytes_max_uint8_error"])
-        for variant, entry in manifest["tflite"].items():
-            errors = entry["verification"]
-            logging.info("%s: %s.tflite (%.2f MB) max abs error %.2e, mean %.2e (bounds %g, %g)",
-                         name, variant, entry["size_bytes"] / 1e6, errors["max_abs_error"],
-                         errors["mean_abs_error"], entry["bound"]["max"], entry["bound"]["mean"])
-    print(json.dumps({name: os.path.join(flags_.output_dir, name, "manifest.json")
-                      for name in manifests}))
-
-
 if __name__ == "__main__":
-    from absl import app
+    from kgan.cli.export import main
 
-    _define_flags()
-    app.run(main)
+    main()

@@ -12,7 +12,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from kgan.weights import keras_cache_path
+from kgan.errors import KganError
+from kgan.weights import keras_cache_path, resolve_weights_file
 
 
 GAN_MODES = ("lsgan", "vanilla", "hinge", "wgangp")
@@ -144,7 +145,7 @@ def gram_matrix(features):
     return gram / tf.cast(c * h * w, tf.float32)
 
 
-class VGGWeightsMissingError(FileNotFoundError):
+class VGGWeightsMissingError(KganError, FileNotFoundError):
     """The ImageNet VGG16 weights are not on this machine (and cannot be downloaded)."""
 
 
@@ -165,23 +166,23 @@ def resolve_vgg_weights(vgg_weights):
         logging.warning("VGG16 has RANDOM weights (--vgg_weights=none): the perceptual loss "
                         "is meaningless except for tests.")
         return None
-    path = keras_cache_path(VGG_WEIGHTS_FILE) if vgg_weights == "imagenet" else vgg_weights
-    if not os.path.isfile(path):
-        raise VGGWeightsMissingError(
-            f"VGG16 ImageNet weights not found at {path}. This machine cannot download them: "
-            f"place {VGG_WEIGHTS_FILE} (58,889,256 bytes, from the keras-applications "
-            f"release) in {os.path.dirname(keras_cache_path(VGG_WEIGHTS_FILE))}/ or pass "
-            f"--vgg_weights=/path/to/{VGG_WEIGHTS_FILE}; or train with a pixel content loss "
-            f"(--content_loss=l1_ssim).")
-    return path
+    message = ("VGG16 ImageNet weights not found at {path}. This machine cannot download "
+               "them: place {filename} (58,889,256 bytes, from the keras-applications release) "
+               "in {folder}/ or pass --vgg_weights=/path/to/{filename}; or train with a pixel "
+               "content loss (--content_loss=l1_ssim).")
+    return resolve_weights_file(vgg_weights, VGG_WEIGHTS_FILE, VGGWeightsMissingError,
+                                message, message)
 
 
 def vgg_weights_available(vgg_weights="imagenet"):
     """True when ``resolve_vgg_weights`` would find a weights file."""
     if vgg_weights in (None, "none"):
         return False
-    path = keras_cache_path(VGG_WEIGHTS_FILE) if vgg_weights == "imagenet" else vgg_weights
-    return os.path.isfile(path)
+    try:
+        resolve_vgg_weights(vgg_weights)
+    except VGGWeightsMissingError:
+        return False
+    return True
 
 
 def vgg_preprocess(images):

@@ -133,3 +133,72 @@ def time_steps(step, steps, warmup, probe=None):
     if probe is not None:
         result["probe_values"] = probes
     return result
+
+
+def pix2pix_step_flops(generator_flops, discriminator_flops):
+    """FLOPs of one pix2pix training step (the reference's update order).
+
+    The discriminator update runs D on (A, real B) and (A, G(A)) as trained forwards (3x each);
+    the generator update runs G trained (3x) and D once with the gradient flowing through it to
+    G but not to D's weights (2x): ``3*G + 8*D``.
+    """
+    return 3 * generator_flops + 8 * discriminator_flops
+
+
+def summarize_probe(result):
+    """Turns a step result's ``probe_values`` (the matmul probe after each timed step) into
+    ``probe_matmul_gflops``, their median ``concurrent_matmul_peak_gflops`` and the step's
+    ``ratio_to_concurrent_matmul_peak`` (needs ``achieved_gflops``). No-op without probes."""
+    if "probe_values" not in result:
+        return result
+    result["probe_matmul_gflops"] = result.pop("probe_values")
+    result["concurrent_matmul_peak_gflops"] = statistics.median(result["probe_matmul_gflops"])
+    if result.get("achieved_gflops") is not None:
+        result["ratio_to_concurrent_matmul_peak"] = (result["achieved_gflops"]
+                                                     / result["concurrent_matmul_peak_gflops"])
+    return result
+
+
+def best_peaks(before, after):
+    """The best of two peak measurements (``*_gflops`` keys), with bf16/fp32 ratios."""
+    peaks = {key: max(before[key], after[key]) for key in before if key.endswith("_gflops")}
+    for tag in ("matmul", "conv"):
+        if f"{tag}_bf16_gflops" in peaks and f"{tag}_fp32_gflops" in peaks:
+            peaks[f"{tag}_bf16_over_fp32"] = (peaks[f"{tag}_bf16_gflops"]
+                                              / peaks[f"{tag}_fp32_gflops"])
+    return peaks
+
+
+def add_peak_ratios(result, peaks, bf16):
+    """Adds a step result's ratios to the machine peaks (kgan.bench and the peer benchmarks
+    use this one definition). No-op when ``peaks`` is empty.
+
+    The step and inference ratios use the peak of the step's precision (bf16 for
+    mixed_bfloat16) — matmul, and the 3x3 conv peak — and ``ratio_to_fp32_matmul_peak``
+    always the fp32 one.
+
+    Args:
+        result: the step result dict (``achieved_gflops``; optionally ``step_gflop`` and
+            ``step_min_s``, ``inference_gflops_saved_model``).
+        peaks: the peak dict (``matmul_fp32_gflops``, ``conv_bf16_gflops``, ...).
+        bf16: whether the step ran in bfloat16.
+
+    Returns:
+        ``result`` with the ratios added.
+    """
+    if not peaks or result.get("achieved_gflops") is None:
+        return result
+    tag = "bf16" if bf16 else "fp32"
+    peak = peaks[f"matmul_{tag}_gflops"]
+    result["ratio_to_matmul_peak"] = result["achieved_gflops"] / peak
+    if f"conv_{tag}_gflops" in peaks:
+        result["ratio_to_conv_peak"] = result["achieved_gflops"] / peaks[f"conv_{tag}_gflops"]
+    if "step_gflop" in result and "step_min_s" in result:
+        # Best step against the best-of peak: like with like on a noisy shared machine.
+        result["best_step_ratio_to_matmul_peak"] = (
+            result["step_gflop"] / result["step_min_s"] / peak)
+    result["ratio_to_fp32_matmul_peak"] = result["achieved_gflops"] / peaks["matmul_fp32_gflops"]
+    if "inference_gflops_saved_model" in result:
+        result["inference_saved_model_ratio_to_peak"] = (
+            result["inference_gflops_saved_model"] / peak)
+    return result

@@ -15,20 +15,19 @@ Protocol (stated because it changes the numbers; see REFERENCE.md section 5):
   reservoir sample of the stream, so memory stays bounded too.
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kgan.weights import keras_cache_path
+from kgan.errors import KganError
+from kgan.weights import resolve_weights_file
 
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_SIZE = 299
 
 
-class InceptionWeightsError(ValueError):
+class InceptionWeightsError(KganError, ValueError):
     """Raised when the InceptionV3 weights FID/KID need are not on disk."""
 
 
@@ -79,23 +78,14 @@ def inception_weights_path(weights="imagenet"):
     Raises:
         InceptionWeightsError: when the file is not there. Nothing is ever downloaded.
     """
-    if weights is None or str(weights).lower() == "none":
-        return None
-    if weights == "imagenet":
-        path = keras_cache_path(INCEPTION_WEIGHTS_FILE)
-        if not os.path.isfile(path):
-            raise InceptionWeightsError(
-                f"FID/KID need the ImageNet InceptionV3 weights, but {path} does not exist "
-                f"(kgan never downloads them). Place {INCEPTION_WEIGHTS_FILE} (from "
-                "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/) "
-                "in that folder, or pass --inception_weights=/path/to/that/file.h5.")
-        return path
-    path = os.path.expanduser(str(weights))
-    if not os.path.isfile(path):
-        raise InceptionWeightsError(
-            f"--inception_weights={weights}: no such file. Pass 'imagenet' (the Keras cache "
-            f"file {INCEPTION_WEIGHTS_FILE}) or the path of that .h5 file.")
-    return path
+    return resolve_weights_file(
+        weights, INCEPTION_WEIGHTS_FILE, InceptionWeightsError,
+        imagenet_message="FID/KID need the ImageNet InceptionV3 weights, but {path} does not "
+        "exist (kgan never downloads them). Place {filename} (from "
+        "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/) in that "
+        "folder, or pass --inception_weights=/path/to/that/file.h5.",
+        path_message="--inception_weights={weights}: no such file. Pass 'imagenet' (the Keras "
+        "cache file {filename}) or the path of that .h5 file.")
 
 
 def inception_feature_extractor(weights="imagenet"):

@@ -9,19 +9,20 @@ import sys
 import keras
 import tensorflow as tf
 
-from kgan import bench
+from kgan import bench, measure, peaks
 from kgan.models import build_discriminator, build_generator
+from kgan.recipes import TrainConfig
 
 
 class PeaksTest(tf.test.TestCase):
 
     def test_peaks_are_positive(self):
-        self.assertGreater(bench.matmul_peak("float32", size=64, reps=2), 0.0)
-        self.assertGreater(bench.matmul_peak("bfloat16", size=64, reps=2), 0.0)
-        self.assertGreater(bench.conv_peak("float32", size=8, channels=8, reps=2), 0.0)
+        self.assertGreater(peaks.matmul_peak("float32", size=64, reps=2), 0.0)
+        self.assertGreater(peaks.matmul_peak("bfloat16", size=64, reps=2), 0.0)
+        self.assertGreater(peaks.conv_peak("float32", size=8, channels=8, reps=2), 0.0)
 
     def test_matmul_probe_measures_gflops(self):
-        self.assertGreater(bench.matmul_probe("float32", size=64, reps=1)(), 0.0)
+        self.assertGreater(peaks.matmul_probe("float32", size=64, reps=1)(), 0.0)
 
 
 class FlopsTest(tf.test.TestCase):
@@ -35,29 +36,32 @@ class FlopsTest(tf.test.TestCase):
         outputs = keras.layers.Dense(7)(x)                               # 2*5*7
         model = keras.Model(inputs, outputs)
         expected = 2 * (9 * 3 * 4 * 64 + 9 * 4 * 6 * 16 + 4 * 6 * 5 * 16 + 5 * 7)
-        self.assertEqual(bench.forward_flops(model, (1, 8, 8, 3)), expected)
-        self.assertEqual(bench.forward_flops(model, (2, 8, 8, 3)), 2 * expected)
+        self.assertEqual(peaks.forward_flops(model, (1, 8, 8, 3)), expected)
+        self.assertEqual(peaks.forward_flops(model, (2, 8, 8, 3)), 2 * expected)
 
     def test_reference_networks_at_256_match_design(self):
-        g = bench.forward_flops(build_generator("resnet_9blocks"), (1, 256, 256, 3))
-        d = bench.forward_flops(build_discriminator("basic"), (1, 256, 256, 3))
+        g = peaks.forward_flops(build_generator("resnet_9blocks"), (1, 256, 256, 3))
+        d = peaks.forward_flops(build_discriminator("basic"), (1, 256, 256, 3))
         self.assertAllClose(g / 1e9, 99.1, atol=0.05)
         self.assertAllClose(d / 1e9, 6.29, atol=0.01)
-        self.assertAllClose(bench.cyclegan_step_flops(g, d) / 1e12, 1.88, atol=0.01)
+        self.assertAllClose(measure.cyclegan_step_flops(g, d) / 1e12, 1.88, atol=0.01)
 
     def test_dynamic_shape_is_a_clear_error(self):
         model = build_generator("resnet_6blocks", ngf=4)
         with self.assertRaisesRegex(ValueError, "not static"):
-            bench.forward_flops(model, (1, None, None, 3))
+            peaks.forward_flops(model, (1, None, None, 3))
 
 
 class ConfigTest(tf.test.TestCase):
 
     def test_parse_overrides(self):
-        self.assertEqual(bench.parse_overrides("mixed_precision=mixed_bfloat16,jit_compile=true"),
-                         {"mixed_precision": "mixed_bfloat16", "jit_compile": True})
+        config, options = TrainConfig(), bench.BenchOptions()
+        self.assertEqual(
+            bench.parse_overrides("mixed_precision=mixed_bfloat16,jit_compile=true,steps=3",
+                                  config, options),
+            ({"mixed_precision": "mixed_bfloat16", "jit_compile": True}, {"steps": 3}))
         with self.assertRaisesRegex(ValueError, "FLAG=VALUE"):
-            bench.parse_overrides("no_such_flag=1")
+            bench.parse_overrides("no_such_flag=1", config, options)
 
 
 class CliTest(tf.test.TestCase):

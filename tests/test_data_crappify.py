@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan.crappify import crappify_folder
+from kgan.data.crappify import crappify_folder
 from kgan.data import (DEGRADATIONS, DataError, crappify, crappify_array, restoration_dataset,
                        sample_photos)
 

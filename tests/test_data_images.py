@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan.data import images
+from kgan.data import images, sources
 from kgan.data.images import DataError
 
 
@@ -56,7 +56,7 @@ class ImagesTest(tf.test.TestCase):
                                                     "z_text.jpg"]))
 
     def test_read_folder_decodes_good_files_and_counts_bad_ones(self):
-        arrays, skipped = images.read_image_folder(self.folder)
+        arrays, skipped = sources.read_image_folder(self.folder)
         self.assertEqual(skipped, self.bad)
         self.assertLen(arrays, len(self.good))
         for array in arrays:
@@ -82,11 +82,11 @@ class ImagesTest(tf.test.TestCase):
     def test_missing_and_empty_folders_name_the_path(self):
         missing = os.path.join(self.get_temp_dir(), "does_not_exist")
         with self.assertRaisesRegex(DataError, "does_not_exist"):
-            images.scan_folder(missing)
+            sources.scan_folder(missing)
         empty = os.path.join(self.get_temp_dir(), "empty_dir")
         os.makedirs(empty)
         with self.assertRaisesRegex(DataError, "empty_dir"):
-            images.scan_folder(empty)
+            sources.scan_folder(empty)
 
     def test_folder_without_readable_image(self):
         folder = os.path.join(self.get_temp_dir(), "only_bad")
@@ -94,11 +94,11 @@ class ImagesTest(tf.test.TestCase):
         with open(os.path.join(folder, "broken.png"), "wb") as f:
             f.write(b"not a png")
         with self.assertRaisesRegex(DataError, "No readable image.*only_bad"):
-            images.scan_folder(folder)
+            sources.scan_folder(folder)
 
     def test_file_source_matches_memory_source(self):
-        in_memory = images.scan_folder(self.folder)
-        from_files = images.scan_folder(self.folder, cache_bytes=0)
+        in_memory = sources.scan_folder(self.folder)
+        from_files = sources.scan_folder(self.folder, cache_bytes=0)
         self.assertIsNotNone(in_memory.arrays)
         self.assertIsNone(from_files.arrays)
         self.assertEqual(from_files.skipped, self.bad)
@@ -108,16 +108,16 @@ class ImagesTest(tf.test.TestCase):
         self.assertAllEqual(ordered[0], in_memory.arrays[0])
 
     def test_max_dataset_size_caps_readable_images(self):
-        source = images.scan_folder(self.folder, max_dataset_size=2)
+        source = sources.scan_folder(self.folder, max_dataset_size=2)
         self.assertEqual(source.count, 2)
 
     def test_ensure_rgb(self):
-        self.assertEqual(images.ensure_rgb(tf.zeros([4, 4, 1], tf.uint8)).shape, [4, 4, 3])
-        self.assertEqual(images.ensure_rgb(tf.zeros([4, 4, 4], tf.uint8)).shape, [4, 4, 3])
+        self.assertEqual(sources.ensure_rgb(tf.zeros([4, 4, 1], tf.uint8)).shape, [4, 4, 3])
+        self.assertEqual(sources.ensure_rgb(tf.zeros([4, 4, 4], tf.uint8)).shape, [4, 4, 3])
 
     def test_measure_throughput(self):
         ds = tf.data.Dataset.from_tensors(tf.zeros([2, 8, 8, 3])).repeat()
-        self.assertGreater(images.measure_throughput(ds, num_batches=5), 0)
+        self.assertGreater(sources.measure_throughput(ds, num_batches=5), 0)
 
 
 if __name__ == "__main__":

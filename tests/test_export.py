@@ -12,8 +12,14 @@ import tensorflow as tf
 
 import keras
 
-from kgan import export
+from kgan import export, serving, verify
 from kgan.models import resnet_generator, unet_generator
+
+from helpers import photo
+
+
+def chelsea(height, width):
+    return photo(height, width, "chelsea")
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 TFLITE_SIZE = 32
@@ -36,15 +42,6 @@ np.savez(outputs_path, odd=odd, floats=floats, bytes_png=decoded[0], bytes_jpeg=
 """
 
 
-def _photo(height, width):
-    """A real photo (scikit-image's chelsea) resized to (height, width), uint8."""
-    import skimage.data
-
-    image = tf.image.resize(skimage.data.chelsea()[np.newaxis].astype(np.float32),
-                            (height, width), antialias=True)
-    return np.clip(np.round(image[0].numpy()), 0, 255).astype(np.uint8)
-
-
 class ExportTest(tf.test.TestCase):
 
     @classmethod
@@ -53,7 +50,7 @@ class ExportTest(tf.test.TestCase):
         keras.utils.set_random_seed(7)
         cls.tmp = tempfile.mkdtemp()
         cls.model = resnet_generator(n_blocks=1, ngf=4)
-        cls.verify_images = [_photo(50, 67), _photo(37, 45)]
+        cls.verify_images = [chelsea(50, 67), chelsea(37, 45)]
         cls.export_dir = os.path.join(cls.tmp, "export")
         cls.manifest = export.export_generator(
             cls.model, cls.export_dir, tflite=VARIANTS, tflite_size=TFLITE_SIZE,
@@ -64,7 +61,7 @@ class ExportTest(tf.test.TestCase):
             manifest = json.load(f)
         self.assertEqual(manifest["input_contract"]["size_multiple"], 4)
         self.assertEqual(manifest["input_contract"]["range"], [-1.0, 1.0])
-        self.assertEqual(set(manifest["signatures"]), set(export.SIGNATURES))
+        self.assertEqual(set(manifest["signatures"]), set(verify.SIGNATURES))
         self.assertEqual(manifest["versions"]["tensorflow"], tf.__version__)
         self.assertTrue(manifest["verified"])
         check = manifest["saved_model"]["verification"]
@@ -83,9 +80,9 @@ class ExportTest(tf.test.TestCase):
                         manifest["tflite"]["float32"]["size_bytes"])
 
     def test_saved_model_without_kgan_matches_keras_on_odd_sizes(self):
-        odd = _photo(50, 67)
-        other = _photo(41, 30)
-        floats = _photo(52, 68)[np.newaxis].astype(np.float32) / 127.5 - 1.0
+        odd = chelsea(50, 67)
+        other = chelsea(41, 30)
+        floats = chelsea(52, 68)[np.newaxis].astype(np.float32) / 127.5 - 1.0
         inputs = {"odd": odd[np.newaxis], "floats": floats,
                   "png": np.frombuffer(tf.io.encode_png(odd).numpy(), np.uint8),
                   "jpeg": np.frombuffer(tf.io.encode_jpeg(other, quality=100).numpy(), np.uint8)}
@@ -98,12 +95,12 @@ class ExportTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         out = np.load(outputs_path)
 
-        expected = export.reference_uint8(self.model, odd)
+        expected = verify.reference_uint8(self.model, odd)
         self.assertEqual(out["odd"].shape, (1, 50, 67, 3))
         self.assertLessEqual(np.abs(out["odd"][0].astype(int) - expected).max(), 1)
         self.assertLessEqual(np.abs(out["bytes_png"].astype(int) - expected).max(), 1)
         decoded_jpeg = tf.io.decode_jpeg(inputs["jpeg"].tobytes()).numpy()
-        expected_jpeg = export.reference_uint8(self.model, decoded_jpeg)
+        expected_jpeg = verify.reference_uint8(self.model, decoded_jpeg)
         self.assertEqual(out["bytes_jpeg"].shape, (41, 30, 3))
         self.assertLessEqual(np.abs(out["bytes_jpeg"].astype(int) - expected_jpeg).max(), 1)
         self.assertAllClose(out["floats"], self.model(floats), atol=1e-4, rtol=0)
@@ -113,17 +110,17 @@ class ExportTest(tf.test.TestCase):
         result = subprocess.run([cli, "show", "--all", "--dir", os.path.join(self.export_dir, "1")],
                                 capture_output=True, text=True)
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        for name in export.SIGNATURES:
+        for name in verify.SIGNATURES:
             self.assertIn(f"signature_def['{name}']", result.stdout)
         self.assertIn("inputs['image_bytes']", result.stdout)
         self.assertIn("outputs['png_bytes']", result.stdout)
 
     def test_each_tflite_variant_runs_within_its_bound(self):
-        x = np.concatenate([export.resize_square(image, TFLITE_SIZE)
+        x = np.concatenate([verify.resize_square(image, TFLITE_SIZE)
                             for image in self.verify_images])
         expected = np.asarray(self.model(x))
         for variant in VARIANTS:
-            runner = export.TFLiteRunner(os.path.join(self.export_dir, f"{variant}.tflite"))
+            runner = serving.TFLiteRunner(os.path.join(self.export_dir, f"{variant}.tflite"))
             actual = runner(x)
             self.assertEqual(actual.shape, expected.shape)
             error = np.abs(actual - expected)
@@ -136,22 +133,22 @@ class ExportTest(tf.test.TestCase):
         wrong.set_weights([w * 1.5 for w in self.model.get_weights()])
         float32 = os.path.join(self.export_dir, "float32.tflite")
         with self.assertRaisesRegex(export.ExportVerificationError, "does not match"):
-            export.verify_tflite(float32, wrong, self.verify_images,
+            verify.verify_tflite(float32, wrong, self.verify_images,
                                  export.ERROR_BOUNDS["float32"])
         with self.assertRaises(export.ExportVerificationError):
-            export.verify_saved_model(os.path.join(self.export_dir, "1"), wrong,
+            verify.verify_saved_model(os.path.join(self.export_dir, "1"), wrong,
                                       self.verify_images[:1])
         truncated = os.path.join(self.tmp, "truncated.tflite")
         with open(float32, "rb") as f, open(truncated, "wb") as g:
             g.write(f.read()[:4000])
         with self.assertRaisesRegex(export.ExportVerificationError, "does not load"):
-            export.verify_tflite(truncated, self.model, self.verify_images,
+            verify.verify_tflite(truncated, self.model, self.verify_images,
                                  export.ERROR_BOUNDS["float32"])
 
     def test_reflect_padding_matches_numpy_for_any_size(self):
         for height, width, multiple in ((5, 7, 4), (3, 2, 16), (1, 6, 8), (8, 8, 4)):
             image = np.arange(height * width * 2, dtype=np.float32).reshape(1, height, width, 2)
-            padded, top, left = export.reflect_pad_to_multiple(tf.constant(image), multiple)
+            padded, top, left = serving.reflect_pad_to_multiple(tf.constant(image), multiple)
             pad_h, pad_w = (-height) % multiple, (-width) % multiple
             expected = np.pad(image, ((0, 0), (pad_h // 2, pad_h - pad_h // 2),
                                       (pad_w // 2, pad_w - pad_w // 2), (0, 0)),

@@ -7,37 +7,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.layers import InstanceNormalization, SelfAttention2D
 from kgan.models import (DISCRIMINATORS, GENERATORS, build_discriminator, build_generator,
                          critic, patchgan_discriminator, pixel_discriminator, resnet_generator,
                          size_multiple, unet_generator)
 from kgan.models.common import INIT_TYPES, kernel_initializer
 
+from helpers import assert_gradients_reach_every_weight, random_images, set_attention_gamma
+
 
 def _count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def _images(n, h, w, c=3, seed=0):
-    return np.random.RandomState(seed).uniform(-1, 1, (n, h, w, c)).astype("float32")
-
-
-def _set_attention_gamma(model, value):
-    """SelfAttention2D starts with gamma 0 (the identity), which blocks the gradients of its
-    query and key; move gamma so that every weight is exercised."""
-    for layer in model.layers:
-        if isinstance(layer, SelfAttention2D):
-            layer.gamma.assign(value)
-
-
-def _layers_feeding_instance_norm(model):
-    # Keras 3 keeps each layer's call graph in `_inbound_nodes` (no public accessor).
-    names = set()
-    for layer in model.layers:
-        if isinstance(layer, InstanceNormalization):
-            for node in layer._inbound_nodes[0].parent_nodes:
-                names.add(node.operation.name)
-    return names
 
 
 class ParameterCountTest(tf.test.TestCase):
@@ -147,7 +126,7 @@ class GeneratorTest(tf.test.TestCase):
     def test_shapes_and_ranges_on_non_square_inputs(self):
         for name, (model, h, w, (low, high)) in self.cases.items():
             self.assertEqual(tuple(model.input.shape), (None, None, None, 3), name)
-            y = model(_images(2, h, w), training=False)
+            y = model(random_images(2, h, w), training=False)
             self.assertEqual(tuple(y.shape), (2, h, w, 3), name)
             self.assertEqual(y.dtype, tf.float32, name)
             self.assertAllInRange(y, low, high)
@@ -165,7 +144,7 @@ class GeneratorTest(tf.test.TestCase):
             model, h, w, _ = self.cases[name]
             probe = keras.Model(model.input, [model.get_layer(source).output,
                                               model.get_layer(target).output])
-            x, y = probe(_images(1, h, w, seed=7), training=False)
+            x, y = probe(random_images(1, h, w, seed=7), training=False)
             conv = model.get_layer(conv_name)
             if transposed:
                 shape = (1, 2 * x.shape[1], 2 * x.shape[2], conv.filters)
@@ -178,52 +157,38 @@ class GeneratorTest(tf.test.TestCase):
 
     def test_channels(self):
         model = build_generator("resnet_6blocks", ngf=4, input_channels=1, output_channels=2)
-        self.assertEqual(tuple(model(_images(1, 16, 20, 1)).shape), (1, 16, 20, 2))
+        self.assertEqual(tuple(model(random_images(1, 16, 20, 1)).shape), (1, 16, 20, 2))
         model = build_generator("unet_128", ngf=4, input_channels=4, output_channels=1)
-        self.assertEqual(tuple(model(_images(1, 128, 128, 4)).shape), (1, 128, 128, 1))
+        self.assertEqual(tuple(model(random_images(1, 128, 128, 4)).shape), (1, 128, 128, 1))
 
     def test_y_range_head_spans_its_range(self):
         model = unet_generator(num_downs=5, ngf=4, y_range=(0.0, 2.0), init_type="kaiming",
                                init_gain=1.0)
-        y = model(_images(1, 32, 32) * 50, training=False)
+        y = model(random_images(1, 32, 32) * 50, training=False)
         self.assertAllInRange(y, 0.0, 2.0)
         self.assertLess(float(tf.reduce_min(y)), 0.5)
         self.assertGreater(float(tf.reduce_max(y)), 1.5)
 
     def test_gradients_reach_every_weight(self):
         for name, (model, h, w, _) in self.cases.items():
-            _set_attention_gamma(model, 0.5)
-            x = _images(2, h, w, seed=1)
-            target = tf.constant(_images(2, h, w, seed=2))
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(model(x, training=True) * target)
-            grads = tape.gradient(loss, model.trainable_weights)
+            x = randomrandom_images(2, h, w, seed=1)
+            target = tf.constant(randomrandom_images(2, h, w, seed=2))
             # A conv bias right before an instance norm is cancelled by the mean subtraction
             # (the reference has the same dead bias): its gradient is zero up to round-off.
-            cancelled = _layers_feeding_instance_norm(model)
-            largest = max(float(tf.reduce_max(tf.abs(g))) for g in grads)
-            for weight, grad in zip(model.trainable_weights, grads):
-                self.assertIsNotNone(grad, f"{name}: {weight.path}")
-                self.assertTrue(np.all(np.isfinite(grad)), f"{name}: {weight.path}")
-                size = float(tf.reduce_max(tf.abs(grad)))
-                layer_name = weight.path.split("/")[0]
-                if layer_name in cancelled and weight.name == "bias":
-                    self.assertLess(size, 1e-4 * largest, f"{name}: {weight.path}")
-                else:
-                    self.assertGreater(size, 0.0, f"{name}: {weight.path}")
-            _set_attention_gamma(model, 0.0)
+            assert_gradients_reach_every_weight(
+                self, model, lambda m: tf.reduce_sum(m(x, training=True) * target), name)
 
     def test_keras_round_trip_with_safe_mode(self):
         for name, (model, h, w, _) in self.cases.items():
-            _set_attention_gamma(model, 0.25)
-            x = _images(1, h, w, seed=3)
+            set_attention_gamma(model, 0.25)
+            x = random_images(1, h, w, seed=3)
             model(x, training=True)  # moves batch-norm statistics and spectral-norm kernels
             path = os.path.join(self.get_temp_dir(), name + ".keras")
             model.save(path)
             loaded = keras.saving.load_model(path, safe_mode=True)
             self.assertAllEqual(loaded(x, training=False), model(x, training=False), name)
             self.assertEqual(size_multiple(loaded), size_multiple(model))
-            _set_attention_gamma(model, 0.0)
+            set_attention_gamma(model, 0.0)
 
     def test_size_multiples(self):
         expected = {"resnet_9blocks": 4, "resnet_6blocks": 4, "resnet_zero_pixel_shuffle": 4,
@@ -235,17 +200,17 @@ class GeneratorTest(tf.test.TestCase):
     def test_bad_sizes_name_the_multiple(self):
         resnet = self.cases["resnet_9blocks"][0]
         with self.assertRaisesRegex(ValueError, "multiples of 4, but the height is 30"):
-            resnet(_images(1, 30, 32))
+            resnet(random_images(1, 30, 32))
         with self.assertRaisesRegex(ValueError, "at least 8 pixels, but the height is 4"):
-            resnet(_images(1, 4, 8))
+            resnet(random_images(1, 4, 8))
         zero_padded = self.cases["resnet_zero_pixel_shuffle"][0]
-        self.assertEqual(tuple(zero_padded(_images(1, 4, 8)).shape), (1, 4, 8, 3))
+        self.assertEqual(tuple(zero_padded(random_images(1, 4, 8)).shape), (1, 4, 8, 3))
         unet = self.cases["unet_256"][0]
         with self.assertRaisesRegex(ValueError, "unet_256 needs image sides that are multiples "
                                                 "of 256, but the height is 100"):
-            unet(_images(1, 100, 100))
+            unet(random_images(1, 100, 100))
         with self.assertRaisesRegex(ValueError, "multiples of 128, but the width is 96"):
-            self.cases["unet_128"][0](_images(1, 128, 96))
+            self.cases["unet_128"][0](random_images(1, 128, 96))
 
 
 class DiscriminatorTest(tf.test.TestCase):
@@ -276,7 +241,7 @@ class DiscriminatorTest(tf.test.TestCase):
         for name, (model, channels, sizes) in self.cases.items():
             self.assertEqual(tuple(model.input.shape), (None, None, None, channels), name)
             for (h, w), (ph, pw) in sizes.items():
-                y = model(_images(2, h, w, channels), training=False)
+                y = model(random_images(2, h, w, channels), training=False)
                 self.assertEqual(tuple(y.shape), (2, ph, pw, 1), f"{name} at {h}x{w}")
                 self.assertEqual(y.dtype, tf.float32)
                 self.assertGreater(float(tf.math.reduce_std(y)), 0.0, name)
@@ -292,29 +257,19 @@ class DiscriminatorTest(tf.test.TestCase):
 
     def test_gradients_reach_every_weight(self):
         for name, (model, channels, sizes) in self.cases.items():
-            _set_attention_gamma(model, 0.5)
             h, w = min(sizes)
-            x = _images(2, h, w, channels, seed=4)
-            with tf.GradientTape() as tape:
-                y = model(x, training=True)
-                loss = tf.reduce_sum(y * tf.constant(_images(*y.shape, seed=5)))
-            grads = tape.gradient(loss, model.trainable_weights)
-            cancelled = _layers_feeding_instance_norm(model)
-            largest = max(float(tf.reduce_max(tf.abs(g))) for g in grads)
-            for weight, grad in zip(model.trainable_weights, grads):
-                self.assertIsNotNone(grad, f"{name}: {weight.path}")
-                self.assertTrue(np.all(np.isfinite(grad)), f"{name}: {weight.path}")
-                size = float(tf.reduce_max(tf.abs(grad)))
-                if weight.path.split("/")[0] in cancelled and weight.name == "bias":
-                    self.assertLess(size, 1e-4 * largest, f"{name}: {weight.path}")
-                else:
-                    self.assertGreater(size, 0.0, f"{name}: {weight.path}")
-            _set_attention_gamma(model, 0.0)
+            x = randomrandom_images(2, h, w, channels, seed=4)
+
+            def loss(m):
+                y = m(x, training=True)
+                return tf.reduce_sum(y * tf.constant(randomrandom_images(*y.shape, seed=5)))
+
+            assert_gradients_reach_every_weight(self, model, loss, name)
 
     def test_keras_round_trip_with_safe_mode(self):
         for name, (model, channels, sizes) in self.cases.items():
-            _set_attention_gamma(model, 0.25)
-            x = _images(1, *min(sizes), channels, seed=6)
+            set_attention_gamma(model, 0.25)
+            x = random_images(1, *min(sizes), channels, seed=6)
             model(x, training=True)  # moves batch-norm statistics and spectral-norm kernels
             path = os.path.join(self.get_temp_dir(), name + ".keras")
             model.save(path)
@@ -323,18 +278,18 @@ class DiscriminatorTest(tf.test.TestCase):
             if name == "basic_spectral":
                 # The power-iteration vector is saved too: a training call matches as well.
                 self.assertAllEqual(loaded(x, training=True), model(x, training=True))
-            _set_attention_gamma(model, 0.0)
+            set_attention_gamma(model, 0.0)
 
     def test_too_small_inputs_name_the_minimum(self):
         with self.assertRaisesRegex(ValueError, "at least 24 pixels, but the height is 23"):
-            self.cases["basic"][0](_images(1, 23, 64))
-        self.assertEqual(tuple(self.cases["basic"][0](_images(1, 24, 24)).shape),
+            self.cases["basic"][0](random_images(1, 23, 64))
+        self.assertEqual(tuple(self.cases["basic"][0](random_images(1, 24, 24)).shape),
                          (1, 1, 1, 1))
         with self.assertRaisesRegex(ValueError, "at least 12 pixels, but the width is 11"):
-            self.cases["n_layers_2"][0](_images(1, 12, 11))
+            self.cases["n_layers_2"][0](random_images(1, 12, 11))
         with self.assertRaisesRegex(ValueError, "critic needs image sides of at least 64"):
-            self.cases["critic"][0](_images(1, 64, 63))
-        self.assertEqual(tuple(self.cases["critic"][0](_images(1, 64, 64)).shape),
+            self.cases["critic"][0](random_images(1, 64, 63))
+        self.assertEqual(tuple(self.cases["critic"][0](random_images(1, 64, 64)).shape),
                          (1, 1, 1, 1))
 
 

@@ -11,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from kgan import train
+from kgan.trainers import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -30,14 +30,14 @@ def checkpoint_steps(output_dir):
 class PlanTest(tf.test.TestCase):
 
     def test_fit_segments_keep_epochs_aligned_with_steps(self):
-        self.assertEqual(train.plan_fit_segments(0, 12, 4), [(0, 3, 4)])
+        self.assertEqual(loop.plan_fit_segments(0, 12, 4), [(0, 3, 4)])
         # Resumed mid-epoch 1 at step 6, stopping at step 17 (mid-epoch 4).
-        self.assertEqual(train.plan_fit_segments(6, 17, 4), [(1, 2, 2), (2, 4, 4), (4, 5, 1)])
-        self.assertEqual(train.plan_fit_segments(5, 5, 4), [])
+        self.assertEqual(loop.plan_fit_segments(6, 17, 4), [(1, 2, 2), (2, 4, 4), (4, 5, 1)])
+        self.assertEqual(loop.plan_fit_segments(5, 5, 4), [])
 
     def test_end_step(self):
-        self.assertEqual(train.end_step_for(10, 4, None), 40)
-        self.assertEqual(train.end_step_for(10, 4, 7), 7)
+        self.assertEqual(loop.end_step_for(10, 4, None), 40)
+        self.assertEqual(loop.end_step_for(10, 4, 7), 7)
 
 
 class TrainCLITest(tf.test.TestCase):

@@ -12,17 +12,11 @@ from PIL import Image
 
 import keras
 
-from kgan import export, translate
+from kgan import export, inference, serving, tiling, verify
+from kgan.data import images
 from kgan.models import resnet_generator
 
-
-def _photo(height, width):
-    """A real photo (scikit-image's astronaut) resized to (height, width), uint8."""
-    import skimage.data
-
-    image = tf.image.resize(skimage.data.astronaut()[np.newaxis].astype(np.float32),
-                            (height, width), antialias=True)
-    return np.clip(np.round(image[0].numpy()), 0, 255).astype(np.uint8)
+from helpers import photo
 
 
 class TranslateTest(tf.test.TestCase):
@@ -44,13 +38,13 @@ class TranslateTest(tf.test.TestCase):
 
         cls.inputs = os.path.join(cls.tmp, "inputs")
         os.makedirs(cls.inputs)
-        Image.fromarray(_photo(40, 52)).save(os.path.join(cls.inputs, "a.png"))
-        Image.fromarray(_photo(40, 52)).save(os.path.join(cls.inputs, "b.jpg"), quality=95)
-        Image.fromarray(_photo(33, 47)).convert("L").save(os.path.join(cls.inputs, "gray.png"))
-        rgba = np.concatenate([_photo(21, 30), np.full((21, 30, 1), 128, np.uint8)], axis=-1)
+        Image.fromarray(photo(40, 52)).save(os.path.join(cls.inputs, "a.png"))
+        Image.fromarray(photo(40, 52)).save(os.path.join(cls.inputs, "b.jpg"), quality=95)
+        Image.fromarray(photo(33, 47)).convert("L").save(os.path.join(cls.inputs, "gray.png"))
+        rgba = np.concatenate([photo(21, 30), np.full((21, 30, 1), 128, np.uint8)], axis=-1)
         Image.fromarray(rgba, "RGBA").save(os.path.join(cls.inputs, "alpha.png"))
-        Image.fromarray(_photo(24, 18)).save(os.path.join(cls.inputs, "c.bmp"))
-        Image.fromarray(_photo(24, 18)).convert("P").save(os.path.join(cls.inputs, "d.gif"))
+        Image.fromarray(photo(24, 18)).save(os.path.join(cls.inputs, "c.bmp"))
+        Image.fromarray(photo(24, 18)).convert("P").save(os.path.join(cls.inputs, "d.gif"))
         with open(os.path.join(cls.inputs, "corrupt.jpg"), "wb") as f:
             f.write(b"\xff\xd8\xff\xe0 definitely not a jpeg")
         with open(os.path.join(cls.inputs, "notes.txt"), "w") as f:
@@ -61,7 +55,7 @@ class TranslateTest(tf.test.TestCase):
         self.assertEqual(summary["translated"], len(self.good))
         self.assertEqual([os.path.basename(p) for p, _ in summary["skipped"]], ["corrupt.jpg"])
         for stem in self.good:
-            source = translate.read_image(
+            source = images.load_image(
                 os.path.join(self.inputs, next(n for n in os.listdir(self.inputs)
                                                if os.path.splitext(n)[0] == stem)))
             result = np.asarray(Image.open(os.path.join(out, stem + ".png")))
@@ -70,16 +64,16 @@ class TranslateTest(tf.test.TestCase):
 
     def test_folder_through_saved_model_matches_keras(self):
         out = os.path.join(self.tmp, "out_saved_model")
-        translator = translate.load_translator(model=self.export_dir)
+        translator = serving.load_translator(model=self.export_dir)
         messages = []
-        summary = translate.translate_images(translator, self.inputs, out, batch_size=2,
+        summary = inference.translate_images(translator, self.inputs, out, batch_size=2,
                                              log=messages.append)
         self._check_outputs(summary, out)
         self.assertIn("Skipped 1 unreadable file(s): corrupt.jpg", messages[-1])
         for stem, name in (("a", "a.png"), ("gray", "gray.png"), ("alpha", "alpha.png")):
-            source = translate.read_image(os.path.join(self.inputs, name))
+            source = images.load_image(os.path.join(self.inputs, name))
             result = np.asarray(Image.open(os.path.join(out, stem + ".png")))
-            expected = export.reference_uint8(self.model, source)
+            expected = verify.reference_uint8(self.model, source)
             self.assertLessEqual(np.abs(result.astype(int) - expected).max(), 1, stem)
         with open(os.path.join(out, "index.html")) as f:
             page = f.read()
@@ -89,49 +83,49 @@ class TranslateTest(tf.test.TestCase):
         self.assertIn("corrupt.jpg", page)
 
     def test_tflite_and_training_run_sources(self):
-        tflite = translate.load_translator(model=os.path.join(self.export_dir, "float32.tflite"))
+        tflite = serving.load_translator(model=os.path.join(self.export_dir, "float32.tflite"))
         self.assertEqual(tflite.fixed_size, 32)
         out = os.path.join(self.tmp, "out_tflite")
-        self._check_outputs(translate.translate_images(tflite, self.inputs, out, html=False,
+        self._check_outputs(inference.translate_images(tflite, self.inputs, out, html=False,
                                                        log=lambda _: None), out)
         self.assertFalse(os.path.exists(os.path.join(out, "index.html")))
 
-        keras_translator = translate.load_translator(checkpoint_dir=self.run_dir,
+        keras_translator = serving.load_translator(checkpoint_dir=self.run_dir,
                                                      direction="BtoA")
-        image = _photo(24, 18)
+        image = photo(24, 18)
         self.assertAllEqual(keras_translator(image[np.newaxis])[0],
-                            export.reference_uint8(self.model, image))
+                            verify.reference_uint8(self.model, image))
         # An image that fits the TFLite size is padded to it; away from the padding it matches.
         self.assertLessEqual(np.abs(tflite(image[np.newaxis])[0, 6:-6, 6:-6].astype(int)
-                                    - export.reference_uint8(self.model, image)[6:-6, 6:-6]
+                                    - verify.reference_uint8(self.model, image)[6:-6, 6:-6]
                                     ).max(), 2)
 
     def test_tiles_blend_without_seams(self):
-        image = _photo(96, 136)
-        translator = translate.load_translator(checkpoint_dir=self.run_dir)
+        image = photo(96, 136)
+        translator = serving.load_translator(checkpoint_dir=self.run_dir)
         whole = translator(image[np.newaxis])[0].astype(int)
-        tiled = translate.translate_tiled(translator, image, tile=64, overlap=24).astype(int)
+        tiled = tiling.translate_tiled(translator, image, tile=64, overlap=24).astype(int)
         self.assertEqual(tiled.shape, whole.shape)
         diff = np.abs(tiled - whole)
         self.assertLessEqual(diff[8:-8, 8:-8].max(), 2)
         self.assertLess(diff.mean(), 0.2)
 
     def test_names_and_errors(self):
-        names = translate.output_names(["x/a.jpg", "x/a.png", "x/b.gif"])
+        names = inference.output_names(["x/a.jpg", "x/a.png", "x/b.gif"])
         self.assertEqual(names, {"x/a.jpg": "a_jpg.png", "x/a.png": "a_png.png",
                                  "x/b.gif": "b.png"})
         with self.assertRaisesRegex(ValueError, "exactly one"):
-            translate.load_translator()
+            serving.load_translator()
         with self.assertRaisesRegex(ValueError, "--direction=CtoD"):
-            translate.load_translator(checkpoint_dir=self.run_dir, direction="CtoD")
+            serving.load_translator(checkpoint_dir=self.run_dir, direction="CtoD")
         with self.assertRaisesRegex(FileNotFoundError, "several exports"):
-            translate.load_translator(model=self._two_exports())
+            serving.load_translator(model=self._two_exports())
         with self.assertRaisesRegex(FileNotFoundError, "does not exist"):
-            translate.list_images(os.path.join(self.tmp, "missing"))
+            images.list_images(os.path.join(self.tmp, "missing"))
         with self.assertRaisesRegex(ValueError, "is the input folder"):
-            translate.translate_images(lambda x: x, self.inputs, self.inputs)
+            inference.translate_images(lambda x: x, self.inputs, self.inputs)
         with self.assertRaisesRegex(ValueError, "not a readable image"):
-            translate.read_image(os.path.join(self.inputs, "corrupt.jpg"))
+            images.load_image(os.path.join(self.inputs, "corrupt.jpg"))
 
     def _two_exports(self):
         parent = os.path.join(self.tmp, "two_exports")

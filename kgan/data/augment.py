@@ -9,7 +9,9 @@ Stacking two images along channels before ``transform`` gives both the same crop
 
 import tensorflow as tf
 
-from kgan.data.images import DataError, ImageSource
+from kgan.data.images import DataError
+from kgan.pixels import to_float, to_uint8  # noqa: F401  (kgan.data re-exports them)
+from kgan.data.sources import ImageSource
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -102,16 +104,6 @@ def element_seed(base_seed, salt, counter):
         tf.constant([base_seed, salt], tf.int64), tf.cast(counter, tf.int64))
 
 
-def to_float(image):
-    """uint8 (or float 0..255) pixels -> float32 in [-1, 1]."""
-    return tf.clip_by_value(tf.cast(image, tf.float32) / 127.5 - 1.0, -1.0, 1.0)
-
-
-def to_uint8(image):
-    """float32 in [-1, 1] -> uint8 pixels (rounded, clipped)."""
-    return tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
-
-
 def resize(image, size):
     """Bicubic resize with antialiasing (as Pillow's BICUBIC used by the reference)."""
     return tf.image.resize(image, tf.cast(size, tf.int32), method="bicubic", antialias=True)
@@ -194,4 +186,4 @@ def transform(image, seed, preprocess="resize_and_crop", load_size=286, crop_siz
     if flip:
         coin = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 3))
         image = tf.cond(coin < 0.5, lambda: tf.reverse(image, axis=[1]), lambda: image)
-    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+    return to_float(image)

@@ -17,6 +17,7 @@ seed, so the same seed gives the same degraded image.
 """
 
 import functools
+import zlib
 import os
 
 import numpy as np
@@ -26,7 +27,9 @@ from PIL import Image, ImageDraw, ImageFont
 from kgan.data import samples
 from kgan.data.augment import resize_uint8, to_float
 from kgan.data.folders import finish_dataset, resolve_seed
-from kgan.data.images import DataError, DatasetInfo, ImageSource, list_images, scan_folder
+from kgan.data.images import (DataError, ImageNotFoundError, ImageReadError, list_images,
+                              load_image, write_png)
+from kgan.data.sources import DatasetInfo, ImageSource, scan_folder
 
 DEGRADATIONS = ("grayscale", "blur", "downscale", "noise", "text", "jpeg")
 DEFAULT_DEGRADATIONS = ("downscale", "jpeg")
@@ -307,3 +310,45 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
                        steps_per_epoch=max(1, count // batch_size), batch_size=batch_size,
                        crop_size=crop_size)
     return ds, info
+
+
+def crappify_folder(input_dir, output_dir, degradations, seed=0, **ranges):
+    """Writes a degraded PNG copy of every readable image of a folder.
+
+    Args:
+        input_dir: folder of clean images (not searched recursively).
+        output_dir: destination folder (created when missing).
+        degradations: names from ``kgan.data.DEGRADATIONS``.
+        seed: base seed; a file's own seed is ``(seed, crc32(file name))``.
+        **ranges: ``crappify`` ranges (``scale_range``, ``jpeg_quality``, ...).
+
+    Returns:
+        ``(written, skipped)`` counts.
+
+    Raises:
+        DataError: missing or empty input folder, unknown degradation.
+    """
+    names = parse_degradations(degradations)
+    paths = list_images(input_dir)
+    if not paths:
+        raise ImageNotFoundError(f"No image files in {input_dir}.")
+    if os.path.abspath(input_dir) == os.path.abspath(output_dir):
+        raise DataError("--output_dir must differ from --input_dir (files would be replaced).")
+    os.makedirs(output_dir, exist_ok=True)
+    written, skipped = 0, 0
+    for path in paths:
+        name = os.path.basename(path)
+        try:
+            image = load_image(path)
+        except ImageReadError as error:  # Unreadable file: skip and count, never stop.
+            logging.warning("Skipping %s: %s", path, error)
+            skipped += 1
+            continue
+        file_seed = [seed, zlib.crc32(name.encode())]
+        degraded = crappify_array(image, names, file_seed, **ranges)
+        stem = os.path.splitext(name)[0]
+        write_png(os.path.join(output_dir, stem + ".png"), degraded)
+        written += 1
+    if written == 0:
+        raise DataError(f"No readable image in {input_dir} ({skipped} file(s) failed to decode).")
+    return written, skipped

@@ -11,8 +11,8 @@ import tensorflow as tf
 from absl import logging
 
 from kgan.data import augment, samples
-from kgan.data.images import DataError, DatasetInfo, log_skipped, list_images, scan_folder, \
-    scan_images
+from kgan.data.images import DataError, list_images, log_skipped
+from kgan.data.sources import DatasetInfo, scan_folder, scan_images
 from kgan.data.tfds_source import tfds_image_stream
 
 DIRECTIONS = ("AtoB", "BtoA")

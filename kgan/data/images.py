@@ -1,74 +1,59 @@
-"""Image files: listing, robust decoding, and index-addressable image sources for tf.data.
+"""THE image reader of kgan: listing image files, decoding any image file to uint8 RGB (the
+same decoding for training, inference and evaluation: 16-bit scaled to 8 bits, palette, gray and
+RGBA converted, EXIF orientation applied, first frame of an animation), reading sizes from
+headers, and writing PNGs atomically.
 
-Every file is decoded once with Pillow when a folder is scanned, so unreadable, truncated or
-non-image files are found (and counted) before training starts instead of crashing tf.data
-mid-epoch. Small folders keep their decoded pixels in memory; large ones are decoded again
-inside the pipeline (parallel ``tf.numpy_function`` calls; Pillow releases the GIL while
-decoding).
+Called by kgan.data (training pipelines), kgan.inference and the CLIs (translate, colorize,
+evaluate, crappify, demo) and kgan.export (verification images). Depends on Pillow and numpy
+only.
 """
 
 import concurrent.futures
-import dataclasses
 import os
-import time
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 from PIL import Image, ImageOps
 
+from kgan.errors import KganError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-# Folders whose decoded pixels fit in this many bytes are kept in memory (no second decode).
-CACHE_BYTES = 512 * 1024 * 1024
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap height and width
 
 
-class DataError(ValueError):
+class DataError(KganError, ValueError):
     """A data problem the user can fix (missing folder, no readable image, bad option)."""
 
 
-@dataclasses.dataclass
-class DatasetInfo:
-    """What a dataset builder found.
-
-    Attributes:
-        source: human-readable description of where the images come from.
-        num_a: images (or pairs, or test tiles) in domain A.
-        num_b: images in domain B (equal to ``num_a`` for paired data).
-        skipped: unreadable files that were skipped.
-        steps_per_epoch: ``max(num_a, num_b) // batch_size``, at least 1.
-        batch_size: the batch size the dataset was built with.
-        crop_size: the static height/width of each image, or None when sizes vary.
-    """
-
-    source: str
-    num_a: int
-    num_b: int
-    skipped: int
-    steps_per_epoch: int
-    batch_size: int = 1
-    crop_size: object = None
+class ImageNotFoundError(DataError, FileNotFoundError):
+    """An image file or folder that does not exist, or a folder without image files."""
 
 
-def list_images(folder):
-    """Lists the image files directly inside ``folder``.
+class ImageReadError(DataError):
+    """A file that is not a readable image (truncated, not an image, too large to decode)."""
+
+
+def list_images(path):
+    """Lists the image files at ``path``: the file itself, or the image files directly inside a
+    folder (by extension, case-insensitive, sorted, not recursive).
 
     Args:
-        folder: a directory.
+        path: an image file or a folder.
 
     Returns:
-        Sorted full paths of files whose extension (case-insensitive) is one of
-        ``IMAGE_EXTENSIONS``.
+        A list of paths (empty for a folder without image files).
 
     Raises:
-        DataError: ``folder`` does not exist or is not a directory.
+        ImageNotFoundError: ``path`` does not exist.
     """
-    if not os.path.isdir(folder):
-        raise DataError(f"Image folder not found: {folder}")
-    names = sorted(n for n in os.listdir(folder)
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise ImageNotFoundError(f"{path} does not exist; pass an image file or a folder.")
+    names = sorted(n for n in os.listdir(path)
                    if n.lower().endswith(IMAGE_EXTENSIONS)
-                   and os.path.isfile(os.path.join(folder, n)))
-    return [os.path.join(folder, n) for n in names]
+                   and os.path.isfile(os.path.join(path, n)))
+    return [os.path.join(path, n) for n in names]
 
 
 def _to_uint8_rgb(image):
@@ -100,23 +85,76 @@ def load_image(path):
         A ``uint8`` array of shape ``(height, width, 3)``.
 
     Raises:
-        OSError / ValueError (from Pillow): the file is missing, truncated or not an image.
+        ImageReadError: the file is missing, truncated, not an image, or a decompression bomb
+            (more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` allows).
     """
-    with Image.open(path) as image:
-        image.load()
-        try:
-            image = ImageOps.exif_transpose(image)
-        except Exception:  # A broken EXIF block should not reject good pixels.
-            pass
-        array = _to_uint8_rgb(image)
+    return load_image_with_alpha(path)[0]
+
+
+def load_image_with_alpha(path):
+    """Decodes one image file to RGB uint8 plus its alpha channel, when it has one.
+
+    Args:
+        path: an image file.
+
+    Returns:
+        ``(rgb, alpha)``: uint8 ``(h, w, 3)`` and uint8 ``(h, w)`` or None.
+
+    Raises:
+        ImageReadError: as ``load_image``.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            try:
+                image = ImageOps.exif_transpose(image)
+            except Exception:  # A broken EXIF block should not reject good pixels.
+                pass
+            alpha = None
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P"
+                                                     and "transparency" in image.info):
+                alpha = np.asarray(image.convert("RGBA"), np.uint8)[..., 3].copy()
+            array = _to_uint8_rgb(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"{path}: not a readable image ({error})") from error
     if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
-        raise ValueError(f"unexpected decoded shape {array.shape}")
-    return np.ascontiguousarray(array)
+        raise ImageReadError(f"{path}: unexpected decoded shape {array.shape}")
+    return np.ascontiguousarray(array), alpha
 
 
-def _try_load(path):
+def image_size(path):
+    """(height, width) of an image file from its header (after EXIF rotation), without decoding.
+
+    Raises:
+        ImageReadError: when the header cannot be read.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in _TRANSPOSED_ORIENTATIONS:
+                height, width = width, height
+            return height, width
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"{path}: not a readable image ({error})") from error
+
+
+def write_png(path, image):
+    """Writes uint8 (H, W, 3) or (H, W, 4) ``image`` as a PNG file, atomically (temporary name,
+    then rename), creating the folder."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    partial = os.path.join(folder, "." + os.path.basename(path) + ".partial")
+    Image.fromarray(np.asarray(image, np.uint8)).save(partial, format="PNG")
+    os.replace(partial, path)
+
+
+def try_load(path):
+    """``load_image`` that never raises: ``(array, None)`` or ``(None, reason)``."""
     try:
         return load_image(path), None
+    except ImageReadError as error:
+        cause = error.__cause__
+        return None, f"{type(cause).__name__}: {cause}" if cause else str(error)
     except Exception as error:  # Any decoding failure means "skip this file".
         return None, f"{type(error).__name__}: {error}"
 
@@ -133,9 +171,9 @@ def decode_files(paths, num_threads=None):
     """
     num_threads = num_threads or min(16, 2 * (os.cpu_count() or 1))
     if len(paths) <= 1:
-        return [_try_load(p) for p in paths]
+        return [try_load(p) for p in paths]
     with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-        return list(pool.map(_try_load, paths))
+        return list(pool.map(try_load, paths))
 
 
 def log_skipped(folder, bad):
@@ -143,225 +181,3 @@ def log_skipped(folder, bad):
         examples = "; ".join(f"{os.path.basename(p)} ({e})" for p, e in bad[:3])
         logging.warning("Skipped %d unreadable file(s) in %s: %s%s", len(bad), folder, examples,
                         " ..." if len(bad) > 3 else "")
-
-
-def read_image_folder(folder, max_dataset_size=None):
-    """Decodes every readable image in a folder.
-
-    Args:
-        folder: a directory of images.
-        max_dataset_size: keep at most this many readable images (in sorted order).
-
-    Returns:
-        ``(images, skipped)``: a list of uint8 ``(h, w, 3)`` arrays and the number of files
-        that could not be decoded.
-
-    Raises:
-        DataError: the folder is missing, empty or holds no readable image.
-    """
-    source = scan_folder(folder, max_dataset_size=max_dataset_size, cache_bytes=float("inf"))
-    return source.arrays, source.skipped
-
-
-class ImageSource:
-    """An ordered set of RGB images that tf.data can read by index.
-
-    Build one with ``ImageSource.from_arrays`` (pixels in memory) or ``scan_folder``.
-
-    Attributes:
-        name: where the images come from.
-        count: number of images.
-        sizes: list of ``(height, width)``.
-        skipped: unreadable files left out.
-        paths: file paths (None for in-memory images).
-        arrays: decoded arrays when held in memory, else None.
-    """
-
-    def __init__(self, name, sizes, skipped=0, paths=None, arrays=None):
-        self.name = name
-        self.sizes = [tuple(int(v) for v in s) for s in sizes]
-        self.count = len(self.sizes)
-        self.skipped = skipped
-        self.paths = paths
-        self.arrays = arrays
-        if not self.sizes:
-            return
-        heights, widths = zip(*self.sizes)
-        self._heights = tf.constant(heights, tf.int64)
-        self._widths = tf.constant(widths, tf.int64)
-        if arrays is not None:
-            lengths = [a.size for a in arrays]
-            self._offsets = tf.constant(np.cumsum([0] + lengths[:-1]), tf.int64)
-            self._buffer = tf.constant(np.concatenate([a.reshape(-1) for a in arrays]))
-        else:
-            self._paths = tf.constant(paths)
-
-    @classmethod
-    def from_arrays(cls, arrays, name, skipped=0, paths=None):
-        """An in-memory source from a list of uint8 ``(h, w, 3)`` arrays."""
-        arrays = [np.ascontiguousarray(a, dtype=np.uint8) for a in arrays]
-        return cls(name, [a.shape[:2] for a in arrays], skipped=skipped, paths=paths,
-                   arrays=arrays)
-
-    def subset(self, indices, name=None):
-        """A source holding only the images at ``indices`` (in that order)."""
-        sizes = [self.sizes[i] for i in indices]
-        paths = None if self.paths is None else [self.paths[i] for i in indices]
-        arrays = None if self.arrays is None else [self.arrays[i] for i in indices]
-        return ImageSource(name or self.name, sizes, skipped=self.skipped, paths=paths,
-                           arrays=arrays)
-
-    def load(self, index):
-        """Reads image ``index`` inside a tf.function: a uint8 ``(h, w, 3)`` tensor."""
-        index = tf.cast(index, tf.int64)
-        height, width = self._heights[index], self._widths[index]
-        if self.arrays is not None:
-            flat = tf.slice(self._buffer, [self._offsets[index]], [height * width * 3])
-            return tf.reshape(flat, tf.stack([height, width, 3]))
-        image = tf.numpy_function(_decode_for_pipeline, [self._paths[index], height, width],
-                                  tf.uint8, stateful=False)
-        image.set_shape([None, None, 3])
-        return image
-
-    def stream(self, shuffle, seed, repeat=True):
-        """Images in order or reshuffled every pass (deterministic under ``seed``).
-
-        Args:
-            shuffle: reshuffle the order on every pass over the images.
-            seed: an int seed for the shuffle.
-            repeat: loop forever; otherwise one pass.
-
-        Returns:
-            A ``tf.data.Dataset`` of uint8 ``(h, w, 3)`` images.
-        """
-        ds = tf.data.Dataset.range(self.count)
-        if shuffle:
-            ds = ds.shuffle(self.count, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        return ds.map(self.load, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _decode_for_pipeline(path, height, width):
-    """Decodes inside tf.data; a file broken since the scan becomes gray, not a crash."""
-    if isinstance(path, np.ndarray):
-        path = path.item()
-    path = path.decode() if isinstance(path, bytes) else str(path)
-    array, error = _try_load(path)
-    if array is None or array.shape[:2] != (height, width):
-        logging.warning("Could not re-read %s (%s); using a gray image instead.", path,
-                        error or "size changed since the scan")
-        array = np.full((height, width, 3), 128, np.uint8)
-    return array
-
-
-def scan_images(paths, name, max_dataset_size=None, cache_bytes=None):
-    """Decodes files once to find the readable ones.
-
-    Args:
-        paths: candidate files, in order.
-        name: a label for messages (usually the folder).
-        max_dataset_size: stop after this many readable images.
-        cache_bytes: keep decoded pixels in memory when they fit in this many bytes
-            (None: the module's ``CACHE_BYTES``; 0: always decode in the pipeline).
-
-    Returns:
-        ``(source, bad)``: an ``ImageSource`` (possibly empty) and a list of
-        ``(path, error)`` for the skipped files.
-    """
-    cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
-    good_paths, sizes, arrays, bad = [], [], [], []
-    total = 0
-    limit = max_dataset_size or len(paths)
-    chunk = 256
-    for start in range(0, len(paths), chunk):
-        for path, (array, error) in zip(paths[start:start + chunk],
-                                        decode_files(paths[start:start + chunk])):
-            if len(good_paths) >= limit:
-                break
-            if array is None:
-                bad.append((path, error))
-                continue
-            good_paths.append(path)
-            sizes.append(array.shape[:2])
-            total += array.nbytes
-            if arrays is not None:
-                arrays.append(array)
-                if total > cache_bytes:
-                    arrays = None  # Too big to hold: decode again inside the pipeline.
-        if len(good_paths) >= limit:
-            break
-    source = ImageSource(name, sizes, skipped=len(bad), paths=good_paths, arrays=arrays)
-    return source, bad
-
-
-def scan_folder(folder, max_dataset_size=None, cache_bytes=None, hint=""):
-    """Finds the readable images of a folder.
-
-    Args:
-        folder: a directory of images.
-        max_dataset_size: keep at most this many readable images (sorted by name).
-        cache_bytes: see ``scan_images``.
-        hint: extra advice appended to error messages (e.g. the expected layout).
-
-    Returns:
-        An ``ImageSource`` with at least one image.
-
-    Raises:
-        DataError: the folder is missing, has no image file, or none of them decodes.
-    """
-    suffix = f" {hint}" if hint else ""
-    if not os.path.isdir(folder):
-        raise DataError(f"Image folder not found: {folder}.{suffix}")
-    paths = list_images(folder)
-    if not paths:
-        raise DataError(f"No image files ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) in "
-                        f"folder {folder}.{suffix}")
-    source, bad = scan_images(paths, folder, max_dataset_size, cache_bytes)
-    log_skipped(folder, bad)
-    if source.count == 0:
-        raise DataError(f"No readable image in folder {folder}: all {len(bad)} image file(s) "
-                        f"failed to decode (e.g. {os.path.basename(bad[0][0])}: {bad[0][1]}).")
-    return source
-
-
-def ensure_rgb(image):
-    """Makes a uint8 image tensor 3-channel (gray repeated, alpha dropped)."""
-    channels = image.shape[-1]
-    if channels == 1:
-        return tf.repeat(image, 3, axis=-1)
-    if channels == 2:
-        return tf.repeat(image[..., :1], 3, axis=-1)
-    if channels == 4:
-        return image[..., :3]
-    if channels is None:
-        image = tf.cond(tf.shape(image)[-1] < 3,
-                        lambda: tf.repeat(image[..., :1], 3, axis=-1),
-                        lambda: image[..., :3])
-        image.set_shape([None, None, 3])
-    return image
-
-
-def measure_throughput(dataset, num_batches=50, warmup_batches=2):
-    """Measures how fast a dataset delivers examples.
-
-    Args:
-        dataset: a batched ``tf.data.Dataset`` whose elements are tensors or tuples of tensors
-            with the batch as first dimension.
-        num_batches: batches to time.
-        warmup_batches: batches read first and not timed (pipeline start-up, caches).
-
-    Returns:
-        Examples (rows of the first component) per second. For pair datasets one example is
-        one pair.
-    """
-    iterator = iter(dataset)
-    for _ in range(warmup_batches):
-        next(iterator)
-    count = 0
-    start = time.perf_counter()
-    for _ in range(num_batches):
-        element = next(iterator)
-        first = tf.nest.flatten(element)[0]
-        count += int(first.shape[0])
-    return count / (time.perf_counter() - start)

@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan.data.images import ImageSource
+from kgan.data.sources import ImageSource
+from kgan.pixels import to_float, to_uint8
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
                 "retina")
@@ -105,6 +106,5 @@ def mapped_source(source):
     The mapping is pointwise, so it commutes with cropping and flipping: mapping the photos
     once here equals mapping every crop later, up to uint8 rounding (at most 0.5/255).
     """
-    mapped = [np.round((sample_mapping(a.astype(np.float32) / 127.5 - 1.0) + 1.0) * 127.5)
-              .clip(0, 255).astype(np.uint8) for a in source.arrays]
+    mapped = [to_uint8(np.asarray(sample_mapping(to_float(a)))) for a in source.arrays]
     return ImageSource.from_arrays(mapped, f"{source.name} under sample_mapping")

@@ -2,7 +2,8 @@
 
 import tensorflow as tf
 
-from kgan.data.images import DataError, ensure_rgb
+from kgan.data.images import DataError
+from kgan.data.sources import ensure_rgb
 
 # Decoded images held by the shuffle buffer of a TFDS split (files are shuffled too).
 SHUFFLE_BUFFER = 512

@@ -11,13 +11,12 @@ the file keras.applications would have cached in ``$KERAS_HOME/models`` (``~/.ke
 when it is absent, ``EncoderWeightsMissingError`` names the file to place and where.
 """
 
-import os
-
 import keras
 from absl import logging
 from keras import ops
 
-from kgan.weights import keras_cache_path
+from kgan.errors import KganError
+from kgan.weights import resolve_weights_file
 
 
 ENCODERS = ("none", "resnet50", "mobilenet_v2")
@@ -47,7 +46,7 @@ TORCH_STD = (0.229, 0.224, 0.225)
 PREPROCESS_MODES = ("caffe", "tf", "torch")
 
 
-class EncoderWeightsMissingError(FileNotFoundError):
+class EncoderWeightsMissingError(KganError, FileNotFoundError):
     """The ImageNet weights of an encoder are not on this machine (and are never downloaded)."""
 
 
@@ -151,23 +150,15 @@ def resolve_encoder_weights(encoder, encoder_weights="imagenet", alpha=1.0):
             raise ValueError(f"MobileNetV2 ImageNet weights exist for alpha in "
                              f"{', '.join(map(str, MOBILENET_V2_ALPHAS))}, not {alpha}; choose "
                              "one of those or --encoder_weights=none.")
-        filename = imagenet_weights_file(encoder, alpha)
-        path = keras_cache_path(filename)
-        if not os.path.isfile(path):
-            raise EncoderWeightsMissingError(
-                f"{encoder} ImageNet weights not found at {path}. kgan never downloads them: "
-                f"place {filename} (from the keras-applications release on GitHub, the file "
-                f"keras.applications caches) in {os.path.dirname(path)}/, or pass "
-                f"--encoder_weights=/path/to/{filename}; or train the encoder from scratch "
-                "with --encoder_weights=none (or use --encoder=none, the plain UNet).")
-        return path
-    path = os.path.expanduser(encoder_weights)
-    if not os.path.isfile(path):
-        raise EncoderWeightsMissingError(
-            f"--encoder_weights={encoder_weights}: no such file. Give imagenet (the Keras "
-            f"cache: {keras_cache_path(imagenet_weights_file(encoder, alpha))}), a path to the "
-            f"{encoder} no-top weights (.h5), or none.")
-    return path
+    return resolve_weights_file(
+        encoder_weights, imagenet_weights_file(encoder, alpha), EncoderWeightsMissingError,
+        imagenet_message=f"{encoder} ImageNet weights not found at {{path}}. kgan never "
+        "downloads them: place {filename} (from the keras-applications release on GitHub, the "
+        "file keras.applications caches) in {folder}/, or pass "
+        "--encoder_weights=/path/to/{filename}; or train the encoder from scratch with "
+        "--encoder_weights=none (or use --encoder=none, the plain UNet).",
+        path_message="--encoder_weights={weights}: no such file. Give imagenet (the Keras "
+        f"cache: {{cache}}), a path to the {encoder} no-top weights (.h5), or none.")
 
 
 def build_encoder(encoder, encoder_weights="imagenet", alpha=1.0, name="encoder"):

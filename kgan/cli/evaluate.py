@@ -1,0 +1,123 @@
+"""``python -m kgan.evaluate``: scores a generator against ground truth beside simple baselines
+(PSNR/SSIM; FID/KID with Inception weights). See kgan.evaluate for the metrics and protocol.
+
+Examples::
+
+    python -m kgan.evaluate --checkpoint_dir=runs/quickstart     # the run's own evaluation
+    python -m kgan.evaluate --model=runs/x/generators/generator.keras --dataroot=photos/ \\
+        --degradations=downscale,jpeg --seed=0 --output_json=eval.json
+    python -m kgan.evaluate --checkpoint_dir=RUN --data=paired --dataroot=facades
+    python -m kgan.evaluate --checkpoint_dir=RUN --data=unpaired --dataroot=horse2zebra \\
+        --metrics=fid,kid --inception_weights=imagenet
+
+With ``--checkpoint_dir`` of a restoration run, the data flags you do not give (dataroot,
+degradations, seed, crop size) come from the run's ``flags.cfg`` (its ``--eval_size``), so the
+command prints the same table the run printed at the end of training.
+"""
+
+import json
+import os
+
+from absl import flags
+
+from kgan import evaluate as evaluation
+from kgan import metrics, runs
+from kgan.cli.common import run_cli
+from kgan.errors import UsageError
+
+DEFAULT_CROP_SIZE = 256
+
+
+def define_flags():
+    if "inception_weights" in flags.FLAGS:
+        return
+    flags.DEFINE_string("checkpoint_dir", None, "Training run to score (its --output_dir).")
+    flags.DEFINE_string("model", None, "A .keras generator file (instead of --checkpoint_dir).")
+    flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired"],
+                      "restoration: clean images crappified on the fly; paired: test/ of "
+                      "aligned pairs; unpaired: testA/testB (FID/KID only).")
+    flags.DEFINE_string("dataroot", None, "Data folder (default: the run's, else the built-in "
+                        "held-out photos).")
+    flags.DEFINE_string("degradations", "downscale,jpeg", "Crappify degradations "
+                        "(restoration; default: the run's).")
+    flags.DEFINE_integer("seed", 0, "Seed of the degradations (default: the run's).")
+    flags.DEFINE_integer("crop_size", None, "Tile size (restoration) or resize size (default: "
+                         f"the run's --eval_size, else {DEFAULT_CROP_SIZE}).")
+    flags.DEFINE_integer("batch_size", 1, "Images per batch.")
+    flags.DEFINE_string("direction", "AtoB", "AtoB or BtoA: which generator / data direction.")
+    flags.DEFINE_integer("max_images", None, "Score at most this many images.")
+    flags.DEFINE_float("bicubic_factor", 2.0, "Downscale factor of the bicubic baseline.")
+    flags.DEFINE_string("metrics", "psnr,ssim", "Comma-separated: psnr, ssim, fid, kid.")
+    flags.DEFINE_string("inception_weights", "imagenet",
+                        "FID/KID InceptionV3 weights: imagenet (Keras cache) or a .h5 path.")
+    flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
+
+
+def read_run_flags(run_dir):
+    """The ``--name=value`` lines of a run's flags.cfg as a dict of strings ({} without one)."""
+    path = os.path.join(run_dir, runs.FLAGFILE)
+    values = {}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            for line in handle:
+                name, _, value = line.strip().lstrip("-").partition("=")
+                if value:
+                    values[name] = value
+    return values
+
+
+def data_options(f):
+    """The evaluation data options: given flags first, then the run's flags.cfg, then defaults.
+
+    Returns:
+        A dict with dataroot, degradations, seed and crop_size.
+    """
+    run_flags = read_run_flags(f.checkpoint_dir) if f.checkpoint_dir else {}
+    given = lambda name: f[name].present  # noqa: E731
+    options = {
+        "dataroot": f.dataroot if given("dataroot") else run_flags.get("dataroot"),
+        "degradations": (f.degradations if given("degradations")
+                         else run_flags.get("degradations", f.degradations)),
+        "seed": f.seed if given("seed") else int(run_flags.get("seed", f.seed)),
+        "crop_size": (f.crop_size if f.crop_size is not None
+                      else int(run_flags.get("eval_size", DEFAULT_CROP_SIZE))),
+    }
+    return options
+
+
+def load_generator(f):
+    if bool(f.checkpoint_dir) == bool(f.model):
+        raise UsageError("Pass exactly one of --checkpoint_dir=RUN or --model=PATH.keras.")
+    if f.model:
+        return runs.load_generator(f.model)
+    generators = runs.find_generators(f.checkpoint_dir)
+    name = "generator" if "generator" in generators else f.direction
+    return runs.load_generator(runs.generator_path(f.checkpoint_dir, name))
+
+
+def run(f):
+    names = evaluation.parse_metrics(f.metrics, f.data)
+    if any(m in evaluation.SET_METRICS for m in names):
+        metrics.inception_weights_path(f.inception_weights)  # fail before any work
+    generator = load_generator(f)
+    options = data_options(f)
+    dataset = evaluation.make_dataset(f.data, options["dataroot"], options["degradations"],
+                                      options["crop_size"], options["seed"], f.batch_size,
+                                      f.direction)
+    results = evaluation.evaluate(generator, dataset, names, f.inception_weights, f.max_images,
+                                  f.bicubic_factor)
+    results["source"] = {
+        "checkpoint_dir": f.checkpoint_dir, "model": f.model, "data": f.data,
+        "dataroot": options["dataroot"] or "built-in held-out sample photos",
+        "degradations": options["degradations"] if f.data == "restoration" else None,
+        "seed": options["seed"], "crop_size": options["crop_size"]}
+    print(evaluation.format_table(results))
+    if f.output_json:
+        os.makedirs(os.path.dirname(os.path.abspath(f.output_json)), exist_ok=True)
+        with open(f.output_json, "w") as out:
+            json.dump(results, out, indent=2)
+        print(f"wrote {f.output_json}")
+
+
+def main(argv=None):
+    run_cli("kgan.evaluate", run, define_flags, doc=__doc__, argv=argv)

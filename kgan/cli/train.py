@@ -1,0 +1,84 @@
+"""``python -m kgan.train --flagfile=configs/X.cfg``: trains CycleGAN, pix2pix or the NoGAN
+restoration pipeline, with TensorBoard logs, checkpoints and automatic resume.
+
+Rerunning the same command on the same ``--output_dir`` resumes from the latest checkpoint:
+same step count, same learning-rate schedule position. Flags given on the command line override
+the flagfile; the effective flags are written to ``OUTPUT_DIR/flags.cfg``.
+"""
+
+import os
+import shutil
+
+from absl import flags
+
+from kgan import distribute
+from kgan.cli.common import run_cli
+from kgan.flags import ALIASES, FLAG_GROUPS, define_flags
+from kgan.recipes import FIELD_NAMES, TrainConfig, setup, train, with_model_defaults
+
+FLAGS_MODULE = "kgan.flags"
+
+
+def config_from_flags(flag_values):
+    """The ``TrainConfig`` of parsed flags, with per-model defaults for the flags not given.
+
+    Args:
+        flag_values: parsed absl FlagValues holding kgan.flags' definitions.
+    """
+    values = {name: flag_values[name].value for name in FIELD_NAMES}
+    values["weights_gen"] = tuple(float(w) for w in values["weights_gen"])
+    values["degradations"] = tuple(values["degradations"])
+    explicit = {name for name in FIELD_NAMES if flag_values[name].present}
+    for alias, name in ALIASES:
+        if flag_values[alias].present:
+            explicit.add(name)
+    return with_model_defaults(TrainConfig(**values), explicit)
+
+
+def flagfile_lines(config):
+    """``--name=value`` lines (sorted) that reproduce ``config`` with ``--flagfile``."""
+    lines = []
+    for name in FIELD_NAMES:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            lines.append(f"--{name}" if value else f"--no{name}")
+        elif isinstance(value, (list, tuple)):
+            lines.append(f"--{name}=" + ",".join(f"{v:g}" if isinstance(v, float) else str(v)
+                                                 for v in value))
+        else:
+            lines.append(f"--{name}={value}")
+    return sorted(lines)
+
+
+def write_flagfile(path, config):
+    """Writes the flagfile of ``config`` atomically."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = path + ".partial"
+    with open(partial, "w") as handle:
+        handle.write("\n".join(flagfile_lines(config)) + "\n")
+    os.replace(partial, path)
+
+
+def run(flag_values):
+    config = config_from_flags(flag_values)
+    strategy = setup(config)
+    flagfile = os.path.join(config.output_dir, "flags.cfg")
+    created_dir = not os.path.exists(config.output_dir)
+    created_flagfile = not os.path.exists(flagfile)
+    if distribute.is_chief(strategy):
+        write_flagfile(flagfile, config)
+    try:
+        train(config, strategy)
+    except Exception:
+        # A run that failed before doing anything leaves no folder that looks like a run.
+        if created_flagfile and set(os.listdir(config.output_dir)) <= {"flags.cfg"}:
+            os.remove(flagfile)
+            if created_dir:
+                shutil.rmtree(config.output_dir, ignore_errors=True)
+        raise
+
+
+def main(argv=None):
+    run_cli("kgan.train", run, define_flags, doc=__doc__, groups=FLAG_GROUPS, argv=argv)

@@ -1,0 +1,62 @@
+"""``python -m kgan.translate``: translates images of any size with an exported generator, a
+``.keras`` generator, a ``.tflite`` file, or straight from a training run.
+
+Examples::
+
+    python -m kgan.translate --model=saved_models/horse2zebra/AtoB --input=photos/ --output=out/
+    python -m kgan.translate --model=saved_models/horse2zebra/AtoB/float16.tflite \\
+        --input=horse.jpg --output=out/
+    python -m kgan.translate --model=runs/quickstart/generators/generator.keras \\
+        --input=photos/ --output=out/
+    python -m kgan.translate --checkpoint_dir=runs/horse2zebra --direction=BtoA \\
+        --input=zebras/ --output=out/ --tile=512
+
+Outputs are PNG files named after the inputs (``horse.jpg`` -> ``out/horse.png``) plus an
+``index.html`` page showing inputs and outputs side by side. Images too large to translate in
+one piece (the model's self-attention memory, or a TFLite file's fixed size) go through
+overlapping tiles automatically. Unreadable files, and files that fail, are skipped by name;
+grayscale, palette, 16-bit and RGBA images are converted to RGB (alpha is dropped).
+"""
+
+import time
+
+from absl import flags, logging
+
+from kgan.cli.common import run_cli
+from kgan.inference import translate_images
+from kgan.serving import load_translator
+
+
+def define_flags():
+    if "tile_overlap" in flags.FLAGS:
+        return
+    flags.DEFINE_string("model", None, "An export directory (python -m kgan.export), a "
+                        "SavedModel directory, a .tflite or a .keras file.")
+    flags.DEFINE_string("checkpoint_dir", None, "A training run directory; translates with its "
+                        "generators/<direction>.keras instead of an export.")
+    flags.DEFINE_string("direction", None, "Generator of --checkpoint_dir: AtoB, BtoA or "
+                        "generator (default: the only one, else AtoB).")
+    flags.DEFINE_string("input", None, "An image file or a folder of images.")
+    flags.DEFINE_string("output", None, "Output folder (PNG files named after the inputs).")
+    flags.DEFINE_integer("batch_size", 4, "Images (or tiles) per call.")
+    flags.DEFINE_integer("tile", -1, "Tile side for large images: -1 chooses from the model "
+                         "(self-attention memory; TFLite: its fixed size), 0 translates whole "
+                         "images, N tiles images with a side above N.")
+    flags.DEFINE_integer("tile_overlap", None, "Overlap of neighbouring tiles (default tile/4).")
+    flags.DEFINE_bool("html", True, "Write index.html with inputs and outputs side by side.")
+    flags.mark_flags_as_required(["input", "output"])
+
+
+def run(f):
+    start = time.time()
+    translator = load_translator(f.model, f.checkpoint_dir, f.direction)
+    logging.info("Loaded the model in %.1f s.", time.time() - start)
+    summary = translate_images(translator, f.input, f.output, batch_size=f.batch_size,
+                               tile=f.tile, overlap=f.tile_overlap, html=f.html,
+                               log=logging.info)
+    print(f"{summary['translated']} translated, {len(summary['skipped'])} skipped, "
+          f"{summary['images_per_second']:.2f} images/s -> {f.output}")
+
+
+def main(argv=None):
+    run_cli("kgan.translate", run, define_flags, doc=__doc__, argv=argv)

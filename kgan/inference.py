@@ -1,0 +1,209 @@
+"""Translating image files and folders with a translator (kgan.serving): PNG outputs named
+after the inputs, batching of equal-sized images, automatic tiling of large images, one failing
+file never ending the run, and an ``index.html`` page with inputs and outputs side by side.
+
+Called by the translate CLI (kgan.cli.translate) and usable from Python::
+
+    from kgan.serving import load_translator
+    from kgan.inference import translate_images
+    translate_images(load_translator("saved_models/quickstart/generator"), "photos/", "out/")
+"""
+
+import html as html_lib
+import os
+import time
+from urllib.parse import quote
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from kgan.data.images import (ImageNotFoundError, ImageReadError, image_size, list_images,
+                              load_image, write_png)
+from kgan.errors import UsageError
+from kgan.tiling import tile_for_limit, translate_tiled
+
+
+def output_names(paths):
+    """Maps input paths to output PNG names keeping the stems (``a.jpg`` -> ``a.png``); inputs
+    sharing a stem keep their extension too (``a.jpg`` -> ``a_jpg.png``)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    names = {}
+    for path, stem in zip(paths, stems):
+        if stems.count(stem) > 1:
+            stem = f"{stem}_{os.path.splitext(path)[1].lstrip('.').lower()}"
+        names[path] = stem + ".png"
+    return names
+
+
+def choose_tile(translator, height, width, tile=None):
+    """The tile side for one image, or None to translate it whole.
+
+    Args:
+        translator: a kgan.serving translator (``fixed_size``, ``pixel_limit``, ``multiple``).
+        height, width: the image size.
+        tile: the user's ``--tile``: None or -1 chooses automatically from the model's
+            whole-image pixel limit, 0 never tiles (except above a TFLite file's fixed size),
+            N tiles images with a side above N.
+    """
+    fixed = getattr(translator, "fixed_size", None)
+    if fixed:
+        tile = min(tile, fixed) if tile and tile > 0 else fixed
+        return None if height <= tile and width <= tile else tile
+    if tile is None or tile < 0:
+        limit = getattr(translator, "pixel_limit", None)
+        if limit is None or height * width <= limit:
+            return None
+        return tile_for_limit(limit, getattr(translator, "multiple", 1) or 1)
+    if tile == 0 or (height <= tile and width <= tile):
+        return None
+    return tile
+
+
+def translate_one(translator, image, tile=None, overlap=None, batch_size=4):
+    """Translates one uint8 image, tiling it when ``choose_tile`` says so; when the whole image
+    runs out of memory it retries in tiles of half the side (down to 64 px).
+
+    Returns:
+        ``(output uint8 (H, W, 3), tile side used or None)``.
+    """
+    side = choose_tile(translator, *image.shape[:2], tile=tile)
+    while True:
+        try:
+            if side is None:
+                return translator(image[np.newaxis])[0], None
+            return translate_tiled(translator, image, side, overlap, batch_size), side
+        except (tf.errors.ResourceExhaustedError, MemoryError):
+            current = side or max(image.shape[:2])
+            if current <= 64:
+                raise
+            side = max(64, current // 2 // 8 * 8)
+
+
+def translate_images(translator, input_path, output_dir, batch_size=4, tile=None, overlap=None,
+                     html=True, log=print):
+    """Translates an image file or a folder into ``output_dir`` (PNG files named after the
+    inputs), batching images of equal size.
+
+    Args:
+        translator: from ``kgan.serving.load_translator`` (or any uint8 batch -> uint8 batch
+            callable; ``fixed_size``/``pixel_limit``/``multiple`` attributes guide tiling).
+        input_path: an image file or a folder.
+        output_dir: where the outputs go (created).
+        batch_size: images (or tiles) per call.
+        tile: see ``choose_tile`` (None: automatic).
+        overlap: tile overlap (default ``tile // 4``).
+        html: write ``output_dir/index.html`` with inputs and outputs side by side.
+        log: progress callback taking one string.
+
+    Returns:
+        A summary dict: ``translated`` (count), ``outputs`` (paths), ``skipped`` (list of
+        ``(path, reason)``), ``seconds`` and ``images_per_second``.
+    """
+    paths = list_images(input_path)
+    if not paths:
+        raise ImageNotFoundError(f"{input_path} holds no image files; pass an image file or a "
+                                 "folder of JPEG/PNG/BMP/GIF/TIFF/WebP images.")
+    input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
+        raise UsageError(f"--output {output_dir} is the input folder; outputs would overwrite "
+                         "PNG inputs. Choose another --output folder.")
+    os.makedirs(output_dir, exist_ok=True)
+    names = output_names(paths)
+
+    skipped, groups = [], {}
+    for path in paths:
+        try:
+            groups.setdefault(image_size(path), []).append(path)
+        except ImageReadError as error:
+            skipped.append((path, str(error)))
+
+    start = time.time()
+    done, rows, outputs = 0, [], []
+    total = sum(len(group) for group in groups.values())
+    log_every = max(1, total // 20)
+    for (height, width), group in groups.items():
+        whole = choose_tile(translator, height, width, tile) is None
+        step = batch_size if whole else 1
+        for i in range(0, len(group), step):
+            batch_paths, images = [], []
+            for path in group[i:i + step]:
+                try:
+                    images.append(load_image(path))
+                    batch_paths.append(path)
+                except ImageReadError as error:
+                    skipped.append((path, str(error)))
+            if not images:
+                continue
+            try:
+                if whole and len(images) > 1:
+                    results = list(translator(np.stack(images)))
+                else:
+                    results = [translate_one(translator, image, tile, overlap, batch_size)[0]
+                               for image in images]
+            except (tf.errors.ResourceExhaustedError, MemoryError):
+                results = [translate_one(translator, image, tile, overlap, batch_size)[0]
+                           for image in images]
+            except (tf.errors.OpError, ValueError) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+                skipped += [(path, f"{os.path.basename(path)}: translation failed ({reason})")
+                            for path in batch_paths]
+                continue
+            for path, image, result in zip(batch_paths, images, results):
+                out_path = os.path.join(output_dir, names[path])
+                write_png(out_path, result)
+                outputs.append(out_path)
+                if html:
+                    rows.append((path, _write_thumbnail(output_dir, names[path], image),
+                                 names[path]))
+                done += 1
+                if done % log_every == 0 or done == total:
+                    log(f"[{done}/{total}] {os.path.basename(path)} -> {out_path}")
+    seconds = time.time() - start
+
+    if html:
+        _write_html(output_dir, rows, skipped)
+    summary = {"translated": done, "outputs": outputs, "skipped": skipped,
+               "seconds": seconds, "images_per_second": done / seconds if seconds > 0 else 0.0}
+    log(f"Translated {done} image(s) in {seconds:.1f} s ({summary['images_per_second']:.2f} "
+        f"images/s) into {output_dir}.")
+    if skipped:
+        log(f"Skipped {len(skipped)} file(s): "
+            + ", ".join(os.path.basename(path) for path, _ in skipped))
+    return summary
+
+
+def _write_thumbnail(output_dir, name, image, max_side=512):
+    """Saves a JPEG copy of an input for the HTML page; returns its path relative to the page."""
+    folder = os.path.join(output_dir, "index_files")
+    os.makedirs(folder, exist_ok=True)
+    thumb = Image.fromarray(image)
+    thumb.thumbnail((max_side, max_side))
+    relative = os.path.join("index_files", os.path.splitext(name)[0] + "_input.jpg")
+    thumb.save(os.path.join(output_dir, relative), format="JPEG", quality=90)
+    return relative
+
+
+def _write_html(output_dir, rows, skipped):
+    """Writes ``index.html``: one row per image with the input and the output side by side."""
+    escape = html_lib.escape
+    lines = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>kgan results</title>",
+             "<style>body{font-family:sans-serif} td{padding:4px;vertical-align:top;"
+             "text-align:center} img{max-width:384px;height:auto}</style></head><body>",
+             f"<h1>kgan results: {len(rows)} image(s)</h1>",
+             "<table><tr><th>name</th><th>input</th><th>output</th></tr>"]
+    for path, thumb, name in rows:
+        lines.append(f"<tr><td>{escape(os.path.basename(path))}</td>"
+                     f"<td><img src='{escape(quote(thumb))}'></td>"
+                     f"<td><a href='{escape(quote(name))}'><img src='{escape(quote(name))}'>"
+                     "</a></td></tr>")
+    lines.append("</table>")
+    if skipped:
+        lines.append(f"<h2>Skipped {len(skipped)} file(s)</h2><ul>")
+        lines += [f"<li>{escape(reason)}</li>" for _, reason in skipped]
+        lines.append("</ul>")
+    lines.append("</body></html>")
+    partial = os.path.join(output_dir, ".index.html.partial")
+    with open(partial, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(partial, os.path.join(output_dir, "index.html"))

@@ -1,0 +1,87 @@
+"""Recipes: one module per model (cycle_gan, pix2pix, restore), each turning a ``TrainConfig``
+into a dataset, a compiled trainer and trained generators. ``train(config)`` runs a whole job:
+validation, seeds, precision policy, strategy, the recipe, then ``samples.png``, the
+generators and (``export_dir``) a verified export.
+
+Called by kgan.cli.train and kgan.bench; usable from Python::
+
+    from kgan.recipes import make_config, train
+    trainer = train(make_config(model="cycle_gan", ngf=8, crop_size=64, max_steps=20,
+                                output_dir="runs/tiny"))
+"""
+
+import os
+
+import keras
+from absl import logging
+
+from kgan import callbacks as kcallbacks
+from kgan import distribute, runs
+from kgan.errors import UsageError
+from kgan.recipes import cycle_gan, pix2pix, restore
+from kgan.recipes.common import validate
+from kgan.recipes.config import (DEFAULTS, FIELD_NAMES, MODEL_DEFAULTS, MODELS, TrainConfig,
+                                 make_config, with_model_defaults)
+
+RECIPES = {"cycle_gan": cycle_gan, "pix2pix": pix2pix, "restore": restore}
+__all__ = ["DEFAULTS", "FIELD_NAMES", "MODEL_DEFAULTS", "MODELS", "RECIPES", "TrainConfig",
+           "make_config", "train", "with_model_defaults"]
+
+
+def get_recipe(model):
+    """The recipe module of ``model`` (``cycle_gan``, ``pix2pix``, ``restore``)."""
+    if model not in RECIPES:
+        raise UsageError(f"Unknown --model={model}; use one of {', '.join(RECIPES)}.")
+    return RECIPES[model]
+
+
+def setup(config):
+    """Validates ``config``, seeds, sets the precision policy and builds the strategy.
+
+    Returns:
+        The ``tf.distribute`` strategy.
+    """
+    validate(config)
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+    strategy = distribute.get_strategy(config.distribution, config.devices, config.tpu)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(f"--batch_size={config.batch_size} (the global batch) must be a "
+                         f"multiple of the {replicas} replicas.")
+    return strategy
+
+
+def export_generators(generators, export_dir):
+    """Exports each generator with kgan.export (SavedModel + verified TFLite) to
+    ``export_dir/<name>/``, the layout of ``python -m kgan.export``."""
+    from kgan import export as kexport
+    manifests = {}
+    for name, model in generators.items():
+        target = os.path.join(export_dir, name)
+        manifests[name] = kexport.export_generator(model, os.path.abspath(target),
+                                                   overwrite=True)
+        logging.info("Exported %s to %s", name, target)
+    return manifests
+
+
+def train(config, strategy=None):
+    """Runs one training job (resuming from its checkpoints when there are any).
+
+    Args:
+        config: a ``TrainConfig`` (per-model defaults already applied; see ``make_config``).
+        strategy: a strategy to use instead of the one ``config.distribution`` names.
+
+    Returns:
+        The trainer.
+    """
+    strategy = strategy or setup(config)
+    trainer, sample, generators = get_recipe(config.model).train(config, strategy)
+    if distribute.is_chief(strategy):
+        kcallbacks.save_png(os.path.join(config.output_dir, "samples.png"),
+                            kcallbacks.image_grid(list(trainer.translate(*sample).values())))
+        runs.save_generators(generators, config.output_dir)
+        if config.export_dir:
+            export_generators(generators, config.export_dir)
+    return trainer

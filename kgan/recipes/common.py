@@ -1,0 +1,73 @@
+"""What every recipe shares: validating a ``TrainConfig``, the data options of the dataset
+builders, the loop options, and the first batch kept for image grids.
+
+Called by the recipe modules (kgan.recipes.cycle_gan, pix2pix, restore) and kgan.recipes.run.
+"""
+
+import dataclasses
+import os
+
+from kgan.errors import UsageError
+from kgan.trainers.loop import LoopOptions
+
+
+@dataclasses.dataclass
+class RecipeParts:
+    """A built training job.
+
+    Attributes:
+        trainer: the compiled trainer (built in the strategy's scope).
+        dataset: the repeating, batched training dataset.
+        sample: a fixed batch (tuple of tensors, at most 4 images) for image grids.
+        steps_per_epoch: steps in one epoch.
+        end_step: the step the run trains to.
+        run_dir: where the trainer's checkpoints and logs go.
+    """
+
+    trainer: object
+    dataset: object
+    sample: tuple
+    steps_per_epoch: int
+    end_step: int
+    run_dir: str
+
+
+def validate(config):
+    """Raises one clear ``UsageError`` for inconsistent options."""
+    if config.dataroot and config.tfds_name:
+        raise UsageError("Give --dataroot or --tfds_name, not both.")
+    if config.dataroot and not os.path.isdir(config.dataroot):
+        raise UsageError(f"--dataroot={config.dataroot} is not a folder. Point it at the dataset "
+                         "root (with trainA/ and trainB/ for cycle_gan, train/ for pix2pix).")
+    if (config.preprocess in ("resize_and_crop", "scale_width_and_crop") and config.load_size
+            and config.crop_size > config.load_size):
+        raise UsageError(f"--crop_size={config.crop_size} is larger than --load_size="
+                         f"{config.load_size}; use --crop_size <= --load_size.")
+    if config.batch_size < 1:
+        raise UsageError("--batch_size must be at least 1.")
+    for name in ("save_freq", "display_freq", "print_freq"):
+        if getattr(config, name) < 1:
+            raise UsageError(f"--{name} must be at least 1.")
+    if config.max_steps is not None and config.max_steps < 1:
+        raise UsageError("--max_steps must be at least 1.")
+
+
+def data_options(config):
+    """The options shared by every dataset builder."""
+    return dict(preprocess=config.preprocess, load_size=config.load_size,
+                crop_size=config.crop_size, no_flip=config.no_flip,
+                max_dataset_size=config.max_dataset_size, serial_batches=config.serial_batches,
+                batch_size=config.batch_size, seed=config.seed)
+
+
+def loop_options(config):
+    """The ``LoopOptions`` of a config."""
+    return LoopOptions(save_freq=config.save_freq, print_freq=config.print_freq,
+                       display_freq=config.display_freq,
+                       keep_checkpoints=config.keep_checkpoints, verbose=config.verbose,
+                       driver=config.driver, jit_compile=config.jit_compile)
+
+
+def first_batch(dataset, size=4):
+    """The first batch of ``dataset``, each tensor cut to ``size`` images (for image grids)."""
+    return tuple(t[:size] for t in next(iter(dataset.take(1))))

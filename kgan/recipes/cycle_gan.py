@@ -1,0 +1,55 @@
+"""The CycleGAN recipe: unpaired data (folders, TFDS or the built-in sample task) and the
+reference's CycleGAN trainer (kgan.trainers.cyclegan), from a ``TrainConfig``.
+
+Called by kgan.recipes.run (training) and kgan.bench (timing a step).
+"""
+
+from absl import logging
+
+from kgan.data import unpaired_dataset
+from kgan.recipes.common import RecipeParts, data_options, first_batch, loop_options
+from kgan.trainers.cyclegan import build_cyclegan
+from kgan.trainers.loop import end_step_for, train_loop
+
+CROPPING_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop")
+
+
+def build(config, strategy):
+    """Builds the dataset and the compiled CycleGAN trainer in ``strategy``'s scope.
+
+    Returns:
+        A ``RecipeParts``.
+    """
+    dataset, info = unpaired_dataset(dataroot=config.dataroot, tfds_name=config.tfds_name,
+                                     tfds_data_dir=config.tfds_data_dir, **data_options(config))
+    logging.info("Data: %s (A: %d, B: %d images, %d skipped)", info.source, info.num_a,
+                 info.num_b, info.skipped)
+    steps_per_epoch = config.steps_per_epoch or info.steps_per_epoch
+    crops = config.preprocess in CROPPING_PREPROCESS
+    with strategy.scope():
+        trainer = build_cyclegan(
+            generator=config.generator, discriminator=config.discriminator, ngf=config.ngf,
+            ndf=config.ndf, n_layers_d=config.n_layers_d, norm=config.norm,
+            use_dropout=not config.no_dropout, init_type=config.init_type,
+            init_gain=config.init_gain, gan_mode=config.gan_mode, lambda_a=config.lambda_a,
+            lambda_b=config.lambda_b, lambda_identity=config.lambda_identity,
+            pool_size=config.pool_size, lr=config.lr, beta_1=config.beta_1,
+            epochs=config.epochs, epochs_decay=config.epochs_decay,
+            steps_per_epoch=steps_per_epoch, crop_size=config.crop_size if crops else None,
+            jit_compile=config.jit_compile, spectral_norm=config.spectral_norm,
+            upsample=config.upsample)
+    end = end_step_for(steps_per_epoch, config.epochs + config.epochs_decay, config.max_steps)
+    return RecipeParts(trainer, dataset, first_batch(dataset), steps_per_epoch, end,
+                       config.output_dir)
+
+
+def train(config, strategy):
+    """Trains (or resumes) a CycleGAN run.
+
+    Returns:
+        ``(trainer, sample batch, {"AtoB": G_A, "BtoA": G_B})``.
+    """
+    parts = build(config, strategy)
+    train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
+               parts.end_step, loop_options(config), parts.sample, config.batch_size)
+    return parts.trainer, parts.sample, parts.trainer.generators()

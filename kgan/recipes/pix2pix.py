@@ -1,0 +1,59 @@
+"""The pix2pix recipe: paired data (A|B side by side, or trainA/trainB with the same names)
+and the pix2pix trainer (UNet generator, PatchGAN on the pair, GAN + lambda_L1 * L1), from a
+``TrainConfig``.
+
+Called by kgan.recipes.run (training) and kgan.bench (timing a step).
+"""
+
+from absl import logging
+
+from kgan.data import paired_dataset
+from kgan.models import build_discriminator, build_generator
+from kgan.recipes.common import RecipeParts, data_options, first_batch, loop_options
+from kgan.schedules import LinearDecay
+from kgan.trainers.base import adam
+from kgan.trainers.loop import end_step_for, train_loop
+from kgan.trainers.pix2pix import Pix2Pix
+
+
+def build(config, strategy):
+    """Builds the paired dataset and the compiled pix2pix trainer in ``strategy``'s scope.
+
+    Returns:
+        A ``RecipeParts``.
+    """
+    dataset, info = paired_dataset(dataroot=config.dataroot, direction=config.direction,
+                                   **data_options(config))
+    logging.info("Data: %s (%d pairs, %d skipped)", info.source, info.num_a, info.skipped)
+    steps_per_epoch = config.steps_per_epoch or info.steps_per_epoch
+    with strategy.scope():
+        generator = build_generator(config.generator, ngf=config.ngf, norm=config.norm,
+                                    use_dropout=not config.no_dropout,
+                                    init_type=config.init_type, init_gain=config.init_gain)
+        discriminator = build_discriminator(config.discriminator, 6, config.ndf,
+                                            config.n_layers_d, config.norm, config.init_type,
+                                            config.init_gain, config.spectral_norm)
+        trainer = Pix2Pix(generator, discriminator, lambda_l1=config.lambda_l1,
+                          gan_mode=config.gan_mode, lambda_gp=config.lambda_gp)
+
+        def schedule():
+            return LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch)
+
+        trainer.compile(g_optimizer=adam(schedule(), config.beta_1, config.beta_2),
+                        d_optimizer=adam(schedule(), config.beta_1, config.beta_2),
+                        jit_compile=config.jit_compile)
+    end = end_step_for(steps_per_epoch, config.epochs + config.epochs_decay, config.max_steps)
+    return RecipeParts(trainer, dataset, first_batch(dataset), steps_per_epoch, end,
+                       config.output_dir)
+
+
+def train(config, strategy):
+    """Trains (or resumes) a pix2pix run.
+
+    Returns:
+        ``(trainer, sample batch, {"generator": G})``.
+    """
+    parts = build(config, strategy)
+    train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
+               parts.end_step, loop_options(config), parts.sample, config.batch_size)
+    return parts.trainer, parts.sample, parts.trainer.generators()
