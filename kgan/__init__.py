@@ -8,3 +8,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 __version__ = "0.1.0"
+
+# ``python -m kgan.X``: while the package is imported, before kgan/X.py runs, sys.argv[0] is
+# "-m". Commands whose module imports TensorFlow at the top (kgan.export, kgan.evaluate,
+# kgan.bench) get the CLIs' quiet start-up here; a plain ``import kgan`` (library use, the
+# TensorFlow-free kgan.measure in the PyTorch peer's environment) imports nothing heavy.
+if __import__("sys").argv[:1] == ["-m"]:
+    from kgan.cli.startup import quiet_startup
+
+    quiet_startup()

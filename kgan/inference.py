@@ -111,7 +111,7 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
     os.makedirs(output_dir, exist_ok=True)
     names = output_names(paths)
 
-    skipped, groups = [], {}
+    skipped, failed, groups = [], [], {}
     for path in paths:
         try:
             groups.setdefault(image_size(path), []).append(path)
@@ -146,8 +146,8 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                            for image in images]
             except (tf.errors.OpError, ValueError) as error:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-                skipped += [(path, f"{os.path.basename(path)}: translation failed ({reason})")
-                            for path in batch_paths]
+                failed += [(path, f"{os.path.basename(path)}: translation failed ({reason})")
+                           for path in batch_paths]
                 continue
             for path, image, result in zip(batch_paths, images, results):
                 out_path = os.path.join(output_dir, names[path])
@@ -161,15 +161,20 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                     log(f"[{done}/{total}] {os.path.basename(path)} -> {out_path}")
     seconds = time.time() - start
 
+    skipped += failed
     if html:
         _write_html(output_dir, rows, skipped)
     summary = {"translated": done, "outputs": outputs, "skipped": skipped,
                "seconds": seconds, "images_per_second": done / seconds if seconds > 0 else 0.0}
     log(f"Translated {done} image(s) in {seconds:.1f} s ({summary['images_per_second']:.2f} "
         f"images/s) into {output_dir}.")
-    if skipped:
-        log(f"Skipped {len(skipped)} file(s): "
-            + ", ".join(os.path.basename(path) for path, _ in skipped))
+    unreadable = skipped[:len(skipped) - len(failed)]
+    if unreadable:
+        log(f"Skipped {len(unreadable)} unreadable file(s): "
+            + ", ".join(os.path.basename(path) for path, _ in unreadable))
+    if failed:
+        log(f"Skipped {len(failed)} file(s) that failed to translate: "
+            + ", ".join(os.path.basename(path) for path, _ in failed))
     return summary
 
 

@@ -76,7 +76,8 @@ def load_generator(path):
         ModelFileError: one line naming the file and the reason.
     """
     if not os.path.isfile(path):
-        raise ModelNotFoundError(f"{path} does not exist.")
+        raise ModelNotFoundError(f"{path}: no such file; pass a .keras generator saved by kgan "
+                                 "(RUN/generators/<name>.keras).")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # noqa: BLE001 - one clear message instead of a deep trace

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -15,7 +16,7 @@ import keras
 from kgan import export, serving, verify
 from kgan.models import resnet_generator, unet_generator
 
-from helpers import photo
+from helpers import photo, run_cli
 
 
 def chelsea(height, width):
@@ -190,23 +191,40 @@ class ExportTest(tf.test.TestCase):
         os.makedirs(os.path.join(run, "generators"))
         self.model.save(os.path.join(run, "generators", "generator.keras"))
         out = os.path.join(self.tmp, "saved_models", "pix2pix")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        result = subprocess.run(
-            [sys.executable, "-m", "kgan.export", f"--checkpoint_dir={run}",
-             f"--output_dir={out}", "--tflite=float32", f"--tflite_size={TFLITE_SIZE}"],
-            capture_output=True, text=True, env=env)
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        with open(os.path.join(out, "generator", "manifest.json")) as f:
-            manifest = json.load(f)
-        self.assertLessEqual(manifest["tflite"]["float32"]["verification"]["max_abs_error"], 1e-4)
-        self.assertIn("max abs error", result.stderr)
+        # Relative paths, as the README writes them (the SavedModel check runs in another
+        # working directory), then again with --overwrite over the good export.
+        args = ["--checkpoint_dir=pix2pix_run", "--output_dir=saved_models/pix2pix",
+                "--tflite=float32", f"--tflite_size={TFLITE_SIZE}"]
+        for extra in ([], ["--overwrite"]):
+            result = run_cli("export", *args, *extra, cwd=self.tmp)
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            with open(os.path.join(out, "generator", "manifest.json")) as f:
+                manifest = json.load(f)
+            self.assertLessEqual(
+                manifest["tflite"]["float32"]["verification"]["max_abs_error"], 1e-4)
+            self.assertIn("max abs error", result.stderr)
+            self.assertEqual(sorted(os.listdir(os.path.join(out, "generator"))),
+                             ["1", "float32.tflite", "manifest.json"])
+        self.assertEqual(os.listdir(out), ["generator"])  # no partial or old folder left
 
-        missing = subprocess.run(
-            [sys.executable, "-m", "kgan.export", f"--checkpoint_dir={run}_missing",
-             f"--output_dir={out}_2"], capture_output=True, text=True, env=env)
-        self.assertNotEqual(missing.returncode, 0)
+        missing = run_cli("export", f"--checkpoint_dir={run}_missing", f"--output_dir={out}_2")
+        self.assertEqual(missing.returncode, 2)
         self.assertIn("does not exist", missing.stderr)
         self.assertNotIn("Traceback", missing.stderr)
+
+    def test_failed_overwrite_keeps_the_previous_export_and_leaves_no_partial_folder(self):
+        target = os.path.join(self.tmp, "keep", "generator")
+        export.export_generator(self.model, target, tflite=(), verify=False)
+        with open(os.path.join(target, "manifest.json")) as f:
+            before = f.read()
+        with mock.patch.object(export, "verify_saved_model",
+                               side_effect=export.ExportVerificationError("simulated")):
+            with self.assertRaisesRegex(export.ExportVerificationError, "simulated"):
+                export.export_generator(self.model, target, tflite=(), overwrite=True)
+        with open(os.path.join(target, "manifest.json")) as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual(os.listdir(os.path.dirname(target)), ["generator"])
+        self.assertTrue(os.path.isfile(os.path.join(target, "1", "saved_model.pb")))
 
 
 if __name__ == "__main__":

@@ -171,8 +171,8 @@ class GeneratorTest(tf.test.TestCase):
 
     def test_gradients_reach_every_weight(self):
         for name, (model, h, w, _) in self.cases.items():
-            x = randomrandom_images(2, h, w, seed=1)
-            target = tf.constant(randomrandom_images(2, h, w, seed=2))
+            x = random_images(2, h, w, seed=1)
+            target = tf.constant(random_images(2, h, w, seed=2))
             # A conv bias right before an instance norm is cancelled by the mean subtraction
             # (the reference has the same dead bias): its gradient is zero up to round-off.
             assert_gradients_reach_every_weight(
@@ -258,11 +258,11 @@ class DiscriminatorTest(tf.test.TestCase):
     def test_gradients_reach_every_weight(self):
         for name, (model, channels, sizes) in self.cases.items():
             h, w = min(sizes)
-            x = randomrandom_images(2, h, w, channels, seed=4)
+            x = random_images(2, h, w, channels, seed=4)
 
             def loss(m):
                 y = m(x, training=True)
-                return tf.reduce_sum(y * tf.constant(randomrandom_images(*y.shape, seed=5)))
+                return tf.reduce_sum(y * tf.constant(random_images(*y.shape, seed=5)))
 
             assert_gradients_reach_every_weight(self, model, loss, name)
 

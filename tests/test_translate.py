@@ -16,7 +16,7 @@ from kgan import export, inference, serving, tiling, verify
 from kgan.data import images
 from kgan.models import resnet_generator
 
-from helpers import photo
+from helpers import photo, run_cli
 
 
 class TranslateTest(tf.test.TestCase):
@@ -109,6 +109,73 @@ class TranslateTest(tf.test.TestCase):
         diff = np.abs(tiled - whole)
         self.assertLessEqual(diff[8:-8, 8:-8].max(), 2)
         self.assertLess(diff.mean(), 0.2)
+
+    def test_16_bit_png_translates_like_its_8_bit_twin(self):
+        folder = os.path.join(self.tmp, "bit_depths")
+        os.makedirs(folder)
+        gray8 = np.asarray(Image.fromarray(photo(28, 36)).convert("L"))
+        Image.fromarray(gray8).save(os.path.join(folder, "eight.png"))
+        Image.fromarray(gray8.astype(np.uint16) * 257).save(os.path.join(folder, "sixteen.png"))
+        self.assertEqual(Image.open(os.path.join(folder, "sixteen.png")).mode[:3], "I;1")
+        out = os.path.join(self.tmp, "out_bit_depths")
+        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+        summary = inference.translate_images(translator, folder, out, log=lambda _: None)
+        self.assertEqual(summary["translated"], 2)
+        eight = np.asarray(Image.open(os.path.join(out, "eight.png")))
+        sixteen = np.asarray(Image.open(os.path.join(out, "sixteen.png")))
+        self.assertAllEqual(sixteen, eight)
+
+    def test_keras_file_is_a_model(self):
+        path = os.path.join(self.run_dir, "generators", "AtoB.keras")
+        translator = serving.load_translator(model=path)
+        image = photo(24, 18)
+        self.assertAllEqual(translator(image[np.newaxis])[0],
+                            verify.reference_uint8(self.model, image))
+        result = run_cli("translate", f"--model={path}", f"--input={self.inputs}",
+                         f"--output={os.path.join(self.tmp, 'out_cli')}", timeout=180)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("6 translated, 1 skipped", result.stdout)
+
+    def test_large_images_tile_automatically_and_out_of_memory_retries_in_tiles(self):
+        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+        self.assertIsNone(inference.choose_tile(translator, 40, 52))
+        # A self-attention model's limit: the translator tiles above it.
+        calls = []
+
+        def limited(images):
+            calls.append(images.shape[1:3])
+            if images.shape[1] * images.shape[2] > 64 * 64:
+                raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
+            return translator(images)
+
+        limited.pixel_limit, limited.multiple, limited.fixed_size = 48 * 48, 4, None
+        self.assertEqual(inference.choose_tile(limited, 96, 136), 48)
+        self.assertEqual(inference.choose_tile(limited, 96, 136, tile=0), None)
+        image = photo(96, 136)
+        tiled, side = inference.translate_one(limited, image)
+        self.assertEqual((tiled.shape, side), (image.shape, 48))
+        # Told to translate whole (--tile=0), the OOM makes it retry in tiles, not fail.
+        calls.clear()
+        whole, side = inference.translate_one(limited, image, tile=0)
+        self.assertEqual(whole.shape, image.shape)
+        self.assertEqual(calls[0], (96, 136))
+        self.assertLessEqual(side, 64)
+
+    def test_one_failing_file_does_not_end_the_run(self):
+        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+
+        def flaky(images):
+            if images.shape[1:3] == (21, 30):  # alpha.png
+                raise tf.errors.InvalidArgumentError(None, None, "a kernel failed")
+            return translator(images)
+
+        flaky.fixed_size, flaky.pixel_limit, flaky.multiple = None, None, 4
+        out = os.path.join(self.tmp, "out_flaky")
+        summary = inference.translate_images(flaky, self.inputs, out, log=lambda _: None)
+        self.assertEqual(summary["translated"], len(self.good) - 1)
+        reasons = dict(summary["skipped"])
+        self.assertIn("translation failed (a kernel failed)",
+                      reasons[os.path.join(self.inputs, "alpha.png")])
 
     def test_names_and_errors(self):
         names = inference.output_names(["x/a.jpg", "x/a.png", "x/b.gif"])

@@ -15,6 +15,7 @@ Called by each ``kgan.cli.X.main``. Example::
 """
 
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -31,9 +32,21 @@ HELP_FLAGS = ("--help", "-h", "--helpshort", "-help", "-?", "--helpfull")
 EXIT_USAGE = 2
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_WRAPPER = re.compile(r"Exception encountered when calling [^\n]*")
+
+
+def one_line(message):
+    """A user-facing error message without terminal colour codes, Keras' "Exception
+    encountered when calling X.call()" wrapper and its argument dump."""
+    text = _KERAS_WRAPPER.sub("", _ANSI.sub("", str(message))).strip()
+    text = text.split("\n\nArguments received by")[0].strip()
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or repr(message)
+
+
 def fail(prog, message):
-    """Prints ``prog: error: message`` on stderr and exits with code 2."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    """Prints ``prog: error: message`` (on one line) on stderr and exits with code 2."""
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
 
 

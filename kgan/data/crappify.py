@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from PIL import Image, ImageDraw, ImageFont
 
 from kgan.data import samples

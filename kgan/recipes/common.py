@@ -52,6 +52,28 @@ def validate(config):
         raise UsageError("--max_steps must be at least 1.")
 
 
+def check_crop_size(config, generator):
+    """Raises a ``UsageError`` naming ``--crop_size`` and ``--generator`` when the training crops
+    do not fit the generator (a UNet needs multiples of 2**depth), instead of Keras' error from
+    inside the first step."""
+    from kgan.layers import SizeCheck
+    from kgan.models import size_multiple
+
+    if config.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        return
+    multiple = size_multiple(generator)
+    minimum = max([layer.minimum or 0 for layer in generator.layers
+                   if isinstance(layer, SizeCheck)] + [multiple])
+    crop = config.crop_size
+    if crop % multiple or crop < minimum:
+        fit = max(minimum, crop // multiple * multiple)
+        raise UsageError(
+            f"--crop_size={crop} does not fit --generator={config.generator}: it needs image "
+            f"sides that are multiples of {multiple} (at least {minimum} pixels). Use "
+            f"--crop_size={fit}, or a generator for smaller crops (unet_128 takes multiples "
+            "of 128, resnet_9blocks/resnet_6blocks multiples of 4).")
+
+
 def data_options(config):
     """The options shared by every dataset builder."""
     return dict(preprocess=config.preprocess, load_size=config.load_size,

@@ -9,7 +9,8 @@ from absl import logging
 
 from kgan.data import paired_dataset
 from kgan.models import build_discriminator, build_generator
-from kgan.recipes.common import RecipeParts, data_options, first_batch, loop_options
+from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
+                                 loop_options)
 from kgan.schedules import LinearDecay
 from kgan.trainers.base import adam
 from kgan.trainers.loop import end_step_for, train_loop
@@ -30,6 +31,7 @@ def build(config, strategy):
         generator = build_generator(config.generator, ngf=config.ngf, norm=config.norm,
                                     use_dropout=not config.no_dropout,
                                     init_type=config.init_type, init_gain=config.init_gain)
+        check_crop_size(config, generator)
         discriminator = build_discriminator(config.discriminator, 6, config.ndf,
                                             config.n_layers_d, config.norm, config.init_type,
                                             config.init_gain, config.spectral_norm)

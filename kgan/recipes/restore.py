@@ -26,7 +26,7 @@ from kgan import losses, runs
 from kgan.errors import UsageError
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
-from kgan.recipes.common import first_batch, loop_options
+from kgan.recipes.common import check_crop_size, first_batch, loop_options
 from kgan.schedules import LinearDecay
 from kgan.trainers.base import adam
 from kgan.trainers.critic import CriticPretrainer
@@ -176,6 +176,7 @@ def build_phase(config, strategy, phase, content_loss, steps, steps_per_epoch, s
         if phase == "pretrain_g":
             generator = spec.generator(config, None if previous_dir else encoder_weights,
                                        freeze_encoder)
+            check_crop_size(config, generator)
             if previous_dir and load_previous:
                 # A checkpoint of this stage, when there is one, restores over these.
                 runs.load_phase_weights(generator, previous_dir, "generator", "pretrain_g")

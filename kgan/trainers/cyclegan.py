@@ -194,12 +194,12 @@ def build_cyclegan(generator="resnet_9blocks", discriminator="basic", ngf=64, nd
         if generator.startswith("resnet"):
             options["upsample"] = upsample
         model = build_generator(generator, **options)
-        return keras.Model(model.inputs, model.outputs, name=name)
+        return keras.Model(model.inputs[0], model.outputs[0], name=name)
 
     def make_discriminator(name):
         model = build_discriminator(discriminator, 3, ndf, n_layers_d, norm, init_type,
                                     init_gain, spectral_norm)
-        return keras.Model(model.inputs, model.outputs, name=name)
+        return keras.Model(model.inputs[0], model.outputs[0], name=name)
 
     image_shape = None if crop_size is None else (crop_size, crop_size, 3)
     trainer = CycleGAN(make_generator("G_A"), make_generator("G_B"),

@@ -117,7 +117,8 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
     else:
         for initial_epoch, epochs, steps in plan_fit_segments(start, end_step, steps_per_epoch):
             trainer.fit(dataset, initial_epoch=initial_epoch, epochs=epochs,
-                        steps_per_epoch=steps, callbacks=callbacks, verbose=options.verbose)
+                        steps_per_epoch=steps, callbacks=callbacks, verbose=options.verbose,
+                        shuffle=False)  # tf.data shuffles; Keras would warn it ignores True
             if trainer.stop_training:
                 break
     return int(trainer.step_counter.numpy())
