@@ -24,7 +24,7 @@ FLAG_GROUPS = []  # [(title, [flag names])], filled by define_flags
 
 def define_flags():
     """Defines every training flag once (safe to call twice)."""
-    if "phase" in flags.FLAGS and FLAG_GROUPS:
+    if "phase" in flags.FLAGS:
         return
     d = flags
     # What to train.

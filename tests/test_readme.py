@@ -23,6 +23,7 @@ commands = json.load(sys.stdin)
 failures = []
 for module, argvs in commands.items():
     cli = importlib.import_module("kgan.cli." + module)
+    before = set(flags.FLAGS)
     cli.define_flags()
     for argv in argvs:
         flags.FLAGS.unparse_flags()
@@ -30,6 +31,10 @@ for module, argvs in commands.items():
             flags.FLAGS(["kgan." + module] + argv)
         except flags.Error as error:
             failures.append(f"python -m kgan.{module} {' '.join(argv)}: {error}")
+    # Each command defines its own flags; two may share a name (--output_dir, --model).
+    for name in set(flags.FLAGS) - before:
+        if name in flags.FLAGS:
+            delattr(flags.FLAGS, name)
 print(json.dumps(failures))
 """
 
