@@ -108,8 +108,7 @@ def estimate_motion(reference, moving, method="flow", max_side=128):
     if method == "none":
         return np.zeros((2, height, width), np.float32)
     if method == "shift":
-        shift, _, _ = phase_cross_correlation(reference, moving, upsample_factor=4,
-                                              normalization=None)
+        shift, _, _ = phase_cross_correlation(reference, moving, upsample_factor=4)
         flow = np.empty((2, height, width), np.float32)
         flow[0], flow[1] = -shift[0], -shift[1]
         return flow
