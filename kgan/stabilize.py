@@ -63,46 +63,59 @@ class StabilizerConfig:
 
 
 def _laplacian(x):
-    """Graph Laplacian (4-neighbour, Neumann borders) of an HxWxC array: deg*x - neighbours."""
+    """Graph Laplacian (4-neighbour, Neumann borders) of a CxHxW array: deg*x - neighbours."""
     out = np.zeros_like(x)
-    d = x[1:] - x[:-1]
-    out[1:] += d
-    out[:-1] -= d
     d = x[:, 1:] - x[:, :-1]
     out[:, 1:] += d
     out[:, :-1] -= d
+    d = x[:, :, 1:] - x[:, :, :-1]
+    out[:, :, 1:] += d
+    out[:, :, :-1] -= d
     return out
 
 
 def _degree(height, width):
-    deg = np.full((height, width, 1), 4.0, np.float32)
-    deg[0] -= 1
-    deg[-1] -= 1
+    deg = np.full((1, height, width), 4.0, np.float32)
     deg[:, 0] -= 1
     deg[:, -1] -= 1
+    deg[:, :, 0] -= 1
+    deg[:, :, -1] -= 1
     return deg
 
 
+def _dot(a, b):
+    """Per-channel dot products of two CxHxW arrays, shaped Cx1x1."""
+    return np.einsum("chw,chw->c", a, b)[:, None, None]
+
+
 def _pcg(b, weight, x, max_iterations, tolerance):
-    """Solves (L + diag(weight)) x = b per channel with Jacobi-preconditioned CG from ``x``."""
-    diag = _degree(*b.shape[:2]) + weight
+    """Solves (L + diag(weight)) x = b per channel with Jacobi-preconditioned CG from ``x``.
+
+    Arrays are HxWxC (weight HxWx1); the work is done channel-first for contiguous sums.
+    """
+    b = np.ascontiguousarray(np.moveaxis(b, -1, 0))
+    weight = np.ascontiguousarray(np.moveaxis(weight, -1, 0))
+    x = np.ascontiguousarray(np.moveaxis(x, -1, 0))
+    inv_diag = 1.0 / (_degree(*b.shape[1:]) + weight)
     r = b - (_laplacian(x) + weight * x)
-    b_norm = np.sqrt((b * b).sum(axis=(0, 1))) + 1e-12
-    z = r / diag
+    limit = (tolerance ** 2) * _dot(b, b)
+    z = r * inv_diag
     p = z.copy()
-    rz = (r * z).sum(axis=(0, 1))
+    rz = _dot(r, z)
     for _ in range(max_iterations):
-        if np.all(np.sqrt((r * r).sum(axis=(0, 1))) <= tolerance * b_norm):
+        if np.all(_dot(r, r) <= limit):
             break
-        ap = _laplacian(p) + weight * p
-        alpha = rz / np.maximum((p * ap).sum(axis=(0, 1)), 1e-30)
+        ap = _laplacian(p)
+        ap += weight * p
+        alpha = rz / np.maximum(_dot(p, ap), 1e-30)
         x += alpha * p
         r -= alpha * ap
-        z = r / diag
-        rz_new = (r * z).sum(axis=(0, 1))
-        p = z + (rz_new / np.maximum(rz, 1e-30)) * p
+        np.multiply(r, inv_diag, out=z)
+        rz_new = _dot(r, z)
+        p *= rz_new / np.maximum(rz, 1e-30)
+        p += z
         rz = rz_new
-    return x
+    return np.moveaxis(x, 0, -1)
 
 
 def solve_screened_poisson(b, weight, max_iterations=40, tolerance=1e-3, min_side=16):
