@@ -26,12 +26,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 from absl import logging
 
 from kgan.errors import KganError
+from kgan.progress import Progress
 
 # Frame rates a millisecond-timestamp container (Matroska, WebM, FLV) can only approximate.
 COMMON_RATES = [fractions.Fraction(n, d) for n, d in (
@@ -277,43 +277,6 @@ class FrameWriter:
         self._errors.close()
         if os.path.exists(self.path):
             os.remove(self.path)
-
-
-class Progress:
-    """A one-line progress display with rate and ETA on stderr (``\\r`` updates)."""
-
-    def __init__(self, total, done=0, enabled=True, stream=None, label="kgan.video",
-                 interval_s=0.5):
-        self.total, self.done, self.enabled = total, done, enabled
-        self.stream, self.label, self.interval_s = stream or sys.stderr, label, interval_s
-        self._start_done, self._start = done, time.monotonic()
-        self._last = 0.0
-
-    def line(self):
-        """The current progress text."""
-        elapsed = time.monotonic() - self._start
-        rate = (self.done - self._start_done) / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: frame {self.done}"
-        if self.total:
-            text += f"/{self.total} ({100.0 * self.done / self.total:.1f}%)"
-        text += f", {rate:.2f} frames/s"
-        if self.total and rate > 0:
-            eta = max(0, self.total - self.done) / rate
-            text += f", ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}"
-        return text
-
-    def update(self, count=1):
-        self.done += count
-        now = time.monotonic()
-        if self.enabled and now - self._last >= self.interval_s:
-            self._last = now
-            self.stream.write("\r" + self.line() + "   ")
-            self.stream.flush()
-
-    def finish(self):
-        if self.enabled:
-            self.stream.write("\r" + self.line() + "   \n")
-            self.stream.flush()
 
 
 def _write_json_atomic(path, value):

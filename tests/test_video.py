@@ -1,10 +1,9 @@
 """Tests for kgan.video on tiny clips made here with the bundled ffmpeg: probing (exact rational
 frame rate, frame count, audio codec), streaming reads from any frame, the frame count, frame
 rate and bit-exact audio of process_video's output, resuming an interrupted run (with and
-without the stabiliser), odd sizes, bad frames, the progress line and the missing-extra error."""
+without the stabiliser), odd sizes, bad frames and the missing-extra error."""
 
 import fractions
-import io
 import json
 import os
 import shutil
@@ -192,19 +191,6 @@ class VideoTest(tf.test.TestCase):
         with self.assertRaisesRegex(video.VideoError, "expected a 32x48x3 uint8"):
             video.process_video(self.clip, self._out("bad.mp4"), lambda f: f[:16],
                                 progress=False)
-
-    def test_progress_line_has_eta(self):
-        stream = io.StringIO()
-        bar = video.Progress(100, done=20, stream=stream, interval_s=0.0)
-        bar._start -= 10.0  # 10 s for 40 frames: 4 frames/s, 40 left -> 10 s
-        bar.update(40)
-        self.assertIn("frame 60/100 (60.0%)", stream.getvalue())
-        self.assertIn("4.00 frames/s", stream.getvalue())
-        self.assertIn("ETA 0:00:10", stream.getvalue())
-        self.assertTrue(stream.getvalue().startswith("\r"))
-        quiet = io.StringIO()
-        video.Progress(10, enabled=False, stream=quiet).update()
-        self.assertEqual(quiet.getvalue(), "")
 
     def test_missing_extra_names_it(self):
         with mock.patch.dict(sys.modules, {"imageio_ffmpeg": None}):
