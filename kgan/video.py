@@ -297,7 +297,7 @@ def _work_state(info, settings, chunk_frames):
     stat = os.stat(source)
     return {"version": STATE_VERSION, "source": source, "source_size": stat.st_size,
             "source_mtime_ns": stat.st_mtime_ns, "chunk_frames": chunk_frames,
-            "settings": settings, "segments": [], "complete": False}
+            "settings": json.loads(json.dumps(settings)), "segments": [], "complete": False}
 
 
 def _load_state(parts, fresh):
@@ -399,9 +399,13 @@ def process_video(input_path, output_path, frame_fn, stabilizer=None, resume=Tru
                 writer = FrameWriter(os.path.join(parts, name + ".tmp"), info.width,
                                      info.height, info.fps, crf=crf, preset=preset)
                 limit = _segment_length(done, chunk_frames, info.frame_count)
-            out = frame_fn(frame)
+            out = np.asarray(frame_fn(frame))
+            if out.shape != frame.shape or out.dtype != np.uint8:
+                raise VideoError(f"frame_fn gave a {out.shape} {out.dtype} array for frame "
+                                 f"{done}; expected a {frame.shape[0]}x{frame.shape[1]}x3 "
+                                 "uint8 frame like its input")
             if stabilizer is not None:
-                out = stabilizer(np.asarray(out), guide=frame)
+                out = stabilizer(out, guide=frame)
             writer.write(out)
             bar.update()
             done += 1

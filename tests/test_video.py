@@ -81,9 +81,14 @@ class VideoTest(tf.test.TestCase):
         self.assertEqual(info.audio_codec, "aac")
         self.assertTrue(info.has_audio)
 
-    def test_probe_missing_file(self):
+    def test_probe_missing_or_unreadable_file(self):
         with self.assertRaises(video.VideoNotFoundError):
             video.probe(self._out("nope.mp4"))
+        garbage = self._out("garbage.mp4")
+        with open(garbage, "wb") as f:
+            f.write(b"not a video" * 10)
+        with self.assertRaisesRegex(video.VideoError, "garbage.mp4"):
+            video.probe(garbage)
 
     def test_millisecond_timestamps_snap_to_the_exact_rate(self):
         # Matroska stores 24000/1001 fps as rounded milliseconds.
