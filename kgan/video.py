@@ -38,6 +38,9 @@ COMMON_RATES = [fractions.Fraction(n, d) for n, d in (
     (24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1),
     (60000, 1001), (60, 1), (120, 1))]
 STATE_VERSION = 1
+# Extensions a CLI can route to process_video instead of the photo path.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
+                    ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp")
 # Shortest segment: x264 gives clips of 1-2 frames no B-frame decode delay, and a segment whose
 # delay differs from the others' breaks the joined file's timestamps, so a short tail is
 # absorbed into the segment before it.
@@ -54,6 +57,11 @@ class VideoNotFoundError(KganError, FileNotFoundError):
 
 class VideoDependencyError(KganError, ImportError):
     """The optional video dependency (imageio-ffmpeg) is not installed."""
+
+
+def is_video_path(path):
+    """True when ``path``'s extension is a video container's (``VIDEO_EXTENSIONS``)."""
+    return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
 
 
 def ffmpeg_exe():

@@ -172,6 +172,11 @@ class VideoTest(tf.test.TestCase):
                             settings={"model": "b"})
         self.assertEqual(fn.calls, 16)
 
+    def test_is_video_path(self):
+        self.assertTrue(video.is_video_path("a/Clip.MP4"))
+        self.assertTrue(video.is_video_path("film.mkv"))
+        self.assertFalse(video.is_video_path("photo.jpg"))
+
     def test_short_tail_joins_the_last_segment(self):
         self.assertEqual(video._segment_length(0, 8, 20), 8)
         self.assertEqual(video._segment_length(8, 8, 20), 12)
