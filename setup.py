@@ -23,5 +23,9 @@ setup(
         # tfds.load needs it to download and prepare datasets.
         "importlib_resources",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # kgan.video: its wheel ships a static ffmpeg (libx264, AAC), no system ffmpeg needed.
+        "video": ["imageio-ffmpeg"],
+    },
 )

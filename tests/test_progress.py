@@ -1,0 +1,36 @@
+"""Tests for kgan.progress: the progress line's count, rate and ETA, and its quiet mode."""
+
+import io
+
+import tensorflow as tf
+
+from kgan.progress import Progress
+
+
+class ProgressTest(tf.test.TestCase):
+
+    def test_progress_line_has_eta(self):
+        stream = io.StringIO()
+        bar = Progress(100, done=20, stream=stream, interval_s=0.0)
+        bar._start -= 10.0  # 10 s for 40 frames: 4 frames/s, 40 left -> 10 s
+        bar.update(40)
+        self.assertIn("frame 60/100 (60.0%)", stream.getvalue())
+        self.assertIn("4.00 frames/s", stream.getvalue())
+        self.assertIn("ETA 0:00:10", stream.getvalue())
+        self.assertTrue(stream.getvalue().startswith("\r"))
+        quiet = io.StringIO()
+        Progress(10, enabled=False, stream=quiet).update()
+        self.assertEqual(quiet.getvalue(), "")
+
+    def test_unknown_total_has_no_eta(self):
+        stream = io.StringIO()
+        bar = Progress(None, stream=stream, interval_s=0.0)
+        bar.update(3)
+        bar.finish()
+        self.assertIn("frame 3,", stream.getvalue())
+        self.assertNotIn("ETA", stream.getvalue())
+        self.assertTrue(stream.getvalue().endswith("\n"))
+
+
+if __name__ == "__main__":
+    tf.test.main()
