@@ -23,5 +23,5 @@ setup(
         # tfds.load needs it to download and prepare datasets.
         "importlib_resources",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "onnx": ["tf2onnx", "onnxruntime"]},
 )

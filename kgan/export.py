@@ -38,6 +38,7 @@ import keras
 
 import kgan
 import kgan.layers  # noqa: F401  (registers the custom layers for load_model)
+from kgan.errors import KganError
 from kgan.models import size_multiple
 
 SAVED_MODEL_VERSION = "1"
@@ -520,8 +521,9 @@ def _directory_size(path):
 
 def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
                      representative_images=None, verify_images=None, bounds=None,
-                     overwrite=False, verify=True, source=None):
-    """Exports one generator: SavedModel (three signatures), TFLite variants, manifest.json.
+                     overwrite=False, verify=True, source=None, onnx=False):
+    """Exports one generator: SavedModel (three signatures), TFLite variants, manifest.json
+    (and ``model.onnx`` with ``onnx=True``).
 
     Args:
         model: a kgan generator (``keras.Model``, float32 [-1, 1] in and out).
@@ -537,6 +539,8 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         overwrite: replace an existing non-empty ``export_dir``.
         verify: verify every file (turn off only when verifying separately).
         source: optional dict recorded in the manifest (where the model came from).
+        onnx: also write ``model.onnx`` (``kgan.onnx_export``, needs the ``onnx`` extra),
+            verified like the TFLite files; its entry goes to ``manifest["onnx"]``.
 
     Returns:
         The manifest dict (also written to ``export_dir/manifest.json``).
@@ -551,6 +555,9 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         raise ValueError(f"tflite_size={tflite_size} is not a multiple of {multiple}, which "
                          f"{model.name} needs; use e.g. {fit}.")
     bounds = {**ERROR_BOUNDS, **(bounds or {})}
+    if onnx:
+        from kgan import onnx_export
+        onnx_export.require()  # fail before the long export when the extra is missing
     if os.path.isdir(export_dir) and os.listdir(export_dir):
         if not overwrite:
             raise FileExistsError(f"{export_dir} exists and is not empty; pass overwrite=True "
@@ -581,6 +588,11 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         if verify:
             entry["verification"] = verify_tflite(path, model, verify_images, bounds[variant])
         tflite_files[variant] = entry
+    onnx_entry = None
+    if onnx:
+        onnx_entry = onnx_export.export_and_verify(
+            saved_model_dir, export_dir, model, verify_images if verify else None,
+            bounds.get("onnx", onnx_export.ERROR_BOUND))
 
     manifest = {
         "model": {"name": model.name, "parameters": int(model.count_params()),
@@ -594,6 +606,7 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         "saved_model": saved_model,
         "tflite_size": tflite_size if variants else None,
         "tflite": tflite_files,
+        **({"onnx": onnx_entry} if onnx else {}),
         "verified": bool(verify),
         "verify_image_sizes": [list(image.shape[:2]) for image in verify_images],
         "source": source or {},
@@ -705,6 +718,8 @@ def _define_flags():
                         "int8 with); default: built-in sample photos.")
     flags.DEFINE_integer("verify_max_images", 4, "At most this many --verify_dir images.")
     flags.DEFINE_bool("overwrite", False, "Replace existing export directories.")
+    flags.DEFINE_bool("onnx", False, "Also write model.onnx (tf2onnx, verified with "
+                      "onnxruntime; needs pip install -e \".[onnx]\").")
     flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
 
 
@@ -736,8 +751,9 @@ def main(argv):
     try:
         manifests = export_run(flags_.checkpoint_dir, flags_.output_dir, tflite=flags_.tflite,
                                tflite_size=flags_.tflite_size, verify_images=verify_images,
-                               overwrite=flags_.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, ExportVerificationError) as error:
+                               overwrite=flags_.overwrite, onnx=flags_.onnx)
+    except (FileNotFoundError, FileExistsError, ValueError, ExportVerificationError,
+            KganError) as error:
         sys.exit(f"kgan.export: {error}")
     for name, manifest in manifests.items():
         check = manifest["saved_model"]["verification"]
@@ -752,6 +768,10 @@ def main(argv):
             logging.info("%s: %s.tflite (%.2f MB) max abs error %.2e, mean %.2e (bounds %g, %g)",
                          name, variant, entry["size_bytes"] / 1e6, errors["max_abs_error"],
                          errors["mean_abs_error"], entry["bound"]["max"], entry["bound"]["mean"])
+        if "onnx" in manifest:
+            logging.info("%s: model.onnx (%.2f MB) max abs error %s", name,
+                         manifest["onnx"]["size_bytes"] / 1e6,
+                         manifest["onnx"].get("verification", {}).get("max_abs_error"))
     print(json.dumps({name: os.path.join(flags_.output_dir, name, "manifest.json")
                       for name in manifests}))
 
