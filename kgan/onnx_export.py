@@ -95,9 +95,11 @@ def export_onnx(saved_model_dir, onnx_path, opset=DEFAULT_OPSET):
     import tensorflow as tf
     from tf2onnx import tf_loader
 
-    quiet = logging.getLogger("tf2onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    # tf2onnx logs every pass at INFO and TensorFlow warns about its v1 graph APIs.
+    quiet = [logging.getLogger("tf2onnx"), tf.get_logger()]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
             saved_model_dir, None, None, tag="serve", signatures=["serving_default"],
@@ -111,7 +113,8 @@ def export_onnx(saved_model_dir, onnx_path, opset=DEFAULT_OPSET):
             graph_def, input_names=inputs, output_names=outputs, opset=opset,
             tensors_to_rename=renames)
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     import onnx
 
     leftover = sorted({n.op_type for n in proto.graph.node if n.domain in ("", "ai.onnx")
