@@ -388,7 +388,7 @@ def save_state_dict(state_dict, path, legacy=False):
         legacy: the pre-1.6 format (``_use_new_zipfile_serialization=False``) instead of zip.
     """
     arrays = collections.OrderedDict(
-        (name, np.ascontiguousarray(value)) for name, value in state_dict.items())
+        (name, np.asarray(value, order="C")) for name, value in state_dict.items())
     for name, array in arrays.items():
         if array.dtype not in _STORAGE_NAMES:
             raise CheckpointError(f"Cannot save {name}: dtype {array.dtype} has no PyTorch "
