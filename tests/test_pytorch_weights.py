@@ -1,4 +1,4 @@
-"""kgan.pytorch_weights: the reference's key layout, state dicts written here (no torch) loading
+"""kgan.pytorch_weights and kgan.init_from: the reference's key layout, state dicts written here (no torch) loading
 exactly, mismatches named with the flags that fit, --init_from for CycleGAN and pix2pix; with
 torch, the reference networks rebuilt in torch against the converted models (eval mode)."""
 
@@ -7,10 +7,10 @@ import os
 import sys
 import tempfile
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from kgan import init_from
 from kgan import pytorch_weights as pw
 from kgan import torch_pickle
 from kgan.models import build_discriminator, build_generator
@@ -194,7 +194,7 @@ class InitFromTest(tf.test.TestCase):
                 torch_pickle.save_state_dict(pw.keras_to_state_dict(model),
                                              os.path.join(tmp, f"latest_net_{name}.pth"),
                                              legacy=seed % 2 == 1)
-            found = pw.init_from_folder(tmp, pw.trainer_networks(trainer))
+            found = init_from.init_from_folder(tmp, init_from.trainer_networks(trainer))
             self.assertEqual(set(found), set(sources))
             converted = {name: (pw.load_pytorch_generator(path, "resnet_6blocks", ngf=4)
                                 if name.startswith("G") else
@@ -219,8 +219,8 @@ class InitFromTest(tf.test.TestCase):
             source = _randomise(build_generator("resnet_6blocks", ngf=4), 5)
             source.save(os.path.join(tmp, "AtoB.keras"))
             with self.assertRaisesRegex(FileNotFoundError, "lacks G_B"):
-                pw.init_from_folder(tmp, pw.trainer_networks(trainer))
-            found = pw.init_from_folder(tmp, pw.trainer_networks(trainer), strict=False)
+                init_from.init_from_folder(tmp, init_from.trainer_networks(trainer))
+            found = init_from.init_from_folder(tmp, init_from.trainer_networks(trainer), strict=False)
             self.assertEqual(list(found), ["G_A"])
             _same_outputs(self, trainer.generator_ab, source, _images((1, 32, 32, 3)))
 
@@ -233,13 +233,13 @@ class InitFromTest(tf.test.TestCase):
                                          os.path.join(tmp, "latest_net_G.pth"))
             torch_pickle.save_state_dict(pw.keras_to_state_dict(d),
                                          os.path.join(tmp, "latest_net_D.pth"))
-            pw.init_from_folder(tmp, pw.trainer_networks(pix2pix), model="pix2pix")
+            init_from.init_from_folder(tmp, init_from.trainer_networks(pix2pix), model="pix2pix")
             _same_outputs(self, pix2pix.generator, g, _images((1, 128, 128, 3)))
             _same_outputs(self, pix2pix.discriminator, d, _images((1, 32, 32, 6)))
             small = build_generator("resnet_6blocks", ngf=8)
             small.save(os.path.join(tmp, "G_B.keras"))
             with self.assertRaisesRegex(pw.WeightMismatchError, "does not fit G_B"):
-                pw.init_from_folder(tmp, pw.trainer_networks(trainer), strict=False)
+                init_from.init_from_folder(tmp, init_from.trainer_networks(trainer), strict=False)
 
 
 class ReferenceNetworkTest(tf.test.TestCase):
