@@ -24,8 +24,15 @@ setup(
         "importlib_resources",
     ],
     extras_require={
-        "test": ["pytest"],
         # kgan.video: its wheel ships a static ffmpeg (libx264, AAC), no system ffmpeg needed.
         "video": ["imageio-ffmpeg"],
+        # kgan.export --onnx / kgan.convert --onnx.
+        "onnx": ["tf2onnx", "onnxruntime"],
+        # kgan.demo (a local web page) and the run reports' loss curves.
+        "demo": ["gradio", "matplotlib"],
+        "report": ["matplotlib"],
+        # The test suite runs every optional part (browser tests drive Debian's chromium).
+        "test": ["pytest", "imageio-ffmpeg", "tf2onnx", "onnxruntime", "gradio", "matplotlib",
+                 "selenium"],
     },
 )

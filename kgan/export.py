@@ -186,8 +186,9 @@ def _directory_size(path):
 
 def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
                      representative_images=None, verify_images=None, bounds=None,
-                     overwrite=False, verify=True, source=None):
-    """Exports one generator: SavedModel (three signatures), TFLite variants, manifest.json.
+                     overwrite=False, verify=True, source=None, onnx=False):
+    """Exports one generator: SavedModel (three signatures), TFLite variants, manifest.json
+    (and ``model.onnx`` with ``onnx=True``).
 
     Args:
         model: a kgan generator (``keras.Model``, float32 [-1, 1] in and out).
@@ -203,6 +204,8 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         overwrite: replace an existing non-empty ``export_dir``.
         verify: verify every file (turn off only when verifying separately).
         source: optional dict recorded in the manifest (where the model came from).
+        onnx: also write ``model.onnx`` (``kgan.onnx_export``, needs the ``onnx`` extra),
+            verified like the TFLite files; its entry goes to ``manifest["onnx"]``.
 
     Returns:
         The manifest dict (also written to ``export_dir/manifest.json``).
@@ -217,6 +220,9 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         raise UsageError(f"tflite_size={tflite_size} is not a multiple of {multiple}, which "
                          f"{model.name} needs; use e.g. {fit}.")
     bounds = {**ERROR_BOUNDS, **(bounds or {})}
+    if onnx:
+        from kgan import onnx_export
+        onnx_export.require()  # fail before the long export when the extra is missing
     # Absolute: the SavedModel check runs in a fresh process with another working directory.
     final_dir = os.path.abspath(export_dir)
     if os.path.isdir(final_dir) and os.listdir(final_dir) and not overwrite:
@@ -235,7 +241,7 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     export_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(final_dir)}.partial-", dir=parent)
     try:
         manifest = _write_export(model, export_dir, variants, tflite_size, representative_images,
-                                 verify_images, bounds, verify, source, multiple, start)
+                                 verify_images, bounds, verify, source, multiple, start, onnx)
     except BaseException:
         shutil.rmtree(export_dir, ignore_errors=True)
         raise
@@ -258,7 +264,7 @@ def _swap_into_place(new_dir, final_dir):
 
 
 def _write_export(model, export_dir, variants, tflite_size, representative_images,
-                  verify_images, bounds, verify, source, multiple, start):
+                  verify_images, bounds, verify, source, multiple, start, onnx=False):
     """Writes and verifies every file of one export into ``export_dir``; returns the manifest."""
     saved_model_dir = os.path.join(export_dir, SAVED_MODEL_VERSION)
     signatures = export_saved_model(model, saved_model_dir)
@@ -276,6 +282,12 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
         if verify:
             entry["verification"] = verify_tflite(path, model, verify_images, bounds[variant])
         tflite_files[variant] = entry
+    onnx_entry = None
+    if onnx:
+        from kgan import onnx_export
+        onnx_entry = onnx_export.export_and_verify(
+            saved_model_dir, export_dir, model, verify_images if verify else None,
+            bounds.get("onnx", onnx_export.ERROR_BOUND))
 
     manifest = {
         "model": {"name": model.name, "parameters": int(model.count_params()),
@@ -291,6 +303,7 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
         "saved_model": saved_model,
         "tflite_size": tflite_size if variants else None,
         "tflite": tflite_files,
+        **({"onnx": onnx_entry} if onnx else {}),
         "verified": bool(verify),
         "verify_image_sizes": [list(image.shape[:2]) for image in verify_images],
         "source": source or {},
