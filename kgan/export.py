@@ -38,6 +38,7 @@ import keras
 
 import kgan
 import kgan.layers  # noqa: F401  (registers the custom layers for load_model)
+from kgan.colorization import add_colorize_endpoint, verify_colorize_signature
 from kgan.models import size_multiple
 
 SAVED_MODEL_VERSION = "1"
@@ -169,7 +170,8 @@ def _build_archive(model, multiple):
 
 def export_saved_model(model, saved_model_dir):
     """Writes ``model`` as a SavedModel with the ``serving_default``, ``translate_uint8`` and
-    ``translate_bytes`` signatures.
+    ``translate_bytes`` signatures, plus ``colorize_uint8`` for a colourisation model
+    (``kgan.colorization.add_colorize_endpoint``).
 
     Args:
         model: a kgan generator.
@@ -179,8 +181,10 @@ def export_saved_model(model, saved_model_dir):
         The signature descriptions recorded in the manifest.
     """
     multiple = size_multiple(model)
-    _build_archive(model, multiple).write_out(saved_model_dir, verbose=False)
-    return {
+    archive = _build_archive(model, multiple)
+    colorize = add_colorize_endpoint(archive, model, multiple)  # colourisation models only
+    archive.write_out(saved_model_dir, verbose=False)
+    signatures = {
         "serving_default": {
             "inputs": {"images": "float32 (N, H, W, 3) in [-1, 1]; H, W multiples of "
                                  f"{multiple}"},
@@ -192,6 +196,9 @@ def export_saved_model(model, saved_model_dir):
             "inputs": {"image_bytes": "string (N,): encoded JPEG/PNG/GIF/BMP, any sizes"},
             "outputs": {"png_bytes": "string (N,): encoded PNG, same sizes"}},
     }
+    if colorize:
+        signatures["colorize_uint8"] = colorize
+    return signatures
 
 
 # ----------------------------------------------------------------------------- TFLite
@@ -572,6 +579,9 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     if verify:
         saved_model["verification"] = verify_saved_model(saved_model_dir, model, verify_images,
                                                          bounds["saved_model"])
+        if "colorize_uint8" in signatures:
+            saved_model["verification"].update(
+                verify_colorize_signature(saved_model_dir, model, verify_images))
     tflite_files = {}
     for variant in variants:
         path = os.path.join(export_dir, f"{variant}.tflite")

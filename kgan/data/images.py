@@ -114,6 +114,36 @@ def load_image(path):
     return np.ascontiguousarray(array)
 
 
+def load_image_with_alpha(path):
+    """``load_image`` that also returns the alpha channel (colourisation keeps it).
+
+    Args:
+        path: an image file.
+
+    Returns:
+        ``(rgb, alpha)``: uint8 ``(height, width, 3)`` as ``load_image``, and uint8
+        ``(height, width)`` alpha, or None when the image has no transparency.
+
+    Raises:
+        OSError / ValueError (from Pillow): the file is missing, truncated or not an image.
+    """
+    with Image.open(path) as image:
+        image.load()
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # A broken EXIF block should not reject good pixels.
+            pass
+        if image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")
+        alpha = None
+        if "A" in image.getbands():
+            alpha = np.asarray(image.getchannel("A"), dtype=np.uint8)
+        array = _to_uint8_rgb(image)
+    if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
+        raise ValueError(f"unexpected decoded shape {array.shape}")
+    return np.ascontiguousarray(array), alpha
+
+
 def _try_load(path):
     try:
         return load_image(path), None

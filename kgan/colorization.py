@@ -1,0 +1,520 @@
+"""Colourises photos and frames of any size with a colourisation model, DeOldify-style but
+keeping the input sharp: the model runs on a small gray square (``render_factor`` x 16 px), only
+its chroma is kept, upsampled bilinearly to full size and merged with the ORIGINAL full-resolution
+luma (``kgan.models.colorize.merge_luma_chroma``), so the output's luma is the input's up to uint8
+rounding whatever the render size.
+
+Also here: choosing the render factor per image (``render_factor="auto"``), falling back to a
+smaller render size when memory runs out (never a silent gray image), scoring a model on held-out
+photos, picking the GAN checkpoint by colour (not PSNR), and the SavedModel ``colorize_uint8``
+signature with its verification (called from ``kgan.export``).
+
+Called by ``kgan.cli.colorize`` (photos, folders, video frames), ``kgan.export``,
+``kgan.evaluate --data=colorize`` and the colourisation recipe.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from kgan import color_metrics
+from kgan.errors import KganError, ModelFileError, UsageError
+from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
+
+RENDER_MULTIPLE = 16
+PHOTO_RENDER_FACTOR = 35
+VIDEO_RENDER_FACTOR = 21
+MIN_RENDER_FACTOR = 4
+AUTO_FACTORS = (14, 21, 28, 35, 42)
+FITS = ("stretch", "pad")
+VERIFY_RENDER_FACTORS = (8, 21)
+_AUTO_COMPARE_SIDE = 256
+_OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
+
+
+class ColorizeError(KganError, RuntimeError):
+    """Colourisation could not produce a coloured image (the message says why and what to do)."""
+
+
+class ColorizeOutOfMemoryError(ColorizeError, MemoryError):
+    """Even the smallest render size ran out of memory."""
+
+
+# ----------------------------------------------------------------------------- graph pieces
+# TensorFlow ops only, so the same code runs eagerly (Python inference) and inside the
+# SavedModel's colorize_uint8 signature.
+
+
+def to_uint8(rgb01):
+    """float RGB in [0, 1] -> uint8, rounded and clipped."""
+    return tf.cast(tf.clip_by_value(tf.round(rgb01 * 255.0), 0.0, 255.0), tf.uint8)
+
+
+def _edge_indices(length, before, after):
+    return tf.clip_by_value(tf.range(-before, length + after), 0, length - 1)
+
+
+def render_input(y, size, fit="stretch"):
+    """The model's input: luma ``y`` (N, H, W, 1) in [0, 1] as a gray uint8 (N, size, size, 3).
+
+    Args:
+        y: full-resolution luma.
+        size: the render square's side (int or scalar tensor).
+        fit: ``stretch`` (aspect ratio discarded, as DeOldify) or ``pad`` (longer side to
+            ``size``, the rest filled by repeating the edge pixels).
+
+    Returns:
+        ``(square, box)``: the uint8 square and the ``(top, left, height, width)`` of the image
+        inside it.
+    """
+    shape = tf.shape(y)
+    height, width = shape[1], shape[2]
+    size = tf.cast(size, tf.int32)
+    if fit == "stretch":
+        inner_h, inner_w = size, size
+    elif fit == "pad":
+        scale = tf.cast(size, tf.float32) / tf.cast(tf.maximum(height, width), tf.float32)
+        inner_h = tf.clip_by_value(tf.cast(tf.round(tf.cast(height, tf.float32) * scale),
+                                           tf.int32), 1, size)
+        inner_w = tf.clip_by_value(tf.cast(tf.round(tf.cast(width, tf.float32) * scale),
+                                           tf.int32), 1, size)
+    else:
+        raise UsageError(f"Unknown fit {fit!r}; use one of {', '.join(FITS)}.")
+    small = tf.image.resize(y, tf.stack([inner_h, inner_w]), method="bilinear", antialias=True)
+    top, left = (size - inner_h) // 2, (size - inner_w) // 2
+    small = tf.gather(small, _edge_indices(inner_h, top, size - inner_h - top), axis=1)
+    small = tf.gather(small, _edge_indices(inner_w, left, size - inner_w - left), axis=2)
+    gray = to_uint8(small)
+    return tf.concat([gray, gray, gray], axis=-1), (top, left, inner_h, inner_w)
+
+
+def square_chroma(output, box, height, width):
+    """The chroma (N, height, width, 2) of the model's uint8 square output: the image's box
+    cropped out and resized bilinearly to the full size."""
+    top, left, inner_h, inner_w = box
+    uv = chroma(tf.cast(output, tf.float32) / 255.0)[:, top:top + inner_h, left:left + inner_w]
+    return tf.image.resize(uv, tf.stack([height, width]), method="bilinear", antialias=True)
+
+
+def colorize_float(run_square, rgb01, size, fit="stretch"):
+    """Colourises float RGB (N, H, W, 3) in [0, 1] (gray or colour): float RGB out, luma kept.
+
+    Args:
+        run_square: uint8 (N, size, size, 3) -> uint8 (N, size, size, 3), the model.
+        rgb01: the images.
+        size: the render square's side.
+        fit: see ``render_input``.
+    """
+    shape = tf.shape(rgb01)
+    y = luma(rgb01)
+    square, box = render_input(y, size, fit)
+    uv = square_chroma(run_square(square), box, shape[1], shape[2])
+    return merge_luma_chroma(y, uv)
+
+
+# ----------------------------------------------------------------------------- Colorizer
+
+
+def _as_rgb01(image):
+    """uint8 / uint16 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> (float32 RGB in [0, 1],
+    alpha uint8 or None)."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        scale = 255.0
+    elif image.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        raise UsageError(f"colorize takes uint8 or uint16 images, got {image.dtype}.")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or min(image.shape[:2]) < 1:
+        raise UsageError(f"colorize takes (H, W), (H, W, 1|3|4) images, got {image.shape}.")
+    alpha = None
+    if image.shape[-1] in (2, 4):
+        alpha = image[..., -1]
+        if scale > 255:
+            alpha = np.round(alpha / 257.0)
+        alpha = alpha.astype(np.uint8)
+        image = image[..., :-1]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return image.astype(np.float32) / scale, alpha
+
+
+def as_translator(model):
+    """A uint8 batch -> uint8 batch callable (``fixed_size`` attribute) for a Keras model, or
+    ``model`` itself when it already is one (``kgan.translate`` translators)."""
+    import keras
+
+    if isinstance(model, keras.Model):
+        from kgan.translate import KerasTranslator
+        return KerasTranslator(model)
+    if not callable(model):
+        raise UsageError(f"Expected a keras.Model or a translator, got {type(model).__name__}.")
+    return model
+
+
+class Colorizer:
+    """Colourises images one by one with a model, remembering a smaller render factor after
+    running out of memory.
+
+    Args:
+        model: a colourisation ``keras.Model`` or a translator (``load_colorization_model``).
+        render_factor: the model runs at ``16 * render_factor`` px, or ``"auto"`` (the factor
+            of ``auto_factors`` whose chroma agrees best with the per-pixel median over all of
+            them). A fixed-size (TFLite) model always runs at its own size.
+        fit: ``stretch`` (DeOldify's) or ``pad``; see ``render_input``.
+        min_render_factor: the smallest factor tried after running out of memory.
+        auto_factors: the sweep of ``render_factor="auto"``.
+        log: called with a message when falling back to a smaller render size.
+    """
+
+    def __init__(self, model, render_factor=PHOTO_RENDER_FACTOR, fit="stretch",
+                 min_render_factor=MIN_RENDER_FACTOR, auto_factors=AUTO_FACTORS,
+                 log=logging.warning):
+        self.translator = as_translator(model)
+        self.fixed_size = getattr(self.translator, "fixed_size", None)
+        self.auto = render_factor == "auto"
+        if self.auto and self.fixed_size:
+            raise UsageError(f"render_factor=auto needs a model that takes any size; this one "
+                             f"runs at a fixed {self.fixed_size} px (TFLite). Use a SavedModel "
+                             "export or a .keras file.")
+        if not self.auto and (not isinstance(render_factor, (int, np.integer))
+                              or render_factor < 1):
+            raise UsageError(f"render_factor must be a positive integer or 'auto', got "
+                             f"{render_factor!r}.")
+        if fit not in FITS:
+            raise UsageError(f"Unknown fit {fit!r}; use one of {', '.join(FITS)}.")
+        self.render_factor = None if self.auto else int(render_factor)
+        self.fit = fit
+        self.min_render_factor = max(1, int(min_render_factor))
+        self.auto_factors = tuple(sorted(int(f) for f in auto_factors))
+        self.log = log
+        self.fallbacks = []          # (from factor, to factor), in order
+        self.last_render_factor = None
+
+    def _run_square(self, square):
+        return tf.constant(np.asarray(self.translator(square.numpy())), tf.uint8)
+
+    def _size(self, factor):
+        return self.fixed_size or RENDER_MULTIPLE * factor
+
+    def _square(self, y, factor):
+        """(model output square, box) at ``factor``; raises the out-of-memory errors."""
+        square, box = render_input(y, self._size(factor), self.fit)
+        return self._run_square(square), box
+
+    def _square_with_fallback(self, y, factor):
+        while True:
+            try:
+                return factor, self._square(y, factor)
+            except _OUT_OF_MEMORY as error:
+                smaller = max(self.min_render_factor, int(factor * 0.75))
+                if self.fixed_size or factor <= self.min_render_factor or smaller >= factor:
+                    raise ColorizeOutOfMemoryError(
+                        f"Out of memory at render size {self._size(factor)} px (render factor "
+                        f"{factor}), the smallest allowed; free memory, or run on the CPU "
+                        f"(CUDA_VISIBLE_DEVICES=) ({type(error).__name__}).") from error
+                self.log(f"kgan.colorize: out of memory at render factor {factor} "
+                         f"({self._size(factor)} px); retrying at {smaller} "
+                         f"({self._size(smaller)} px).")
+                self.fallbacks.append((factor, smaller))
+                factor = smaller
+                if not self.auto:
+                    self.render_factor = smaller  # later images start there
+
+    def _auto_square(self, y):
+        """The sweep of ``render_factor="auto"``: (factor, (square, box))."""
+        height, width = int(y.shape[1]), int(y.shape[2])
+        scale = min(1.0, _AUTO_COMPARE_SIDE / max(height, width))
+        small = (max(1, round(height * scale)), max(1, round(width * scale)))
+        results, chromas = {}, {}
+        for factor in self.auto_factors:
+            try:
+                results[factor] = self._square(y, factor)
+            except _OUT_OF_MEMORY:
+                self.log(f"kgan.colorize: render_factor=auto skips factor {factor} "
+                         f"({self._size(factor)} px): out of memory.")
+                continue
+            chromas[factor] = square_chroma(results[factor][0], results[factor][1],
+                                            *small).numpy()
+        if not results:
+            floor = min(self.auto_factors)
+            return self._square_with_fallback(y, max(self.min_render_factor, floor - 1))
+        factor = choose_by_median(chromas)
+        return factor, results[factor]
+
+    def colorize(self, image):
+        """Colourises one image.
+
+        Args:
+            image: uint8 or uint16, (H, W) gray, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA
+                (only the luma is used; alpha is kept).
+
+        Returns:
+            uint8 (H, W, 3), or (H, W, 4) with the input's alpha; its BT.601 luma is the
+            input's within half a level.
+
+        Raises:
+            ColorizeOutOfMemoryError: even the smallest render size ran out of memory.
+        """
+        rgb01, alpha = _as_rgb01(image)
+        rgb01 = tf.constant(rgb01[np.newaxis])
+        y = luma(rgb01)
+        if self.auto:
+            factor, (output, box) = self._auto_square(y)
+        else:
+            factor, (output, box) = self._square_with_fallback(y, self.render_factor)
+        self.last_render_factor = factor
+        uv = square_chroma(output, box, rgb01.shape[1], rgb01.shape[2])
+        result = to_uint8(merge_luma_chroma(y, uv))[0].numpy()
+        if alpha is not None:
+            result = np.concatenate([result, alpha[..., None]], axis=-1)
+        return result
+
+    __call__ = colorize
+
+
+def choose_by_median(chromas):
+    """The key of ``chromas`` ({factor: (h, w, 2) or (1, h, w, 2) chroma}) closest on average
+    to the per-pixel median over all of them (ties: the smaller factor)."""
+    factors = sorted(chromas)
+    stack = np.stack([np.asarray(chromas[f], np.float64).reshape(-1, 2) for f in factors])
+    median = np.median(stack, axis=0)
+    distances = np.linalg.norm(stack - median, axis=-1).mean(axis=-1)
+    return factors[int(np.argmin(distances))]
+
+
+def colorize_image(model, image, render_factor=PHOTO_RENDER_FACTOR, fit="stretch", **options):
+    """Colourises one image (see ``Colorizer.colorize``); ``options`` go to ``Colorizer``."""
+    return Colorizer(model, render_factor, fit, **options).colorize(image)
+
+
+def load_colorization_model(path):
+    """A translator for ``path``: a ``.keras`` file, a SavedModel export or a ``.tflite`` file.
+
+    A model without kgan's luma-preserving head (any RGB generator trained on gray inputs)
+    works too: only its chroma is used; a warning says so.
+
+    Raises:
+        ModelFileError: the path is missing or not a model.
+    """
+    from kgan.translate import KerasTranslator, SavedModelTranslator, load_translator
+
+    if not os.path.exists(path):
+        raise ModelFileError(f"--model {path} does not exist; pass a colourisation export "
+                             "(python -m kgan.export), a .keras or a .tflite file.")
+    if path.endswith(".keras"):
+        from kgan.export import load_generator
+        model = load_generator(path)
+        if not is_colorization_model(model):
+            logging.warning("%s has no LumaChromaMerge head; using the chroma of its RGB output.",
+                            path)
+        return KerasTranslator(model)
+    try:
+        translator = load_translator(model=path)
+    except (FileNotFoundError, ValueError) as error:
+        raise ModelFileError(str(error)) from error
+    if isinstance(translator, SavedModelTranslator) and (
+            "colorize_uint8" not in translator.loaded.signatures):
+        logging.warning("%s has no colorize_uint8 signature (not exported from a colourisation "
+                        "model); using the chroma of its translate_uint8 output.", path)
+    return translator
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def evaluate_colorization_model(model, truths=None, render_factor=16, fit="stretch",
+                                train_uv=None):
+    """Colour metrics (``color_metrics.evaluate_colorization``) of a model on colour photos.
+
+    Args:
+        model: a ``keras.Model``, translator or ``Colorizer``.
+        truths: uint8 RGB photos; default the held-out built-in colour photos.
+        render_factor: as ``Colorizer``.
+        fit: as ``Colorizer``.
+        train_uv: the mean-chroma baseline's (U, V); default the mean over the built-in colour
+            training photos when ``truths`` is None, else over ``truths``.
+
+    Returns:
+        The results dict, with ``render_factor`` added.
+    """
+    from kgan.data.samples import sample_color_photos
+
+    if truths is None:
+        truths = sample_color_photos("test")
+        if train_uv is None:
+            train_uv = color_metrics.mean_uv(sample_color_photos("train"))
+    colorizer = model if isinstance(model, Colorizer) else Colorizer(model, render_factor, fit)
+    inputs = [color_metrics.gray_baseline(t) for t in truths]
+    outputs = [colorizer.colorize(g) for g in inputs]
+    results = color_metrics.evaluate_colorization(outputs, truths, inputs, train_uv)
+    results["render_factor"] = render_factor
+    return results
+
+
+def _psnr(outputs, truths):
+    errors = [np.mean((o.astype(np.float64) - t.astype(np.float64)) ** 2)
+              for o, t in zip(outputs, truths)]
+    return float(np.mean([10 * np.log10(255.0 ** 2 / max(e, 1e-10)) for e in errors]))
+
+
+def score_outputs(outputs, truths):
+    """{"colour_score", "psnr"} of uint8 outputs against truths (PSNR in dB, RGB)."""
+    return {"colour_score": color_metrics.colour_score(outputs, truths),
+            "psnr": _psnr(outputs, truths)}
+
+
+def pick_best_colour_checkpoint(trainer, run_dir, truths=None, render_factor=16,
+                                weights_name="generator_best"):
+    """Scores every kept checkpoint of a GAN phase by ``color_metrics.colour_score`` on
+    held-out photos and keeps the best generator (PSNR would favour the grayest one).
+
+    Args:
+        trainer: the trainer whose checkpoints ``run_dir/checkpoints`` holds (its
+            ``generator`` is restored in place).
+        run_dir: the phase's run directory.
+        truths: uint8 RGB photos; default the held-out built-in colour photos.
+        render_factor: render factor of the scoring.
+        weights_name: the best generator's weights go to ``run_dir/<weights_name>.weights.h5``.
+
+    Returns:
+        ``(best path, {path: {"colour_score": ..., "psnr": ...}})``; ``(None, {})`` when there
+        are no checkpoints.
+    """
+    from kgan.data.samples import sample_color_photos
+
+    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    if not paths:
+        return None, {}
+    truths = sample_color_photos("test") if truths is None else truths
+    inputs = [color_metrics.gray_baseline(t) for t in truths]
+    colorizer = Colorizer(trainer.generator, render_factor)
+    scores = {}
+    for path in paths:
+        tf.train.Checkpoint(trainer=trainer).restore(path).expect_partial()
+        scores[path] = score_outputs([colorizer.colorize(g) for g in inputs], truths)
+    best = min(scores, key=lambda p: scores[p]["colour_score"])
+    by_psnr = max(scores, key=lambda p: scores[p]["psnr"])
+    tf.train.Checkpoint(trainer=trainer).restore(best).expect_partial()
+    for path, score in scores.items():
+        print(f"kgan: GAN checkpoint {os.path.basename(path)}: colour score "
+              f"{score['colour_score']:.2f}, PSNR {score['psnr']:.2f} dB"
+              + ("  <- best" if path == best else "")
+              + ("  (PSNR's pick)" if path == by_psnr and by_psnr != best else ""))
+    trainer.generator.save_weights(os.path.join(run_dir, weights_name + ".weights.h5"))
+    return best, scores
+
+
+# ----------------------------------------------------------------------------- SavedModel
+
+
+def colorize_signature_fn(model, multiple):
+    """The ``colorize_uint8`` function of a colourisation model's SavedModel:
+    ``(images uint8 (N, H, W, 3), render_factor int32 scalar) -> {"images": uint8 (N, H, W, 3)}``
+    (stretch fit, as ``Colorizer`` by default)."""
+    from kgan.export import make_translate_uint8
+
+    translate_uint8 = make_translate_uint8(model, multiple)
+
+    def colorize_uint8(images, render_factor):
+        size = RENDER_MULTIPLE * tf.maximum(render_factor, 1)
+        rgb01 = tf.cast(images, tf.float32) / 255.0
+        return {"images": to_uint8(colorize_float(translate_uint8, rgb01, size))}
+
+    return colorize_uint8
+
+
+def add_colorize_endpoint(archive, model, multiple):
+    """Adds ``colorize_uint8`` to an ``ExportArchive`` when ``model`` is a colourisation model.
+
+    Returns:
+        The signature's manifest description, or None (not a colourisation model).
+    """
+    if not is_colorization_model(model):
+        return None
+    archive.add_endpoint(
+        "colorize_uint8", colorize_signature_fn(model, multiple),
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images"),
+                         tf.TensorSpec((), tf.int32, name="render_factor")])
+    return {"inputs": {"images": "uint8 (N, H, W, 3), any H, W (only the luma is used)",
+                       "render_factor": "int32 scalar: the model runs at 16 * render_factor px "
+                                        f"(DeOldify's; {PHOTO_RENDER_FACTOR} photos, "
+                                        f"{VIDEO_RENDER_FACTOR} video)"},
+            "outputs": {"images": "uint8 (N, H, W, 3), same size, the input's luma with the "
+                                  "model's chroma"}}
+
+
+# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
+_RELOAD_SCRIPT = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
+data = np.load(inputs_path, allow_pickle=False)
+function = tf.saved_model.load(saved_model_dir).signatures["colorize_uint8"]
+outputs = {}
+for key in data.files:
+    image, factor = key.rsplit("_", 1)
+    outputs[key] = function(images=tf.constant(data[key]),
+                            render_factor=tf.constant(int(factor), tf.int32))["images"].numpy()
+assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
+np.savez(outputs_path, **outputs)
+"""
+
+
+def verify_colorize_signature(saved_model_dir, model, images, factors=VERIFY_RENDER_FACTORS):
+    """Reloads a SavedModel in a fresh TensorFlow-only process and checks ``colorize_uint8``
+    against ``Colorizer`` on the Keras model (within one uint8 level) and the luma of its
+    outputs against the inputs' (within half a level plus float slack).
+
+    Returns:
+        ``{"colorize_uint8_max_uint8_error": int, "colorize_uint8_max_luma_error": float,
+        "render_factors": [...]}``.
+
+    Raises:
+        ExportVerificationError: a mismatch or a failed reload.
+    """
+    from kgan.export import UINT8_TOLERANCE, ExportVerificationError
+
+    inputs = {f"{i}_{factor}": image[np.newaxis] for i, image in enumerate(images)
+              for factor in factors}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs_path, outputs_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(inputs_path, **inputs)
+        result = subprocess.run(
+            [sys.executable, "-c", _RELOAD_SCRIPT, saved_model_dir, inputs_path, outputs_path],
+            capture_output=True, text=True, cwd=tmp,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        if result.returncode != 0:
+            raise ExportVerificationError(
+                f"Reloading {saved_model_dir} for colorize_uint8 in a fresh TensorFlow process "
+                f"failed:\n{result.stderr[-3000:]}")
+        with np.load(outputs_path, allow_pickle=False) as loaded:
+            outputs = {key: loaded[key] for key in loaded.files}
+    worst, worst_luma = 0, 0.0
+    translator = as_translator(model)  # one traced function for every size
+    for key, batch in inputs.items():
+        factor = int(key.rsplit("_", 1)[1])
+        expected = Colorizer(translator, factor).colorize(batch[0])
+        actual = outputs[key][0]
+        if actual.shape != expected.shape:
+            raise ExportVerificationError(f"colorize_uint8 returned shape {actual.shape} for an "
+                                          f"image of shape {expected.shape}.")
+        worst = max(worst, int(np.abs(actual.astype(int) - expected.astype(int)).max()))
+        worst_luma = max(worst_luma, float(np.abs(color_metrics.rgb_luma(actual)
+                                                  - color_metrics.rgb_luma(batch[0])).max()))
+    if worst > UINT8_TOLERANCE or worst_luma > 0.5 + 1e-3:
+        raise ExportVerificationError(
+            f"SavedModel colorize_uint8 differs from the Keras model by {worst} uint8 levels "
+            f"(bound {UINT8_TOLERANCE}) and from the input's luma by {worst_luma:.3f} levels "
+            "(bound 0.5).")
+    return {"colorize_uint8_max_uint8_error": worst, "colorize_uint8_max_luma_error": worst_luma,
+            "render_factors": list(factors)}
