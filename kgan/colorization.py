@@ -5,24 +5,22 @@ luma (``kgan.models.colorize.merge_luma_chroma``), so the output's luma is the i
 rounding whatever the render size.
 
 Also here: choosing the render factor per image (``render_factor="auto"``), falling back to a
-smaller render size when memory runs out (never a silent gray image), scoring a model on held-out
-photos, picking the GAN checkpoint by colour (not PSNR), and the SavedModel ``colorize_uint8``
-signature with its verification (called from ``kgan.export``).
+smaller render size when memory runs out (never a silent gray image), loading a model from a
+``.keras``, SavedModel or ``.tflite`` file, and colourising a file or folder into PNGs. Scoring
+and checkpoint selection are in ``kgan.colorization_scoring``, the SavedModel signature in
+``kgan.colorization_export``.
 
-Called by ``kgan.cli.colorize`` (photos, folders, video frames), ``kgan.export``,
-``kgan.evaluate --data=colorize`` and the colourisation recipe.
+Called by ``kgan.cli.colorize`` (photos, folders, video frames), ``kgan.colorization_export``,
+``kgan.colorization_scoring`` and the colourisation recipe.
 """
 
 import os
-import subprocess
-import sys
-import tempfile
+import time
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kgan import color_metrics
 from kgan.errors import KganError, ModelFileError, UsageError
 from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
 
@@ -32,7 +30,6 @@ VIDEO_RENDER_FACTOR = 21
 MIN_RENDER_FACTOR = 4
 AUTO_FACTORS = (14, 21, 28, 35, 42)
 FITS = ("stretch", "pad")
-VERIFY_RENDER_FACTORS = (8, 21)
 _AUTO_COMPARE_SIDE = 256
 _OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
 
@@ -327,194 +324,70 @@ def load_colorization_model(path):
     return translator
 
 
-# ----------------------------------------------------------------------------- scoring
+# ----------------------------------------------------------------------------- files
 
 
-def evaluate_colorization_model(model, truths=None, render_factor=16, fit="stretch",
-                                train_uv=None):
-    """Colour metrics (``color_metrics.evaluate_colorization``) of a model on colour photos.
-
-    Args:
-        model: a ``keras.Model``, translator or ``Colorizer``.
-        truths: uint8 RGB photos; default the held-out built-in colour photos.
-        render_factor: as ``Colorizer``.
-        fit: as ``Colorizer``.
-        train_uv: the mean-chroma baseline's (U, V); default the mean over the built-in colour
-            training photos when ``truths`` is None, else over ``truths``.
-
-    Returns:
-        The results dict, with ``render_factor`` added.
-    """
-    from kgan.data.samples import sample_color_photos
-
-    if truths is None:
-        truths = sample_color_photos("test")
-        if train_uv is None:
-            train_uv = color_metrics.mean_uv(sample_color_photos("train"))
-    colorizer = model if isinstance(model, Colorizer) else Colorizer(model, render_factor, fit)
-    inputs = [color_metrics.gray_baseline(t) for t in truths]
-    outputs = [colorizer.colorize(g) for g in inputs]
-    results = color_metrics.evaluate_colorization(outputs, truths, inputs, train_uv)
-    results["render_factor"] = render_factor
-    return results
+def output_path_for(path, output_dir, fmt, names):
+    """``output_dir/<stem>.<fmt>`` for an input (``names`` from ``kgan.translate.output_names``)."""
+    return os.path.join(output_dir, os.path.splitext(names[path])[0] + "." + fmt)
 
 
-def _psnr(outputs, truths):
-    errors = [np.mean((o.astype(np.float64) - t.astype(np.float64)) ** 2)
-              for o, t in zip(outputs, truths)]
-    return float(np.mean([10 * np.log10(255.0 ** 2 / max(e, 1e-10)) for e in errors]))
+def write_image(path, image, fmt="png"):
+    """Writes uint8 RGB or RGBA atomically (a temporary name, then ``os.replace``); JPEG drops
+    the alpha channel (quality 95)."""
+    from PIL import Image
+
+    image = np.asarray(image, np.uint8)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    if fmt == "jpg":
+        Image.fromarray(image[..., :3]).save(tmp, format="JPEG", quality=95)
+    else:
+        Image.fromarray(image).save(tmp, format="PNG")
+    os.replace(tmp, path)
 
 
-def score_outputs(outputs, truths):
-    """{"colour_score", "psnr"} of uint8 outputs against truths (PSNR in dB, RGB)."""
-    return {"colour_score": color_metrics.colour_score(outputs, truths),
-            "psnr": _psnr(outputs, truths)}
-
-
-def pick_best_colour_checkpoint(trainer, run_dir, truths=None, render_factor=16,
-                                weights_name="generator_best"):
-    """Scores every kept checkpoint of a GAN phase by ``color_metrics.colour_score`` on
-    held-out photos and keeps the best generator (PSNR would favour the grayest one).
+def colorize_files(colorizer, input_path, output_dir, fmt="png", progress=None, log=print):
+    """Colourises an image file or a folder of images into ``output_dir``.
 
     Args:
-        trainer: the trainer whose checkpoints ``run_dir/checkpoints`` holds (its
-            ``generator`` is restored in place).
-        run_dir: the phase's run directory.
-        truths: uint8 RGB photos; default the held-out built-in colour photos.
-        render_factor: render factor of the scoring.
-        weights_name: the best generator's weights go to ``run_dir/<weights_name>.weights.h5``.
+        colorizer: a ``Colorizer``.
+        input_path: an image file or a folder (not recursive).
+        output_dir: created; outputs keep the input names with the ``fmt`` extension.
+        fmt: ``png`` (keeps alpha) or ``jpg``.
+        progress: called as ``progress(done, total, name)`` after each image (or None).
+        log: called with each message about skipped files.
 
     Returns:
-        ``(best path, {path: {"colour_score": ..., "psnr": ...}})``; ``(None, {})`` when there
-        are no checkpoints.
+        ``{"colorized": n, "outputs": [paths], "skipped": [(path, reason)], "seconds": s,
+        "render_factors": {path: factor}}``.
     """
-    from kgan.data.samples import sample_color_photos
+    from kgan.data.images import load_image_with_alpha
+    from kgan.translate import list_images, output_names
 
-    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
-    paths = list(state.all_model_checkpoint_paths) if state else []
-    if not paths:
-        return None, {}
-    truths = sample_color_photos("test") if truths is None else truths
-    inputs = [color_metrics.gray_baseline(t) for t in truths]
-    colorizer = Colorizer(trainer.generator, render_factor)
-    scores = {}
-    for path in paths:
-        tf.train.Checkpoint(trainer=trainer).restore(path).expect_partial()
-        scores[path] = score_outputs([colorizer.colorize(g) for g in inputs], truths)
-    best = min(scores, key=lambda p: scores[p]["colour_score"])
-    by_psnr = max(scores, key=lambda p: scores[p]["psnr"])
-    tf.train.Checkpoint(trainer=trainer).restore(best).expect_partial()
-    for path, score in scores.items():
-        print(f"kgan: GAN checkpoint {os.path.basename(path)}: colour score "
-              f"{score['colour_score']:.2f}, PSNR {score['psnr']:.2f} dB"
-              + ("  <- best" if path == best else "")
-              + ("  (PSNR's pick)" if path == by_psnr and by_psnr != best else ""))
-    trainer.generator.save_weights(os.path.join(run_dir, weights_name + ".weights.h5"))
-    return best, scores
-
-
-# ----------------------------------------------------------------------------- SavedModel
-
-
-def colorize_signature_fn(model, multiple):
-    """The ``colorize_uint8`` function of a colourisation model's SavedModel:
-    ``(images uint8 (N, H, W, 3), render_factor int32 scalar) -> {"images": uint8 (N, H, W, 3)}``
-    (stretch fit, as ``Colorizer`` by default)."""
-    from kgan.export import make_translate_uint8
-
-    translate_uint8 = make_translate_uint8(model, multiple)
-
-    def colorize_uint8(images, render_factor):
-        size = RENDER_MULTIPLE * tf.maximum(render_factor, 1)
-        rgb01 = tf.cast(images, tf.float32) / 255.0
-        return {"images": to_uint8(colorize_float(translate_uint8, rgb01, size))}
-
-    return colorize_uint8
-
-
-def add_colorize_endpoint(archive, model, multiple):
-    """Adds ``colorize_uint8`` to an ``ExportArchive`` when ``model`` is a colourisation model.
-
-    Returns:
-        The signature's manifest description, or None (not a colourisation model).
-    """
-    if not is_colorization_model(model):
-        return None
-    archive.add_endpoint(
-        "colorize_uint8", colorize_signature_fn(model, multiple),
-        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images"),
-                         tf.TensorSpec((), tf.int32, name="render_factor")])
-    return {"inputs": {"images": "uint8 (N, H, W, 3), any H, W (only the luma is used)",
-                       "render_factor": "int32 scalar: the model runs at 16 * render_factor px "
-                                        f"(DeOldify's; {PHOTO_RENDER_FACTOR} photos, "
-                                        f"{VIDEO_RENDER_FACTOR} video)"},
-            "outputs": {"images": "uint8 (N, H, W, 3), same size, the input's luma with the "
-                                  "model's chroma"}}
-
-
-# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
-_RELOAD_SCRIPT = r"""
-import sys
-import numpy as np
-import tensorflow as tf
-saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
-data = np.load(inputs_path, allow_pickle=False)
-function = tf.saved_model.load(saved_model_dir).signatures["colorize_uint8"]
-outputs = {}
-for key in data.files:
-    image, factor = key.rsplit("_", 1)
-    outputs[key] = function(images=tf.constant(data[key]),
-                            render_factor=tf.constant(int(factor), tf.int32))["images"].numpy()
-assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
-np.savez(outputs_path, **outputs)
-"""
-
-
-def verify_colorize_signature(saved_model_dir, model, images, factors=VERIFY_RENDER_FACTORS):
-    """Reloads a SavedModel in a fresh TensorFlow-only process and checks ``colorize_uint8``
-    against ``Colorizer`` on the Keras model (within one uint8 level) and the luma of its
-    outputs against the inputs' (within half a level plus float slack).
-
-    Returns:
-        ``{"colorize_uint8_max_uint8_error": int, "colorize_uint8_max_luma_error": float,
-        "render_factors": [...]}``.
-
-    Raises:
-        ExportVerificationError: a mismatch or a failed reload.
-    """
-    from kgan.export import UINT8_TOLERANCE, ExportVerificationError
-
-    inputs = {f"{i}_{factor}": image[np.newaxis] for i, image in enumerate(images)
-              for factor in factors}
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs_path, outputs_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(inputs_path, **inputs)
-        result = subprocess.run(
-            [sys.executable, "-c", _RELOAD_SCRIPT, saved_model_dir, inputs_path, outputs_path],
-            capture_output=True, text=True, cwd=tmp,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        if result.returncode != 0:
-            raise ExportVerificationError(
-                f"Reloading {saved_model_dir} for colorize_uint8 in a fresh TensorFlow process "
-                f"failed:\n{result.stderr[-3000:]}")
-        with np.load(outputs_path, allow_pickle=False) as loaded:
-            outputs = {key: loaded[key] for key in loaded.files}
-    worst, worst_luma = 0, 0.0
-    translator = as_translator(model)  # one traced function for every size
-    for key, batch in inputs.items():
-        factor = int(key.rsplit("_", 1)[1])
-        expected = Colorizer(translator, factor).colorize(batch[0])
-        actual = outputs[key][0]
-        if actual.shape != expected.shape:
-            raise ExportVerificationError(f"colorize_uint8 returned shape {actual.shape} for an "
-                                          f"image of shape {expected.shape}.")
-        worst = max(worst, int(np.abs(actual.astype(int) - expected.astype(int)).max()))
-        worst_luma = max(worst_luma, float(np.abs(color_metrics.rgb_luma(actual)
-                                                  - color_metrics.rgb_luma(batch[0])).max()))
-    if worst > UINT8_TOLERANCE or worst_luma > 0.5 + 1e-3:
-        raise ExportVerificationError(
-            f"SavedModel colorize_uint8 differs from the Keras model by {worst} uint8 levels "
-            f"(bound {UINT8_TOLERANCE}) and from the input's luma by {worst_luma:.3f} levels "
-            "(bound 0.5).")
-    return {"colorize_uint8_max_uint8_error": worst, "colorize_uint8_max_luma_error": worst_luma,
-            "render_factors": list(factors)}
+    if fmt not in ("png", "jpg"):
+        raise UsageError(f"Unknown output format {fmt!r}; use png or jpg.")
+    paths = list_images(input_path)
+    input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
+        raise UsageError(f"--output {output_dir} is the input folder; outputs could overwrite "
+                         "inputs. Choose another --output folder.")
+    os.makedirs(output_dir, exist_ok=True)
+    names = output_names(paths)
+    start = time.time()
+    outputs, skipped, factors = [], [], {}
+    for done, path in enumerate(paths, 1):
+        try:
+            rgb, alpha = load_image_with_alpha(path)
+        except Exception as error:  # noqa: BLE001 - any decoding failure skips the file
+            skipped.append((path, f"{type(error).__name__}: {error}"))
+            log(f"kgan.colorize: skipped {os.path.basename(path)}: not a readable image")
+        else:
+            image = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=-1)
+            out_path = output_path_for(path, output_dir, fmt, names)
+            write_image(out_path, colorizer.colorize(image), fmt)
+            outputs.append(out_path)
+            factors[path] = colorizer.last_render_factor
+        if progress:
+            progress(done, len(paths), os.path.basename(path))
+    return {"colorized": len(outputs), "outputs": outputs, "skipped": skipped,
+            "seconds": time.time() - start, "render_factors": factors}

@@ -38,7 +38,7 @@ import keras
 
 import kgan
 import kgan.layers  # noqa: F401  (registers the custom layers for load_model)
-from kgan.colorization import add_colorize_endpoint, verify_colorize_signature
+from kgan.colorization_export import add_colorize_endpoint, verify_colorize_signature
 from kgan.models import size_multiple
 
 SAVED_MODEL_VERSION = "1"
