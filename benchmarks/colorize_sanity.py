@@ -25,7 +25,7 @@ import tensorflow as tf
 import keras
 
 from kgan import color_metrics, losses
-from kgan.colorization import Colorizer
+from kgan.colorization import Colorizer, as_translator
 from kgan.colorization_scoring import score_outputs
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
@@ -44,6 +44,7 @@ def parse_args():
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--num_downs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--content_loss", default="l1_ssim", choices=["l1", "l1_ssim"])
     parser.add_argument("--snapshot_every", type=int, default=100)
     parser.add_argument("--render_factor", type=int, default=10,
                         help="render factor of the main table (16 x N px)")
@@ -78,13 +79,14 @@ def main():
     generator = colorization_generator(num_downs=args.num_downs, ngf=args.ngf, norm="batch",
                                        use_dropout=False, upsample="pixel_shuffle",
                                        last_cross=True, init_type="kaiming")
-    content_loss, name = losses.build_content_loss("l1_ssim")
+    content_loss, name = losses.build_content_loss(args.content_loss)
     trainer = GeneratorPretrainer(generator, content_loss)
     trainer.compile(adam(args.lr, 0.9, 0.99))
     step = tf.function(trainer.train_step)
     print(f"data: {info.source}; model: {generator.count_params():,} parameters; loss {name}")
 
-    colorizer = Colorizer(generator, args.render_factor)
+    translator = as_translator(generator)  # one traced function for every Colorizer below
+    colorizer = Colorizer(translator, args.render_factor)
     snapshots, start = [], time.time()
     iterator = iter(dataset)
     for i in range(1, args.steps + 1):
@@ -110,7 +112,7 @@ def main():
               "pick_by_psnr": by_psnr["step"], "pick_by_colour_score": by_colour["step"],
               "factors": {}, "fits": {}}
     for factor in factors:
-        colorizer = Colorizer(generator, factor)
+        colorizer = Colorizer(translator, factor)
         outputs = [colorizer.colorize(g) for g in inputs]
         results = color_metrics.evaluate_colorization(outputs, truths, inputs, train_uv)
         report["factors"][factor] = results["model"]
@@ -119,16 +121,24 @@ def main():
                   f"{factor} ({16 * factor} px), after {args.steps} steps:")
             print(color_metrics.format_color_table(results))
             report["table"] = results
-    auto = Colorizer(generator, "auto", auto_factors=factors)
+    auto = Colorizer(translator, "auto", auto_factors=factors)
     outputs, chosen = [], []
     for g in inputs:
         outputs.append(auto.colorize(g))
         chosen.append(auto.last_render_factor)
     report["auto"] = {**color_metrics.mean_metrics(outputs, truths), "chosen": chosen}
     for fit in ("stretch", "pad"):
-        colorizer = Colorizer(generator, args.render_factor, fit=fit)
+        colorizer = Colorizer(translator, args.render_factor, fit=fit)
         outputs = [colorizer.colorize(g) for g in inputs]
         report["fits"][fit] = color_metrics.mean_metrics(outputs, truths)
+    # The training photos: can the model colour what it has seen (is the recipe learning)?
+    seen = [_resize_side(p, args.eval_side) for p in sample_color_photos("train")]
+    colorizer = Colorizer(translator, args.render_factor)
+    report["train_photos"] = color_metrics.evaluate_colorization(
+        [colorizer.colorize(color_metrics.gray_baseline(t)) for t in seen], seen,
+        train_uv=train_uv)
+    print("\nTraining photos (seen in training), same render factor:")
+    print(color_metrics.format_color_table(report["train_photos"]))
 
     print("\nrender factor  dE2000  colourful  score  (truth colourfulness "
           f"{report['table']['ground_truth']['colourfulness']:.2f})")

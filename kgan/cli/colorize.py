@@ -73,23 +73,32 @@ def parse_render_factor(text, video):
 
 
 class Progress:
-    """A one-line progress display with rate and ETA on stderr (``\\r`` updates)."""
+    """A progress line with rate and ETA on stderr: updated in place (``\\r``) on a terminal,
+    one line per tenth of the work otherwise (logs stay readable)."""
 
     def __init__(self, label, enabled=True, stream=None):
         self.label, self.enabled, self.stream = label, enabled, stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.monotonic()
+        self.last_tenth = -1
+
+    def line(self, done, total, name=""):
+        """The progress text after ``done`` of ``total`` items."""
+        elapsed = time.monotonic() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        return (f"{self.label}: {done}/{total} ({100.0 * done / total:.0f}%), {rate:.2f} "
+                f"images/s, ETA {int(eta // 60)}:{int(eta % 60):02d} {name[:40]}")
 
     def __call__(self, done, total, name=""):
         if not self.enabled:
             return
-        elapsed = time.monotonic() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
-        self.stream.write(f"\r{self.label}: {done}/{total} ({100.0 * done / total:.0f}%), "
-                          f"{rate:.2f} images/s, ETA {int(eta // 60)}:{int(eta % 60):02d} "
-                          f"{name[:40]:<40}")
-        if done == total:
-            self.stream.write("\n")
+        if self.tty:
+            self.stream.write("\r" + self.line(done, total, name).ljust(100)
+                              + ("\n" if done == total else ""))
+        elif done * 10 // total > self.last_tenth:
+            self.last_tenth = done * 10 // total
+            self.stream.write(self.line(done, total, name) + "\n")
         self.stream.flush()
 
 
@@ -98,8 +107,11 @@ def _warn(message):
 
 
 def run(f):
+    import tensorflow as tf
+
     from kgan.colorization import Colorizer, colorize_files, load_colorization_model
 
+    tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
     video = is_video(f.input)
     factor = parse_render_factor(f.render_factor, video)
     if not os.path.exists(f.input):
