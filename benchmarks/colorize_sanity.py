@@ -25,7 +25,7 @@ import tensorflow as tf
 import keras
 
 from kgan import color_metrics, losses
-from kgan.colorization import Colorizer, as_translator
+from kgan.colorization import AUTO_FACTORS, PHOTO_RENDER_FACTOR, Colorizer, as_translator
 from kgan.colorization_scoring import score_outputs
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
@@ -121,12 +121,17 @@ def main():
                   f"{factor} ({16 * factor} px), after {args.steps} steps:")
             print(color_metrics.format_color_table(results))
             report["table"] = results
-    auto = Colorizer(translator, "auto", auto_factors=factors)
-    outputs, chosen = [], []
-    for g in inputs:
-        outputs.append(auto.colorize(g))
-        chosen.append(auto.last_render_factor)
-    report["auto"] = {**color_metrics.mean_metrics(outputs, truths), "chosen": chosen}
+    for key, sweep in (("auto", factors), ("auto_default_sweep", AUTO_FACTORS)):
+        auto = Colorizer(translator, "auto", auto_factors=sweep)
+        outputs, chosen = [], []
+        for g in inputs:
+            outputs.append(auto.colorize(g))
+            chosen.append(auto.last_render_factor)
+        report[key] = {**color_metrics.mean_metrics(outputs, truths), "chosen": chosen,
+                       "sweep": list(sweep)}
+    colorizer = Colorizer(translator, PHOTO_RENDER_FACTOR)
+    report["fixed_default"] = color_metrics.mean_metrics(
+        [colorizer.colorize(g) for g in inputs], truths)
     for fit in ("stretch", "pad"):
         colorizer = Colorizer(translator, args.render_factor, fit=fit)
         outputs = [colorizer.colorize(g) for g in inputs]
@@ -145,9 +150,13 @@ def main():
     for factor, row in report["factors"].items():
         print(f"{factor:>13}  {row['ciede2000']:6.2f}  {row['colourfulness']:9.2f}  "
               f"{row['colour_score']:5.2f}")
-    row = report["auto"]
-    print(f"{'auto':>13}  {row['ciede2000']:6.2f}  {row['colourfulness']:9.2f}  "
-          f"{row['colour_score']:5.2f}  (chose {chosen})")
+    for key in ("auto", "auto_default_sweep"):
+        row = report[key]
+        print(f"{'auto':>13}  {row['ciede2000']:6.2f}  {row['colourfulness']:9.2f}  "
+              f"{row['colour_score']:5.2f}  (sweep {row['sweep']}, chose {row['chosen']})")
+    row = report["fixed_default"]
+    print(f"fixed default {PHOTO_RENDER_FACTOR}: dE2000 {row['ciede2000']:.2f}, score "
+          f"{row['colour_score']:.2f}")
     for fit, row in report["fits"].items():
         print(f"fit={fit:<8} (factor {args.render_factor}): dE2000 {row['ciede2000']:.2f}, "
               f"score {row['colour_score']:.2f}")
