@@ -15,6 +15,31 @@ from kgan import color_metrics
 from kgan.colorization import Colorizer
 
 
+def load_color_photos(dataroot=None, max_images=None):
+    """Colour photos to score on: the image files of ``dataroot`` (``dataroot/test/`` when it
+    exists; unreadable files skipped), or the held-out built-in colour photos.
+
+    Returns:
+        A list of uint8 (H, W, 3) arrays.
+    """
+    from kgan.data.images import list_images, load_image
+    from kgan.data.samples import sample_color_photos
+
+    if not dataroot:
+        return sample_color_photos("test")[:max_images]
+    folder = os.path.join(dataroot, "test")
+    folder = folder if os.path.isdir(folder) else dataroot
+    photos = []
+    for path in list_images(folder)[:max_images]:
+        try:
+            photos.append(load_image(path))
+        except Exception:  # noqa: BLE001 - a bad file is skipped, as everywhere in kgan.data
+            continue
+    if not photos:
+        raise FileNotFoundError(f"{folder} holds no readable colour photos.")
+    return photos
+
+
 def evaluate_colorization_model(model, truths=None, render_factor=16, fit="stretch",
                                 train_uv=None):
     """Colour metrics (``color_metrics.evaluate_colorization``) of a model on colour photos.

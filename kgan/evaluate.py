@@ -21,6 +21,11 @@ CLI::
     python -m kgan.evaluate --checkpoint_dir=RUN --data=paired --dataroot=facades
     python -m kgan.evaluate --checkpoint_dir=RUN --data=unpaired --dataroot=horse2zebra \\
         --metrics=fid,kid --inception_weights=imagenet
+    python -m kgan.evaluate --checkpoint_dir=RUN --data=colorize --render_factor=35
+
+``--data=colorize`` scores a colourisation model on colour photos (``--dataroot``, default the
+held-out built-in colour photos) with the colour metrics of ``kgan.color_metrics`` beside the
+gray-input and mean-chroma baselines (``kgan.colorization_scoring``).
 """
 
 import json
@@ -354,9 +359,11 @@ def _define_flags():
 
     flags.DEFINE_string("checkpoint_dir", None, "Training run to score (its --output_dir).")
     flags.DEFINE_string("model", None, "A .keras generator file (instead of --checkpoint_dir).")
-    flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired"],
+    flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired", "colorize"],
                       "restoration: clean images crappified on the fly; paired: test/ of "
-                      "aligned pairs; unpaired: testA/testB (FID/KID only).")
+                      "aligned pairs; unpaired: testA/testB (FID/KID only); colorize: colour "
+                      "photos made gray, scored with colour metrics.")
+    flags.DEFINE_integer("render_factor", 35, "--data=colorize: the model runs at 16 x N px.")
     flags.DEFINE_string("dataroot", None, "Data folder (default: the built-in held-out photos).")
     flags.DEFINE_string("degradations", "downscale,jpeg", "Crappify degradations (restoration).")
     flags.DEFINE_integer("seed", 0, "Seed of the degradations.")
@@ -378,6 +385,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     f = FLAGS
+    if f.data == "colorize":
+        _main_colorize(f)
+        return
     try:
         names = parse_metrics(f.metrics, f.data)
         if any(m in SET_METRICS for m in names):
@@ -394,6 +404,29 @@ def main(argv):
                          "degradations": f.degradations if f.data == "restoration" else None,
                          "seed": f.seed, "crop_size": f.crop_size}
     print(format_table(results))
+    if f.output_json:
+        os.makedirs(os.path.dirname(os.path.abspath(f.output_json)), exist_ok=True)
+        with open(f.output_json, "w") as out:
+            json.dump(results, out, indent=2)
+        print(f"wrote {f.output_json}")
+
+
+def _main_colorize(f):
+    """``--data=colorize``: colour metrics of a colourisation model (kgan.colorization_scoring)."""
+    from kgan import color_metrics
+    from kgan.colorization_scoring import evaluate_colorization_model, load_color_photos
+    from kgan.data.samples import sample_color_photos
+
+    try:
+        generator = load_generator_for_eval(f.checkpoint_dir, f.model, f.direction)
+        truths = load_color_photos(f.dataroot, f.max_images)
+        # The mean-chroma baseline's constant: the training photos' mean when they are known.
+        train_uv = None if f.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
+        results = evaluate_colorization_model(generator, truths, render_factor=f.render_factor,
+                                              train_uv=train_uv)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"kgan.evaluate: {error}")
+    print(color_metrics.format_color_table(results))
     if f.output_json:
         os.makedirs(os.path.dirname(os.path.abspath(f.output_json)), exist_ok=True)
         with open(f.output_json, "w") as out:

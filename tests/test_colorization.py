@@ -242,3 +242,17 @@ class ScoringTest(tf.test.TestCase):
         self.assertAllClose(head.get_weights()[1],
                             np.arctanh(rotation @ truth_uv / [U_MAX, V_MAX]), atol=1e-6)
         self.assertTrue(os.path.isfile(os.path.join(run_dir, "generator_best.weights.h5")))
+
+    def test_evaluate_model_on_a_folder(self):
+        from kgan.colorization_scoring import evaluate_colorization_model, load_color_photos
+
+        folder = tempfile.mkdtemp()
+        for i in range(2):
+            Image.fromarray(_photo(24 + i, 32)).save(os.path.join(folder, f"p{i}.png"))
+        truths = load_color_photos(folder)
+        self.assertEqual([t.shape for t in truths], [(24, 32, 3), (25, 32, 3)])
+        results = evaluate_colorization_model(FakeTranslator(), truths, render_factor=2)
+        self.assertEqual(results["num_images"], 2)
+        self.assertEqual(results["render_factor"], 2)
+        self.assertGreater(results["model"]["colourfulness"], 0.0)
+        self.assertEqual(results["gray_input"]["colourfulness"], 0.0)
