@@ -213,9 +213,11 @@ class Colorizer:
             except _OUT_OF_MEMORY as error:
                 smaller = max(self.min_render_factor, int(factor * 0.75))
                 if self.fixed_size or factor <= self.min_render_factor or smaller >= factor:
+                    where = (f"the model's fixed size {self.fixed_size} px" if self.fixed_size
+                             else f"render size {self._size(factor)} px (render factor "
+                                  f"{factor}), the smallest allowed")
                     raise ColorizeOutOfMemoryError(
-                        f"Out of memory at render size {self._size(factor)} px (render factor "
-                        f"{factor}), the smallest allowed; free memory, or run on the CPU "
+                        f"Out of memory at {where}; free memory, or run on the CPU "
                         f"(CUDA_VISIBLE_DEVICES=) ({type(error).__name__}).") from error
                 self.log(f"kgan.colorize: out of memory at render factor {factor} "
                          f"({self._size(factor)} px); retrying at {smaller} "
