@@ -33,13 +33,13 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 import pytorch_reference_nets as ref  # noqa: E402
-from kgan import export, measure, onnx_export, pytorch_weights  # noqa: E402
+from kgan import export, measure, onnx_export, pytorch_weights, serving, verify  # noqa: E402
 
 
 def photos(size):
     """The held-out sample photos, float32 NHWC in [-1, 1] at size x size."""
-    return np.concatenate([export.resize_square(image, size)
-                           for image in export.sample_images("test")])
+    return np.concatenate([verify.resize_square(image, size)
+                           for image in verify.sample_images("test")])
 
 
 def rate(fn, x, runs):
@@ -89,7 +89,7 @@ def runtimes(model, tmp, x, runs):
                           "images_per_s": rate(run_sm, x, runs)}
     tflite_path = os.path.join(tmp, "float32.tflite")
     export.convert_tflite(model, tflite_path, "float32", x.shape[1])
-    tflite = export.TFLiteRunner(tflite_path)
+    tflite = serving.TFLiteRunner(tflite_path)
     out["tflite_float32"] = {**errors(expected, tflite(x)), "images_per_s": rate(tflite, x, runs)}
     onnx_path = os.path.join(tmp, "model.onnx")
     start = time.perf_counter()

@@ -38,6 +38,7 @@ import keras
 
 import kgan
 from kgan import runs
+from kgan.colorization_export import add_colorize_endpoint, verify_colorize_signature
 from kgan.errors import UsageError
 from kgan.models import size_multiple
 from kgan.serving import SAVED_MODEL_VERSION, TFLiteRunner, make_translate_uint8
@@ -87,7 +88,8 @@ def _build_archive(model, multiple):
 
 def export_saved_model(model, saved_model_dir):
     """Writes ``model`` as a SavedModel with the ``serving_default``, ``translate_uint8`` and
-    ``translate_bytes`` signatures.
+    ``translate_bytes`` signatures, plus ``colorize_uint8`` for a colourisation model
+    (``kgan.colorization_export.add_colorize_endpoint``).
 
     Args:
         model: a kgan generator.
@@ -97,8 +99,10 @@ def export_saved_model(model, saved_model_dir):
         The signature descriptions recorded in the manifest.
     """
     multiple = size_multiple(model)
-    _build_archive(model, multiple).write_out(saved_model_dir, verbose=False)
-    return {
+    archive = _build_archive(model, multiple)
+    colorize = add_colorize_endpoint(archive, model, multiple)  # colourisation models only
+    archive.write_out(saved_model_dir, verbose=False)
+    signatures = {
         "serving_default": {
             "inputs": {"images": "float32 (N, H, W, 3) in [-1, 1]; H, W multiples of "
                                  f"{multiple}"},
@@ -110,6 +114,9 @@ def export_saved_model(model, saved_model_dir):
             "inputs": {"image_bytes": "string (N,): encoded JPEG/PNG/GIF/BMP, any sizes"},
             "outputs": {"png_bytes": "string (N,): encoded PNG, same sizes"}},
     }
+    if colorize:
+        signatures["colorize_uint8"] = colorize
+    return signatures
 
 
 def _representative_batches(images, size):
@@ -273,6 +280,9 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
     if verify:
         saved_model["verification"] = verify_saved_model(saved_model_dir, model, verify_images,
                                                          bounds["saved_model"])
+        if "colorize_uint8" in signatures:
+            saved_model["verification"].update(
+                verify_colorize_signature(saved_model_dir, model, verify_images))
     tflite_files = {}
     for variant in variants:
         path = os.path.join(export_dir, f"{variant}.tflite")

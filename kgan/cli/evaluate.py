@@ -33,9 +33,11 @@ def define_flags():
         return
     flags.DEFINE_string("checkpoint_dir", None, "Training run to score (its --output_dir).")
     flags.DEFINE_string("model", None, "A .keras generator file (instead of --checkpoint_dir).")
-    flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired"],
+    flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired", "colorize"],
                       "restoration: clean images crappified on the fly; paired: test/ of "
-                      "aligned pairs; unpaired: testA/testB (FID/KID only).")
+                      "aligned pairs; unpaired: testA/testB (FID/KID only); colorize: colour "
+                      "photos made gray, scored with colour metrics.")
+    flags.DEFINE_integer("render_factor", 35, "--data=colorize: the model runs at 16 x N px.")
     flags.DEFINE_string("dataroot", None, "Data folder (default: the run's, else the built-in "
                         "held-out photos).")
     flags.DEFINE_string("degradations", "downscale,jpeg", "Crappify degradations "
@@ -95,7 +97,36 @@ def load_generator(f):
     return runs.load_generator(runs.generator_path(f.checkpoint_dir, name))
 
 
+def run_colorize(f):
+    """``--data=colorize``: colour metrics of a colourisation model beside the gray-input and
+    mean-chroma baselines (kgan.colorization_scoring)."""
+    from kgan import color_metrics
+    from kgan.colorization_scoring import evaluate_colorization_model, load_color_photos
+    from kgan.data.samples import sample_color_photos
+
+    generator = load_generator(f)
+    truths = load_color_photos(f.dataroot, f.max_images)
+    # The mean-chroma baseline's constant: the training photos' mean when they are known.
+    train_uv = None if f.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
+    results = evaluate_colorization_model(generator, truths, render_factor=f.render_factor,
+                                          train_uv=train_uv)
+    print(color_metrics.format_color_table(results))
+    return results
+
+
+def write_json(path, results):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as out:
+        json.dump(results, out, indent=2)
+    print(f"wrote {path}")
+
+
 def run(f):
+    if f.data == "colorize":
+        results = run_colorize(f)
+        if f.output_json:
+            write_json(f.output_json, results)
+        return
     names = evaluation.parse_metrics(f.metrics, f.data)
     if any(m in evaluation.SET_METRICS for m in names):
         metrics.inception_weights_path(f.inception_weights)  # fail before any work
@@ -113,10 +144,7 @@ def run(f):
         "seed": options["seed"], "crop_size": options["crop_size"]}
     print(evaluation.format_table(results))
     if f.output_json:
-        os.makedirs(os.path.dirname(os.path.abspath(f.output_json)), exist_ok=True)
-        with open(f.output_json, "w") as out:
-            json.dump(results, out, indent=2)
-        print(f"wrote {f.output_json}")
+        write_json(f.output_json, results)
 
 
 def main(argv=None):

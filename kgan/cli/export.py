@@ -36,6 +36,8 @@ def define_flags():
     flags.DEFINE_integer("verify_max_images", 4, "At most this many --verify_dir images.")
     flags.DEFINE_bool("overwrite", False, "Replace existing exports (only once the new ones "
                       "are written and verified).")
+    flags.DEFINE_bool("onnx", False, "Also write model.onnx (tf2onnx, verified with "
+                      "onnxruntime; needs pip install -e \".[onnx]\").")
     flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
 
 
@@ -60,7 +62,7 @@ def run(f):
                      if f.verify_dir else None)
     manifests = export_run(f.checkpoint_dir, f.output_dir, tflite=f.tflite,
                            tflite_size=f.tflite_size, verify_images=verify_images,
-                           overwrite=f.overwrite)
+                           overwrite=f.overwrite, onnx=f.onnx)
     for name, manifest in manifests.items():
         check = manifest["saved_model"]["verification"]
         logging.info("%s: SavedModel %s (%.1f MB), serving_default max abs error %.2e, "
@@ -74,6 +76,10 @@ def run(f):
             logging.info("%s: %s.tflite (%.2f MB) max abs error %.2e, mean %.2e (bounds %g, %g)",
                          name, variant, entry["size_bytes"] / 1e6, errors["max_abs_error"],
                          errors["mean_abs_error"], entry["bound"]["max"], entry["bound"]["mean"])
+        if "onnx" in manifest:
+            logging.info("%s: model.onnx (%.2f MB) max abs error %s", name,
+                         manifest["onnx"]["size_bytes"] / 1e6,
+                         manifest["onnx"].get("verification", {}).get("max_abs_error"))
     print(json.dumps({name: os.path.join(f.output_dir, name, "manifest.json")
                       for name in manifests}))
 

@@ -194,7 +194,7 @@ def _loaded_size(height, width, load_size, crop_size, maximum, minimum):
 
 def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRADATIONS,
                         crop_size=64, load_size=None, no_flip=False, batch_size=1, seed=None,
-                        repeat=True, max_dataset_size=None, **ranges):
+                        repeat=True, max_dataset_size=None, source=None, **ranges):
     """(degraded, clean) pairs made on the fly by ``crappify`` from clean images.
 
     Train: a random crop (and flip) of a random image, degraded with fresh random draws every
@@ -215,6 +215,8 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
         seed: makes crops and degradations reproducible; None for a random seed.
         repeat: loop forever; otherwise one pass (train: one crop per image; test: all tiles).
         max_dataset_size: use at most this many images.
+        source: an ``ImageSource`` of clean images to use when ``dataroot`` is None, instead of
+            the built-in sample photos (e.g. ``samples.color_sample_source``).
         **ranges: ``scale_range``, ``jpeg_quality``, ``noise_sigma``, ``blur_sigma`` for
             ``crappify``.
 
@@ -245,7 +247,7 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
                 raise DataError(f"No clean images for restoration: expected a folder {folder}/ "
                                 f"or image files directly in {dataroot}.")
         source = scan_folder(folder, max_dataset_size)
-    else:
+    elif source is None:
         source = samples.sample_source(phase, max_dataset_size)
     if source.arrays is not None:  # In memory: do the deterministic resize once, here.
         arrays = []

@@ -22,6 +22,10 @@ TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble
                 "retina")
 TEST_PHOTOS = ("chelsea", "stereo_motorcycle")
 MAX_SIDE = 512
+# Colourisation needs natural colours: the false-colour scientific images above would teach
+# wrong ones. Same held-out photos as TEST_PHOTOS; the stereo pair stays in one split.
+COLOR_TRAIN_PHOTOS = ("astronaut", "coffee", "rocket")
+COLOR_TEST_PHOTOS = ("chelsea", "motorcycle_left", "motorcycle_right")
 
 # sample_mapping: output channel i is input channel _PERMUTATION[i] raised to _GAMMA[i].
 _PERMUTATION = (2, 0, 1)
@@ -31,7 +35,10 @@ _GAMMA = (0.8, 1.0, 1.25)
 def _load_photo(name):
     import skimage.data  # Imported lazily: only the sample tasks need it.
 
-    image = getattr(skimage.data, name)()
+    if name in ("motorcycle_left", "motorcycle_right"):
+        image = skimage.data.stereo_motorcycle()[0 if name == "motorcycle_left" else 1]
+    else:
+        image = getattr(skimage.data, name)()
     if isinstance(image, tuple):  # stereo_motorcycle returns (left, right, disparity).
         image = image[0]
     image = np.asarray(image)
@@ -48,7 +55,8 @@ def _load_photo(name):
 
 @functools.lru_cache(maxsize=None)
 def _photos(split):
-    names = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS}[split]
+    names = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS, "color_train": COLOR_TRAIN_PHOTOS,
+             "color_test": COLOR_TEST_PHOTOS}[split]
     return tuple(_load_photo(name) for name in names)
 
 
@@ -67,6 +75,32 @@ def sample_photos(split="train"):
     if split not in ("train", "test"):
         raise ValueError(f"Unknown sample split {split!r}; use 'train' or 'test'.")
     return [photo.copy() for photo in _photos(split)]
+
+
+def sample_color_photos(split="train"):
+    """The natural colour photos for colourisation (no false colour).
+
+    Args:
+        split: ``"train"`` (astronaut, coffee, rocket) or ``"test"`` (chelsea and the stereo
+            motorcycle pair, held out).
+
+    Returns:
+        A list of uint8 ``(h, w, 3)`` arrays (fresh copies).
+
+    Raises:
+        ValueError: unknown split.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"Unknown sample split {split!r}; use 'train' or 'test'.")
+    return [photo.copy() for photo in _photos("color_" + split)]
+
+
+def color_sample_source(split="train", max_dataset_size=None):
+    """The colour photos of one split as an in-memory ``ImageSource``."""
+    photos = sample_color_photos(split)[:max_dataset_size]
+    names = COLOR_TRAIN_PHOTOS if split == "train" else COLOR_TEST_PHOTOS
+    return ImageSource.from_arrays(photos, f"built-in colour photos ({split}: "
+                                           f"{', '.join(names[:len(photos)])})")
 
 
 def sample_mapping(images):

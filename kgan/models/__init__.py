@@ -1,5 +1,6 @@
 """Network builders and the name registry the CLIs use (``--generator``, ``--discriminator``)."""
 
+from kgan.models.colorize import LumaChromaMerge, colorization_generator, is_colorization_model
 from kgan.models.common import size_multiple
 from kgan.models.discriminators import critic, patchgan_discriminator, pixel_discriminator
 from kgan.models.encoders import (ENCODERS, EncoderWeightsMissingError, ImageNetPreprocess,
@@ -66,4 +67,5 @@ __all__ = ["GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminat
            "resnet_generator", "unet_generator", "encoder_unet_generator", "ENCODERS",
            "EncoderWeightsMissingError", "ImageNetPreprocess", "build_encoder",
            "resolve_encoder_weights", "patchgan_discriminator",
-           "pixel_discriminator", "critic", "size_multiple"]
+           "pixel_discriminator", "critic", "size_multiple", "LumaChromaMerge",
+           "colorization_generator", "is_colorization_model"]

@@ -1,0 +1,165 @@
+"""Colourises black-and-white photos, folders and videos with a colourisation model.
+
+Examples::
+
+    python -m kgan.colorize --model=saved_models/colorize/generator --input=old.jpg --output=out/
+    python -m kgan.colorize --model=run/generators/generator.keras --input=scans/ --output=out/ \
+        --render_factor=auto
+    python -m kgan.colorize --model=saved_models/colorize/generator --input=film.mp4 \
+        --output=film_colour.mp4
+
+The model runs on a gray square of 16 x render_factor pixels (default 35 for photos, 21 for
+videos); its chroma is upsampled to full size and merged with the input's own full-resolution
+luma, so the output is exactly as sharp as the input. Photos become PNG files (alpha kept) named
+after the inputs; unreadable files are skipped by name. Videos (by extension) go through
+kgan.video with kgan.stabilize's temporal stabiliser (--nostabilize turns it off).
+"""
+
+import os
+import sys
+import time
+
+from absl import flags
+
+from kgan.cli.common import run_cli
+from kgan.errors import UsageError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
+                    ".flv", ".ts")
+
+
+def define_flags():
+    if "render_factor" in flags.FLAGS:
+        return
+    flags.DEFINE_string("model", None, "A colourisation export (python -m kgan.export), a "
+                        ".keras generator or a .tflite file (fixed render size).")
+    flags.DEFINE_string("input", None, "An image file, a folder of images, or a video file.")
+    flags.DEFINE_string("output", None, "Output folder (photos) or video file (videos).")
+    flags.DEFINE_string("render_factor", None, "The model runs at 16 x N px: an integer, or "
+                        "auto (chosen per image by agreement over a sweep). Default 35 for "
+                        "photos, 21 for videos.")
+    flags.DEFINE_enum("fit", "stretch", ["stretch", "pad"], "How the image fills the render "
+                      "square: stretch (aspect ratio discarded, DeOldify's) or pad.")
+    flags.DEFINE_integer("min_render_factor", 4, "Smallest render factor tried after running "
+                         "out of memory.")
+    flags.DEFINE_enum("format", "png", ["png", "jpg"], "Photo output format (png keeps alpha).")
+    flags.DEFINE_bool("nostabilize", False, "Videos: colourise each frame independently "
+                      "(no temporal stabilisation).")
+    flags.DEFINE_bool("progress", True, "Show a progress line with ETA on stderr.")
+    flags.mark_flags_as_required(["model", "input", "output"])
+
+
+def is_video(path):
+    """True for a video file, by extension."""
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def parse_render_factor(text, video):
+    """``--render_factor`` as an int or ``"auto"`` (None: 21 for videos, 35 for photos)."""
+    from kgan.colorization import PHOTO_RENDER_FACTOR, VIDEO_RENDER_FACTOR
+
+    if text is None or text == "":
+        return VIDEO_RENDER_FACTOR if video else PHOTO_RENDER_FACTOR
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"--render_factor={text}: use a positive integer (the model runs at "
+                         "16 x N px) or auto.")
+    return value
+
+
+class Progress:
+    """A progress line with rate and ETA on stderr: updated in place (``\\r``) on a terminal,
+    one line per tenth of the work otherwise (logs stay readable)."""
+
+    def __init__(self, label, enabled=True, stream=None):
+        self.label, self.enabled, self.stream = label, enabled, stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self.last_tenth = -1
+
+    def line(self, done, total, name=""):
+        """The progress text after ``done`` of ``total`` items."""
+        elapsed = time.monotonic() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        return (f"{self.label}: {done}/{total} ({100.0 * done / total:.0f}%), {rate:.2f} "
+                f"images/s, ETA {int(eta // 60)}:{int(eta % 60):02d} {name[:40]}")
+
+    def __call__(self, done, total, name=""):
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r" + self.line(done, total, name).ljust(100)
+                              + ("\n" if done == total else ""))
+        elif done * 10 // total > self.last_tenth:
+            self.last_tenth = done * 10 // total
+            self.stream.write(self.line(done, total, name) + "\n")
+        self.stream.flush()
+
+
+def _warn(message):
+    print(message, file=sys.stderr)
+
+
+def run(f):
+    import tensorflow as tf
+
+    from kgan.colorization import Colorizer, colorize_files, load_colorization_model
+
+    tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
+    video = is_video(f.input)
+    factor = parse_render_factor(f.render_factor, video)
+    if not os.path.exists(f.input):
+        raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
+    translator = load_colorization_model(f.model)
+    fixed = getattr(translator, "fixed_size", None)
+    if fixed:
+        if factor == "auto":
+            raise UsageError(f"--render_factor=auto needs a model that takes any size; "
+                             f"{f.model} runs at a fixed {fixed} px. Use its SavedModel export.")
+        if f.render_factor:
+            _warn(f"kgan.colorize: {f.model} runs at a fixed {fixed} px; --render_factor is "
+                  "ignored.")
+    colorizer = Colorizer(translator, factor, f.fit, min_render_factor=f.min_render_factor,
+                          log=_warn)
+    if video:
+        _run_video(f, colorizer, factor)
+        return
+    summary = colorize_files(colorizer, f.input, f.output, fmt=f.format,
+                             progress=Progress("kgan.colorize", f.progress), log=_warn)
+    line = (f"{summary['colorized']} colourised, {len(summary['skipped'])} skipped in "
+            f"{summary['seconds']:.1f} s -> {f.output}")
+    if factor == "auto" and summary["render_factors"]:
+        chosen = sorted(summary["render_factors"].values())
+        line += f" (auto render factors: {', '.join(map(str, chosen))})"
+    if colorizer.fallbacks:
+        line += (f" (out of memory: render factor lowered to {colorizer.render_factor}"
+                 if factor != "auto" else " (out of memory at some render factors")
+        line += ")"
+    print(line)
+
+
+def _run_video(f, colorizer, factor):
+    try:
+        from kgan.stabilize import TemporalStabilizer
+        from kgan.video import process_video
+    except ImportError as error:
+        raise UsageError(f"Video colourisation needs kgan.video and kgan.stabilize ({error}); "
+                         'install the video extra: pip install -e ".[video]".') from error
+    if os.path.isdir(f.output) or not is_video(f.output):
+        raise UsageError(f"--output {f.output}: a video input needs a video output file "
+                         f"({', '.join(VIDEO_EXTENSIONS)}).")
+    stabilizer = None if f.nostabilize else TemporalStabilizer()
+    settings = {"model": os.path.abspath(f.model), "render_factor": factor, "fit": f.fit}
+    process_video(f.input, f.output, frame_fn=colorizer.colorize, stabilizer=stabilizer,
+                  resume=True, progress=f.progress, settings=settings)
+    print(f"kgan.colorize: wrote {f.output}")
+
+
+def main(argv=None):
+    run_cli("kgan.colorize", run, define_flags, doc=__doc__, argv=argv)
