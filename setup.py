@@ -23,5 +23,11 @@ setup(
         # tfds.load needs it to download and prepare datasets.
         "importlib_resources",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest", "selenium", "matplotlib"],
+        # python -m kgan.demo (a local web page).
+        "demo": ["gradio"],
+        # The loss curves of report.html (kgan.report).
+        "report": ["matplotlib"],
+    },
 )

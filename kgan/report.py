@@ -170,6 +170,16 @@ def plot_curves(series, path, columns=3, title=None):
     return drawn
 
 
+def _plot_or_explain(series, path):
+    """``plot_curves`` for the pages: ``(drawn, None)``, or ``({}, html note)`` when
+    matplotlib is missing (the rest of the report is still written)."""
+    try:
+        return plot_curves(series, path), None
+    except ImportError:
+        return {}, ("<p>The loss curves need matplotlib: <code>pip install -e "
+                    "\".[report]\"</code>.</p>")
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -321,7 +331,7 @@ def write_run_report(run_dir, examples, metrics=None, title=None, log_dir=None,
     title = title or f"kgan run {os.path.basename(os.path.normpath(run_dir))}"
     rows = _save_examples(examples, files)
     curves = os.path.join(files, "curves.png")
-    drawn = plot_curves(read_scalars(log_dir or run_dir), curves)
+    drawn, missing = _plot_or_explain(read_scalars(log_dir or run_dir), curves)
 
     body = [f"<p>Run folder: <code>{html.escape(os.path.abspath(run_dir))}</code></p>",
             "<h2>Metrics</h2>", metrics_table_html([("this run", metrics)] if metrics else []),
@@ -337,7 +347,7 @@ def write_run_report(run_dir, examples, metrics=None, title=None, log_dir=None,
         body.append("<p>No held-out images.</p>")
     body.append("<h2>Training curves</h2>")
     body.append(f"<img src='{_link(page_dir, curves)}' alt='training curves'>" if drawn else
-                "<p>No TensorBoard scalars found under "
+                missing or "<p>No TensorBoard scalars found under "
                 f"<code>{html.escape(os.path.abspath(log_dir or run_dir))}</code>.</p>")
     write_text(output_path, _page(title, "\n".join(body)))
     return output_path
@@ -385,13 +395,14 @@ def write_comparison_report(output_path, runs, title="kgan runs compared"):
     table.append("</table>")
 
     curves = os.path.join(files, "curves.png")
-    drawn = plot_curves({run.name: read_scalars(run.run_dir) for run in runs}, curves)
+    drawn, missing = _plot_or_explain({run.name: read_scalars(run.run_dir) for run in runs},
+                                      curves)
     body = ["<h2>Held-out images</h2><p>Click an image for full size.</p>", "\n".join(table),
             "<h2>Metrics</h2>",
             metrics_table_html([(run.name, run.metrics) for run in runs if run.metrics]),
             "<h2>Training curves</h2>",
             f"<img src='{_link(page_dir, curves)}' alt='training curves'>" if drawn else
-            "<p>No TensorBoard scalars found.</p>",
+            missing or "<p>No TensorBoard scalars found.</p>",
             "<h2>Runs</h2><ul>" + "".join(
                 f"<li>{html.escape(run.name)}: <code>{html.escape(os.path.abspath(run.run_dir))}"
                 "</code></li>" for run in runs) + "</ul>"]
