@@ -418,14 +418,24 @@ def _to_uint8(images):
                    255).astype(np.uint8)
 
 
+def _to_float(images):
+    """float32 in [-1, 1] from float [-1, 1] or uint8 images (arrays or tensors)."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 127.5 - 1.0
+    return images.astype(np.float32)
+
+
 def held_out_examples(generator, dataset, n=4, names=None):
     """Runs a kgan generator on the first ``n`` (input, target) pairs of a dataset.
 
     Args:
         generator: a kgan generator (float [-1, 1] in and out; any input size is padded to
             its size multiple and cropped back, as ``kgan.evaluate``).
-        dataset: finite (input, target) float32 batches (or single images) in [-1, 1], e.g.
-            ``kgan.evaluate.make_dataset(...)``; a target of None (unpaired data) is allowed.
+        dataset: finite (input, target) batches or single images, float32 in [-1, 1] or
+            uint8, e.g. ``kgan.evaluate.make_dataset(...)`` or a list of full-size
+            ``(degraded, clean)`` photos; elements that are not pairs (unpaired data) get no
+            target.
         n: number of examples.
         names: names of the examples (default ``held-out 1``, ...).
 
@@ -437,17 +447,18 @@ def held_out_examples(generator, dataset, n=4, names=None):
     examples = []
     for element in dataset:
         inputs, targets = element if isinstance(element, (tuple, list)) else (element, None)
-        inputs = np.asarray(inputs, np.float32)
+        inputs = _to_float(inputs)
+        targets = None if targets is None else _to_float(targets)
         if inputs.ndim == 3:
             inputs = inputs[None]
-            targets = None if targets is None else np.asarray(targets)[None]
+            targets = None if targets is None else targets[None]
         outputs = run_generator(generator, inputs).numpy()
         for i in range(len(inputs)):
             if len(examples) == n:
                 return examples
             index = len(examples)
             name = names[index] if names and index < len(names) else f"held-out {index + 1}"
-            target = None if targets is None else _to_uint8(np.asarray(targets)[i])
+            target = None if targets is None else _to_uint8(targets[i])
             examples.append((name, _to_uint8(inputs[i]), _to_uint8(outputs[i]), target))
         if len(examples) == n:
             break

@@ -200,3 +200,16 @@ class HeldOutExamplesTest(tf.test.TestCase):
             self.assertAllEqual(x, np.round((inputs[i] + 1) * 127.5))
             self.assertAllClose(y, expected[i], atol=1)
             self.assertAllEqual(t, np.round((targets[i] + 1) * 127.5))
+
+    def test_full_size_uint8_pairs_and_inputs_without_targets(self):
+        from kgan.models import build_generator
+
+        generator = build_generator("resnet_6blocks", ngf=4)
+        rng = np.random.default_rng(1)
+        photo = rng.integers(0, 256, (30, 42, 3), dtype=np.uint8)  # padded to 32 x 44 inside
+        (name, x, y, t), = report.held_out_examples(generator, [(photo, photo)], n=5)
+        self.assertAllEqual(x, photo)
+        self.assertAllEqual(t, photo)
+        self.assertEqual(y.shape, photo.shape)
+        (_, _, _, target), = report.held_out_examples(generator, [photo[None]], n=1)
+        self.assertIsNone(target)
