@@ -34,7 +34,7 @@ def parse_args(argv):
     parser.add_argument("--comparison", default="runs/ablation/comparison.html")
     parser.add_argument("--docs", default="docs")
     parser.add_argument("--crop", type=int, default=160, help="Side of the 1:1 crops.")
-    parser.add_argument("--window", default="1400,1500", help="Screenshot window W,H.")
+    parser.add_argument("--window", default="1400,960", help="Screenshot window W,H (the images and metrics).")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     return parser.parse_args(argv)
 
@@ -73,7 +73,7 @@ def quickstart_picture(model_path, output_path, crop):
     return output_path
 
 
-def page_screenshot(page, output_path, chromium, window):
+def page_screenshot(page, output_path, chromium, window, max_width=1050):
     """Screenshots an HTML file with headless Chromium (fresh profile); returns the path."""
     profile = tempfile.mkdtemp(prefix="kgan_chrome_")
     try:
@@ -83,8 +83,11 @@ def page_screenshot(page, output_path, chromium, window):
         subprocess.run(command, check=True, capture_output=True, timeout=120)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-    with Image.open(output_path) as image:  # re-encode smaller (the README shows it scaled)
+    with Image.open(output_path) as image:  # smaller: the README shows it scaled anyway
         image = image.convert("RGB")
+        if image.width > max_width:
+            size = (max_width, round(image.height * max_width / image.width))
+            image = image.resize(size, Image.LANCZOS)
         image.save(output_path, format="PNG", optimize=True)
     return output_path
 

@@ -158,13 +158,17 @@ def plot_curves(series, path, columns=3, title=None):
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(tags):]:
         axis.axis("off")
+    legend_rows = 0
     if len(series) > 1:
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="lower center", ncol=min(len(series), 4),
-                      fontsize=8, bbox_to_anchor=(0.5, 0.0))
+        columns_legend = min(len(series), 4)
+        legend_rows = -(-len(series) // columns_legend)
+        figure.legend(handles, labels, loc="upper center", ncol=columns_legend, fontsize=8,
+                      bbox_to_anchor=(0.5, 1.0), frameon=False)
     if title:
-        figure.suptitle(title, fontsize=11)
-    figure.tight_layout(rect=(0, 0.06 if len(series) > 1 else 0, 1, 1))
+        figure.suptitle(title, fontsize=11, y=0.995)
+    top = 1.0 - (0.05 * legend_rows + (0.04 if title else 0)) * 3 / max(rows + 1, 3)
+    figure.tight_layout(rect=(0, 0, 1, top))
     _atomic(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
     plt.close(figure)
     return drawn
@@ -292,7 +296,7 @@ _STYLE = ("body{font-family:sans-serif;margin:16px} table{border-collapse:collap
           "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:center}"
           "table.metrics td{text-align:right;font-variant-numeric:tabular-nums}"
           "img.full{max-width:none;image-rendering:pixelated}"
-          "img.fit{width:100%;height:auto} .scroll{overflow-x:auto}"
+          "img.fit{width:100%;height:auto} .scroll{overflow-x:auto;white-space:nowrap}"
           "figure{display:inline-block;margin:4px}figcaption{font-size:12px;color:#555}")
 
 
@@ -371,8 +375,13 @@ def write_comparison_report(output_path, runs, title="kgan runs compared"):
         raise ValueError("write_comparison_report needs at least one run.")
     page_dir = os.path.dirname(os.path.abspath(output_path))
     files = os.path.splitext(os.path.abspath(output_path))[0] + "_files"
-    saved = [_save_examples(run.examples, files, prefix=f"run{i}_")
-             for i, run in enumerate(runs)]
+    saved, seen = [], set()
+    for i, run in enumerate(runs):
+        # Inputs and targets are written once, from the first run showing each example.
+        examples = [(name, None, output, None) if name in seen else (name, x, output, target)
+                    for name, x, output, target in run.examples]
+        seen.update(name for name, *_ in run.examples)
+        saved.append(_save_examples(examples, files, prefix=f"run{i}_"))
     names = list(dict.fromkeys(row["name"] for rows in saved for row in rows))
     by_name = [{row["name"]: row for row in rows} for rows in saved]
     has_target = any("target" in row for rows in saved for row in rows)
