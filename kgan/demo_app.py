@@ -193,6 +193,8 @@ def load_demo_model(path):
             raise DemoModelError(f"--model={path}: {error}") from error
     kind = model_kind(path, exports, manifests)
     base = os.path.basename(os.path.normpath(path))
+    if base in DIRECTION_LABELS or base.isdigit():  # saved_models/NAME/generator -> NAME
+        base = os.path.basename(os.path.dirname(os.path.abspath(path))) or base
     return DemoModel(name=f"{KIND_LABELS[kind]}: {base}", path=path, kind=kind,
                      translators=translators,
                      facts={d: manifest_facts(exports[d], manifests[d]) for d in exports})
@@ -332,9 +334,16 @@ def _model_tab(gr, model, index, output_root, tile):
     def select(pairs, event: gr.SelectData):
         return pairs[event.index] if pairs and event.index < len(pairs) else None
 
+    def switch(uploaded, chosen):
+        if not _file_paths(uploaded):  # nothing to redo yet: only show the new model facts
+            return (gr.update(), gr.update(), gr.update(),
+                    summary_markdown(model, chosen, [], []), gr.update())
+        return translate(uploaded, chosen)
+
     outputs = [slider, gallery, downloads, info, state]
     files.upload(translate, [files, direction], outputs)
     run.click(translate, [files, direction], outputs)
+    direction.change(switch, [files, direction], outputs)
     gallery.select(select, [state], [slider])
 
 

@@ -74,6 +74,8 @@ class DemoAppTest(tf.test.TestCase):
             f.write("--crop_size=64\n--model=restore\n")
         model = demo_app.load_demo_model(folder)
         self.assertEqual((model.kind, list(model.translators)), ("restore", ["generator"]))
+        single = demo_app.load_demo_model(os.path.join(folder, "generator"))
+        self.assertEqual(single.name, "Restoration: restore_export")
 
     def test_files_are_translated_whole_or_tiled_and_bad_files_reported(self):
         model = demo_app.load_demo_model(self.cyclegan)
