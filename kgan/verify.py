@@ -187,7 +187,8 @@ def verify_saved_model(saved_model_dir, model, images, bound=None):
         np.savez(inputs_path, **inputs)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         result = subprocess.run(
-            [sys.executable, "-c", _RELOAD_SCRIPT, saved_model_dir, inputs_path, outputs_path],
+            [sys.executable, "-c", _RELOAD_SCRIPT, os.path.abspath(saved_model_dir), inputs_path,
+             outputs_path],
             capture_output=True, text=True, cwd=tmp, env=env)
         if result.returncode != 0:
             raise ExportVerificationError(

@@ -107,6 +107,17 @@ def _unet_decoder(x, skips, channels, output_filters, norm, bias, init, init_gai
     return x
 
 
+def _clipped_residual(inputs, correction, name="residual"):
+    """``clip(inputs + correction, -1, 1)`` in float32 with builtin layers only (so the model
+    saves with ``safe_mode=True`` and converts to TFLite builtins): the clip is
+    ``relu6``-style ``min(max(v + 1, 0), 2) - 1``."""
+    x = layers.Activation("linear", dtype="float32", name=name + "_correction_f32")(correction)
+    x = layers.Add(dtype="float32", name=name)([inputs, x])
+    x = layers.Rescaling(1.0, offset=1.0, dtype="float32", name=name + "_shift")(x)
+    x = layers.ReLU(max_value=2.0, dtype="float32", name=name + "_clip")(x)
+    return layers.Rescaling(1.0, offset=-1.0, dtype="float32", name=name + "_unshift")(x)
+
+
 def _output_head(x, inputs, ngf, last_cross, residual, y_range, output_channels, init):
     """The UNet output: optional fastai ``last_cross`` block, then an identity-initialised
     residual output, a sigmoid ``y_range`` head or tanh (see ``unet_generator``)."""
@@ -118,10 +129,13 @@ def _output_head(x, inputs, ngf, last_cross, residual, y_range, output_channels,
                           kernel_initializer=init(), name="cross_conv")(x)
         x = layers.Conv2D(output_channels, 1, name="out",
                           kernel_initializer="zeros" if residual else init())(x)
+    if residual and input_channels != output_channels:
+        raise ValueError("residual=True needs as many input as output channels, got "
+                         f"{input_channels} in and {output_channels} out.")
+    if residual and not last_cross:
+        # The reference UNet (pix2pix): its outermost up step is the correction.
+        return _clipped_residual(inputs, x)
     if residual:
-        if not last_cross or input_channels != output_channels:
-            raise ValueError("residual=True needs last_cross=True and as many input as output "
-                             "channels.")
         x = layers.Activation("linear", dtype="float32", name="correction_f32")(x)
         return layers.Add(dtype="float32", name="residual")([inputs, x])
     if y_range is None:
@@ -131,9 +145,10 @@ def _output_head(x, inputs, ngf, last_cross, residual, y_range, output_channels,
 
 def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
                      padding="reflect", upsample="transpose", input_channels=3,
-                     output_channels=3, init_type="normal", init_gain=0.02, name=None):
+                     output_channels=3, init_type="normal", init_gain=0.02, residual=False,
+                     name=None):
     """The reference ResNet generator (Johnson et al.): c7s1-ngf, d2ngf, d4ngf, ``n_blocks``
-    residual blocks, u2ngf, ungf, c7s1-out, tanh.
+    residual blocks, u2ngf, ungf, c7s1-out, tanh; or, with ``residual``, a global skip.
 
     Args:
         n_blocks: residual blocks (9 = ``resnet_9blocks``, 6 = ``resnet_6blocks``).
@@ -144,12 +159,19 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
         upsample: ``transpose`` (reference), ``pixel_shuffle`` or ``resize``.
         input_channels, output_channels: image channels.
         init_type, init_gain: weight initialisation as the reference's ``--init_type``.
+        residual: not in the reference: output ``clip(input + correction, -1, 1)`` instead of
+            ``tanh``, with the last conv initialised to zero so the network starts as the
+            identity (good for appearance/colour changes, not shape changes). Same parameter
+            count as without it.
         name: model name (default ``resnet_{n}blocks``).
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, input_channels) to (N, H, W, output_channels) in
         [-1, 1]; H and W must be multiples of 4 (and at least 8 with reflect padding).
     """
+    if residual and input_channels != output_channels:
+        raise ValueError("residual=True needs as many input as output channels, got "
+                         f"{input_channels} in and {output_channels} out.")
     name = name or f"resnet_{n_blocks}blocks"
     init = functools.partial(kernel_initializer, init_type, init_gain)
     bias = uses_bias(norm)
@@ -186,8 +208,12 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
         x = apply_norm(x, norm, f"up{i + 1}_norm", init_gain)
         x = layers.ReLU(name=f"up{i + 1}_relu")(x)
 
-    x = _pad_conv(x, output_channels, 7, padding, True, init, "out")
-    outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    out_init = (lambda: keras.initializers.Zeros()) if residual else init
+    x = _pad_conv(x, output_channels, 7, padding, True, out_init, "out")
+    if residual:
+        outputs = _clipped_residual(inputs, x)
+    else:
+        outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -215,10 +241,12 @@ def unet_generator(num_downs=8, ngf=64, norm="batch", use_dropout=True, self_att
         y_range: None for a tanh output, or ``(low, high)`` for a sigmoid range head.
         last_cross: concatenate the raw input before the output and add a 3x3 conv block
             (fastai's ``last_cross``), which helps restoration keep detail.
-        residual: output ``input + correction`` with the correction's last conv initialised
-            to zero, so the network starts as the identity (restoration: it can only improve
-            on its input from the first step). Replaces the tanh / y_range head; the output is
-            not clipped (clip when converting to pixels).
+        residual: output ``input + correction``. With ``last_cross`` (restoration) the
+            correction's last conv is initialised to zero, so the network starts as the
+            identity (it can only improve on its input from the first step), and the output
+            is not clipped (clip when converting to pixels). Without it (the reference UNet,
+            pix2pix) the outermost up step is the correction and the output is
+            ``clip(input + correction, -1, 1)``. Replaces the tanh / y_range head.
         input_channels, output_channels: image channels.
         init_type, init_gain: weight initialisation as the reference's ``--init_type``.
         name: model name (default ``unet_{2**num_downs}``).

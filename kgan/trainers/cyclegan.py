@@ -2,7 +2,7 @@
 
 Names follow the reference: ``G_A`` maps A -> B (the paper's G), ``G_B`` maps B -> A (F);
 ``D_A`` judges domain B images (real B vs G_A(A)), ``D_B`` judges domain A images. Logged
-losses: G_A, G_B (adversarial), cycle_A = |G_B(G_A(A)) - A| * lambda_A, cycle_B,
+losses: G_A, G_B (adversarial, times lambda_gan), cycle_A = |G_B(G_A(A)) - A| * lambda_A, cycle_B,
 idt_A = |G_A(B) - B| * lambda_B * lambda_identity, idt_B, D_A, D_B.
 """
 
@@ -24,6 +24,8 @@ class CycleGAN(GANTrainer):
         discriminator_a, discriminator_b: judge domain A and domain B images.
         lambda_a, lambda_b: cycle-loss weights (reference ``--lambda_A``/``--lambda_B``).
         lambda_identity: identity weight, relative to the cycle weight (reference 0.5).
+        lambda_gan: weight of both generators' adversarial terms (1 in the reference; 0
+            trains with the cycle terms alone, for the paper's loss ablation).
         gan_mode: ``lsgan`` (reference), ``vanilla``, ``hinge`` or ``wgangp``.
         lambda_gp: gradient-penalty weight for ``wgangp``.
         pool_size: image pool size per domain (0 disables).
@@ -32,7 +34,7 @@ class CycleGAN(GANTrainer):
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b,
                  lambda_a=10.0, lambda_b=10.0, lambda_identity=0.5, gan_mode="lsgan",
-                 lambda_gp=10.0, pool_size=50, image_shape=None, **kwargs):
+                 lambda_gp=10.0, pool_size=50, image_shape=None, lambda_gan=1.0, **kwargs):
         super().__init__(**kwargs)
         losses.check_gan_mode(gan_mode)
         self.generator_ab = generator_ab
@@ -42,6 +44,7 @@ class CycleGAN(GANTrainer):
         self.lambda_a = float(lambda_a)
         self.lambda_b = float(lambda_b)
         self.lambda_identity = float(lambda_identity)
+        self.lambda_gan = float(lambda_gan)
         self.gan_mode = gan_mode
         self.lambda_gp = float(lambda_gp)
         self.pool_a = ImagePool(pool_size, image_shape, name="pool_a")
@@ -61,8 +64,8 @@ class CycleGAN(GANTrainer):
         fake_b = self.generator_ab(real_a, training=training)
         rec_a = self.generator_ba(fake_b, training=training)
         terms = {
-            "G_A": losses.generator_loss(self.discriminator_b(fake_b, training=training),
-                                         self.gan_mode),
+            "G_A": self.lambda_gan * losses.generator_loss(
+                self.discriminator_b(fake_b, training=training), self.gan_mode),
             "cycle_A": self.lambda_a * losses.l1_loss(rec_a, real_a),
         }
         return terms, fake_b
@@ -72,8 +75,8 @@ class CycleGAN(GANTrainer):
         fake_a = self.generator_ba(real_b, training=training)
         rec_b = self.generator_ab(fake_a, training=training)
         terms = {
-            "G_B": losses.generator_loss(self.discriminator_a(fake_a, training=training),
-                                         self.gan_mode),
+            "G_B": self.lambda_gan * losses.generator_loss(
+                self.discriminator_a(fake_a, training=training), self.gan_mode),
             "cycle_B": self.lambda_b * losses.l1_loss(rec_b, real_b),
         }
         return terms, fake_a
@@ -170,19 +173,23 @@ def build_cyclegan(generator="resnet_9blocks", discriminator="basic", ngf=64, nd
                    init_gain=0.02, gan_mode="lsgan", lambda_a=10.0, lambda_b=10.0,
                    lambda_identity=0.5, pool_size=50, lr=2e-4, beta_1=0.5, epochs=100,
                    epochs_decay=100, steps_per_epoch=1000, crop_size=256, jit_compile=False,
-                   spectral_norm=False, upsample="transpose", **generator_options):
+                   spectral_norm=False, upsample="transpose", lambda_gan=1.0, residual=False,
+                   **generator_options):
     """Builds and compiles a CycleGAN trainer with the reference's defaults.
 
     Args:
         generator, discriminator: registry names (``--generator``, ``--discriminator``).
         ngf, ndf, n_layers_d, norm, use_dropout, init_type, init_gain: network options.
         gan_mode, lambda_a, lambda_b, lambda_identity, pool_size: loss options.
+        lambda_gan: weight of the adversarial terms of both generators (``--lambda_gan``).
         lr, beta_1: Adam settings, shared by both optimizers.
         epochs, epochs_decay, steps_per_epoch: the linear-decay schedule.
         crop_size: training crop side (the pool stores crops); None for varying sizes.
         jit_compile: compile the train step with XLA.
         spectral_norm: spectral normalisation in the discriminators.
         upsample: generator upsampling (``transpose``, ``pixel_shuffle``, ``resize``).
+        residual: generators output ``clip(input + correction)`` (``--residual``; off in
+            the reference).
         **generator_options: extra generator builder options.
 
     Returns:
@@ -190,7 +197,7 @@ def build_cyclegan(generator="resnet_9blocks", discriminator="basic", ngf=64, nd
     """
     def make_generator(name):
         options = dict(ngf=ngf, norm=norm, use_dropout=use_dropout, init_type=init_type,
-                       init_gain=init_gain, **generator_options)
+                       init_gain=init_gain, residual=residual, **generator_options)
         if generator.startswith("resnet"):
             options["upsample"] = upsample
         model = build_generator(generator, **options)
@@ -205,7 +212,8 @@ def build_cyclegan(generator="resnet_9blocks", discriminator="basic", ngf=64, nd
     trainer = CycleGAN(make_generator("G_A"), make_generator("G_B"),
                        make_discriminator("D_B"), make_discriminator("D_A"),
                        lambda_a=lambda_a, lambda_b=lambda_b, lambda_identity=lambda_identity,
-                       gan_mode=gan_mode, pool_size=pool_size, image_shape=image_shape)
+                       gan_mode=gan_mode, pool_size=pool_size, image_shape=image_shape,
+                       lambda_gan=lambda_gan)
     schedule = lambda: LinearDecay(lr, epochs, epochs_decay, steps_per_epoch)
     trainer.compile(g_optimizer=adam(schedule(), beta_1), d_optimizer=adam(schedule(), beta_1),
                     jit_compile=jit_compile)
