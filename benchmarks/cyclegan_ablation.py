@@ -178,7 +178,7 @@ def train_variant(name, options, args, run_dir):
 
 
 def load_variant(run_dir):
-    from kgan.export import load_generator
+    from kgan.runs import load_generator
 
     folder = os.path.join(run_dir, "generators")
     return (load_generator(os.path.join(folder, "AtoB.keras")),

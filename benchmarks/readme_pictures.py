@@ -56,7 +56,7 @@ def _labelled(columns, labels, header=18):
 def quickstart_picture(model_path, output_path, crop):
     """Writes degraded | restored | original crops of the held-out photos; returns the path."""
     from kgan.data import crappify_array, sample_photos
-    from kgan.translate import load_translator
+    from kgan.serving import load_translator
 
     translator = load_translator(model=model_path)
     rows = []

@@ -5,7 +5,7 @@ folder holding ``AtoB/`` and ``BtoA/``, or a ``.tflite`` file) with kgan.transla
 translators, reads its ``manifest.json``, and returns a ``gr.Blocks`` page. Users drop one or
 more images (any format and size kgan.translate reads), see input and output at full
 resolution with a before/after slider, and download the output PNGs. Large images go through
-tiles (``kgan.translate.translate_tiled``); unreadable files are reported in the page.
+tiles (``kgan.tiling``); unreadable files are reported in the page.
 
 The model-handling functions (``load_demo_model``, ``translate_files``) need no Gradio and are
 what the tests call directly. Called by ``kgan.cli.demo`` (``python -m kgan.demo``). Gradio is
@@ -22,9 +22,11 @@ import time
 from absl import logging
 
 from kgan.errors import KganError
-from kgan.translate import load_translator, read_image, translate_tiled, write_png
+from kgan.data.images import ImageReadError, load_image, write_png
+from kgan.inference import translate_one
+from kgan.serving import load_translator
 
-DEFAULT_TILE = 1024
+DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
 KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
                "translation": "Translation"}
 DIRECTION_LABELS = {"AtoB": "A → B", "BtoA": "B → A", "generator": "generator"}
@@ -204,15 +206,10 @@ def load_demo_model(path):
 
 
 def translate_array(translator, image, tile=DEFAULT_TILE):
-    """Translates one uint8 (H, W, 3) image, whole or (larger than ``tile``, or than a TFLite
-    model's fixed size) through overlapping tiles, as ``kgan.translate`` does."""
-    fixed = getattr(translator, "fixed_size", None)
-    if fixed:
-        tile = min(tile, fixed) if tile else fixed
-    height, width = image.shape[:2]
-    if not tile or (height <= tile and width <= tile):
-        return translator(image[None])[0]
-    return translate_tiled(translator, image, tile)
+    """Translates one uint8 (H, W, 3) image as ``kgan.translate`` does: whole, or through
+    overlapping tiles when it is larger than ``tile`` (None or -1: chosen from the model's
+    memory needs; a TFLite model's fixed size), retrying in tiles when memory runs out."""
+    return translate_one(translator, image, tile=tile)[0]
 
 
 def _safe_stem(path, used):
@@ -230,7 +227,7 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE):
     Args:
         model: a ``DemoModel``.
         direction: a key of ``model.translators``.
-        paths: image file paths (any format ``kgan.translate.read_image`` reads).
+        paths: image file paths (any format ``kgan.data.images.load_image`` reads).
         output_dir: where ``<stem>_input.png`` (the decoded RGB input) and
             ``<stem>_output.png`` go.
         tile: tile side for large images.
@@ -246,8 +243,8 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE):
     for path in paths:
         name = os.path.basename(path)
         try:
-            image = read_image(path)
-        except ValueError as error:
+            image = load_image(path)
+        except ImageReadError as error:
             errors.append(str(error).replace(path, name))
             continue
         start = time.perf_counter()

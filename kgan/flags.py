@@ -28,7 +28,8 @@ def define_flags():
         return
     d = flags
     # What to train.
-    d.DEFINE_enum("model", D.model, MODELS, "cycle_gan | pix2pix | restore (NoGAN).")
+    d.DEFINE_enum("model", D.model, MODELS, "cycle_gan | pix2pix | restore (NoGAN) | "
+                  "colorize (NoGAN on gray -> colour, luma-preserving).")
     d.DEFINE_enum("generator", D.generator, GENERATORS, "Generator architecture.")
     d.DEFINE_enum("discriminator", D.discriminator, DISCRIMINATORS,
                   "basic (70x70 PatchGAN) | n_layers | pixel (1x1).")
@@ -52,6 +53,8 @@ def define_flags():
                    "--lambda_cycle).")
     d.DEFINE_float("lambda_identity", D.lambda_identity, "Identity weight, relative to the cycle weight.")
     d.DEFINE_float("lambda_l1", D.lambda_l1, "pix2pix L1 weight.")
+    d.DEFINE_float("lambda_gan", D.lambda_gan, "Weight of the generators' adversarial terms "
+                   "(1 = the reference; 0 with the cycle terms = the paper's 'cycle alone').")
     d.DEFINE_float("lambda_gp", D.lambda_gp, "Gradient-penalty weight for --gan_mode=wgangp.")
     d.DEFINE_integer("pool_size", D.pool_size, "Image history pool size per domain; 0 disables.")
     # Optimisation.
@@ -64,6 +67,10 @@ def define_flags():
                      "size // batch_size, as the reference).")
     d.DEFINE_integer("max_steps", D.max_steps, "Stop after this many steps in total (short runs).")
     d.DEFINE_integer("batch_size", D.batch_size, "Global batch size (split across replicas).")
+    d.DEFINE_string("init_from", D.init_from, "Start from these weights: a folder with the "
+                    "PyTorch reference's latest_net_{G_A,G_B,D_A,D_B}.pth (cycle_gan) or "
+                    "latest_net_{G,D}.pth (pix2pix), or kgan .keras files (kgan.init_from). "
+                    "Ignored when the run resumes from its own checkpoint.")
     d.DEFINE_integer("seed", D.seed, "Random seed for weights, data order and augmentation.")
     # Data.
     d.DEFINE_string("dataroot", D.dataroot, "Image folder root (trainA/trainB, or train/ for "
@@ -109,8 +116,11 @@ def define_flags():
     d.DEFINE_integer("freeze_encoder_steps", D.freeze_encoder_steps, "restore --encoder: train the first N "
                      "generator-pretraining steps with the encoder frozen (decoder only, "
                      "as fastai trains a frozen body first), then everything.")
-    d.DEFINE_boolean("residual", D.residual, "restore: the generator outputs input + correction "
-                     "and starts as the identity (off: fastai's y_range head).")
+    d.DEFINE_boolean("residual", D.residual, "A global skip: the generator outputs clip(input + "
+                     "correction) and starts as the identity. Default on for restore (off: "
+                     "fastai's y_range head), off for cycle_gan and pix2pix (the reference's "
+                     "networks); use it for appearance and colour translation, not for shape "
+                     "changes. Not used by colorize (its head predicts chroma).")
     d.DEFINE_float("gan_lr", D.gan_lr, "restore: generator learning rate in the GAN phase.")
     d.DEFINE_integer("eval_size", D.eval_size, "restore: side of the held-out evaluation crops.")
     d.DEFINE_float("critic_lr_mult", D.critic_lr_mult, "Critic learning rate multiplier in the GAN phase.")

@@ -91,10 +91,12 @@ def read_scalars(log_dir):
     files = sorted(glob.glob(os.path.join(log_dir, "**", EVENT_PATTERN), recursive=True))
     for path in files:
         prefix = _prefix(log_dir, os.path.dirname(path))
+        events = []
         try:
-            events = list(tf.compat.v1.train.summary_iterator(path))
-        except tf.errors.DataLossError:  # a file cut short by a kill: keep what we can read
-            events = []
+            for record in tf.data.TFRecordDataset(path):
+                events.append(tf.compat.v1.Event.FromString(record.numpy()))
+        except tf.errors.DataLossError:  # a file cut short by a kill: keep what was read
+            pass
         for event in sorted(events, key=lambda e: e.wall_time):
             for value in event.summary.value:
                 number = _scalar_value(value)

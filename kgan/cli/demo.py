@@ -29,8 +29,9 @@ def define_flags():
     flags.DEFINE_string("host", "127.0.0.1", "Address to serve on (0.0.0.0: every interface).")
     flags.DEFINE_integer("port", 7860, "Port to serve on.")
     flags.DEFINE_bool("share", False, "Also make a public gradio.live link (off: local only).")
-    flags.DEFINE_integer("tile", 1024, "Images with a side above this go through overlapping "
-                         "tiles of this size (TFLite models: their fixed size).")
+    flags.DEFINE_integer("tile", -1, "Tile side for large images: -1 chooses from the model "
+                         "(self-attention memory; TFLite: its fixed size), N tiles images with "
+                         "a side above N.")
     flags.DEFINE_string("title", "kgan demo", "Page title.")
 
 

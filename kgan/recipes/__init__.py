@@ -18,12 +18,12 @@ from absl import logging
 from kgan import callbacks as kcallbacks
 from kgan import distribute, runs
 from kgan.errors import UsageError
-from kgan.recipes import cycle_gan, pix2pix, restore
+from kgan.recipes import colorize, cycle_gan, pix2pix, reporting, restore
 from kgan.recipes.common import validate
 from kgan.recipes.config import (DEFAULTS, FIELD_NAMES, MODEL_DEFAULTS, MODELS, TrainConfig,
                                  make_config, with_model_defaults)
 
-RECIPES = {"cycle_gan": cycle_gan, "pix2pix": pix2pix, "restore": restore}
+RECIPES = {"cycle_gan": cycle_gan, "pix2pix": pix2pix, "restore": restore, "colorize": colorize}
 __all__ = ["DEFAULTS", "FIELD_NAMES", "MODEL_DEFAULTS", "MODELS", "RECIPES", "TrainConfig",
            "make_config", "train", "with_model_defaults"]
 
@@ -82,6 +82,9 @@ def train(config, strategy=None):
         kcallbacks.save_png(os.path.join(config.output_dir, "samples.png"),
                             kcallbacks.image_grid(list(trainer.translate(*sample).values())))
         runs.save_generators(generators, config.output_dir)
+        page = reporting.write_report_safely(config, generators)
+        if page:
+            print(f"kgan: report {page}")
         if config.export_dir:
             export_generators(generators, config.export_dir)
     return trainer

@@ -90,6 +90,29 @@ def loop_options(config):
                        driver=config.driver, jit_compile=config.jit_compile)
 
 
+def initialize_from(config, trainer, run_dir):
+    """Loads ``config.init_from`` weights into a new run's networks (kgan.init_from); a run that
+    resumes from its own checkpoint ignores it, as the reference's ``--continue_train``."""
+    import tensorflow as tf
+    from absl import logging
+
+    from kgan.init_from import init_from_folder, trainer_networks
+
+    if not config.init_from:
+        return None
+    if tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")):
+        logging.info("--init_from=%s ignored: the run resumes from its own checkpoint.",
+                     config.init_from)
+        return None
+    if config.model not in ("cycle_gan", "pix2pix"):
+        raise UsageError(f"--init_from works with --model=cycle_gan or pix2pix, not "
+                         f"{config.model}.")
+    loaded = init_from_folder(config.init_from, trainer_networks(trainer), model=config.model)
+    print("kgan: initialised from " + ", ".join(f"{name} <- {os.path.basename(path)}"
+                                                for name, path in loaded.items()))
+    return loaded
+
+
 def first_batch(dataset, size=4):
     """The first batch of ``dataset``, each tensor cut to ``size`` images (for image grids)."""
     return tuple(t[:size] for t in next(iter(dataset.take(1))))

@@ -16,7 +16,7 @@ Called by kgan.recipes, kgan.flags, kgan.cli.train and kgan.bench.
 import dataclasses
 from typing import Optional, Sequence
 
-MODELS = ("cycle_gan", "pix2pix", "restore")
+MODELS = ("cycle_gan", "pix2pix", "restore", "colorize")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 RESTORE_PHASES = ("pretrain_g", "pretrain_d", "gan", "nogan")
 
@@ -28,7 +28,12 @@ MODEL_DEFAULTS = {
                     pool_size=0, lambda_l1=100.0),
     "restore": dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
-                    load_size=None, upsample="pixel_shuffle"),
+                    load_size=None, upsample="pixel_shuffle", residual=True),
+    # DeOldify: NoGAN on (gray, colour) pairs; extra input degradations are opt-in.
+    "colorize": dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
+                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
+                     load_size=None, upsample="pixel_shuffle", degradations=(),
+                     perceptual_preset="deoldify"),
 }
 
 
@@ -57,6 +62,7 @@ class TrainConfig:
     lambda_identity: float = 0.5
     lambda_l1: float = 100.0
     lambda_gp: float = 10.0
+    lambda_gan: float = 1.0
     pool_size: int = 50
     # Optimisation.
     lr: float = 2e-4
@@ -68,6 +74,7 @@ class TrainConfig:
     max_steps: Optional[int] = None
     batch_size: int = 1
     seed: Optional[int] = None
+    init_from: Optional[str] = None
     # Data.
     dataroot: Optional[str] = None
     tfds_name: Optional[str] = None
@@ -95,7 +102,7 @@ class TrainConfig:
     encoder_alpha: float = 1.0
     decoder_convs: int = 1
     freeze_encoder_steps: int = 0
-    residual: bool = True
+    residual: bool = False
     gan_lr: float = 1e-4
     eval_size: int = 256
     critic_lr_mult: float = 5.0

@@ -8,7 +8,7 @@ from absl import logging
 
 from kgan.data import unpaired_dataset
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
-                                 loop_options)
+                                 initialize_from, loop_options)
 from kgan.trainers.cyclegan import build_cyclegan
 from kgan.trainers.loop import end_step_for, train_loop
 
@@ -38,8 +38,9 @@ def build(config, strategy):
             epochs=config.epochs, epochs_decay=config.epochs_decay,
             steps_per_epoch=steps_per_epoch, crop_size=config.crop_size if crops else None,
             jit_compile=config.jit_compile, spectral_norm=config.spectral_norm,
-            upsample=config.upsample)
+            upsample=config.upsample, lambda_gan=config.lambda_gan, residual=config.residual)
     check_crop_size(config, trainer.generator_ab)
+    initialize_from(config, trainer, config.output_dir)
     end = end_step_for(steps_per_epoch, config.epochs + config.epochs_decay, config.max_steps)
     return RecipeParts(trainer, dataset, first_batch(dataset), steps_per_epoch, end,
                        config.output_dir)

@@ -10,7 +10,7 @@ from absl import logging
 from kgan.data import paired_dataset
 from kgan.models import build_discriminator, build_generator
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
-                                 loop_options)
+                                 initialize_from, loop_options)
 from kgan.schedules import LinearDecay
 from kgan.trainers.base import adam
 from kgan.trainers.loop import end_step_for, train_loop
@@ -30,7 +30,8 @@ def build(config, strategy):
     with strategy.scope():
         generator = build_generator(config.generator, ngf=config.ngf, norm=config.norm,
                                     use_dropout=not config.no_dropout,
-                                    init_type=config.init_type, init_gain=config.init_gain)
+                                    init_type=config.init_type, init_gain=config.init_gain,
+                                    residual=config.residual)
         check_crop_size(config, generator)
         discriminator = build_discriminator(config.discriminator, 6, config.ndf,
                                             config.n_layers_d, config.norm, config.init_type,
@@ -44,6 +45,7 @@ def build(config, strategy):
         trainer.compile(g_optimizer=adam(schedule(), config.beta_1, config.beta_2),
                         d_optimizer=adam(schedule(), config.beta_1, config.beta_2),
                         jit_compile=config.jit_compile)
+    initialize_from(config, trainer, config.output_dir)
     end = end_step_for(steps_per_epoch, config.epochs + config.epochs_decay, config.max_steps)
     return RecipeParts(trainer, dataset, first_batch(dataset), steps_per_epoch, end,
                        config.output_dir)

@@ -15,9 +15,10 @@ Called by kgan.recipes.run and kgan.bench.
 """
 
 import dataclasses
+import functools
 import json
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -116,14 +117,17 @@ class NoGANSpec:
         score: ``(generator, test dataset) -> float``, higher is better (GAN checkpoint choice).
         score_format: how a score is printed, e.g. ``"held-out PSNR {:.2f} dB"``.
         evaluate: ``(generator, test dataset) -> (results dict, table)``.
+        pick_best: ``(trainer, gan run dir, test dataset) -> (best path, scores)``, replacing
+            ``pick_best_gan_checkpoint`` (which ranks by ``score``) when given.
     """
 
     name: str
     data: Callable
     generator: Callable
-    score: Callable
+    score: Optional[Callable]
     score_format: str
     evaluate: Callable
+    pick_best: Optional[Callable] = None
 
 
 RESTORE = NoGANSpec(name="restore", data=restoration_data, generator=restoration_generator,
@@ -267,8 +271,8 @@ def train(config, strategy, spec=RESTORE):
     if phases[-1] == "gan" or config.evaluate:
         test_dataset, _ = spec.data(config, "test")
         if phases[-1] == "gan":
-            pick_best_gan_checkpoint(trainer, os.path.join(config.output_dir, "gan"),
-                                     test_dataset, spec)
+            pick = spec.pick_best or functools.partial(pick_best_gan_checkpoint, spec=spec)
+            pick(trainer, os.path.join(config.output_dir, "gan"), test_dataset)
         if config.evaluate:
             results, table = spec.evaluate(trainer.generators()["generator"], test_dataset)
             print(table)

@@ -1,0 +1,88 @@
+"""The colourisation recipe: DeOldify's NoGAN (kgan.recipes.restore's phases) on (gray, colour)
+pairs made on the fly from colour photos, optionally with extra degradations on the input only
+(``degradations=jpeg,noise,blur`` on top of gray, for real scans). The generator predicts chroma
+only; its RGB output is rebuilt from the input's own luma (kgan.models.colorize), so the photo's
+detail survives exactly. GAN checkpoints are picked by a colour-aware score (mean CIEDE2000
+plus a colourfulness-ratio penalty; PSNR would pick the grayest one) on held-out colour photos.
+
+Called by kgan.recipes.train and kgan.bench.
+"""
+
+from kgan.errors import UsageError
+from kgan.models import colorization_generator
+from kgan.recipes import restore
+from kgan.recipes.restore import NoGANSpec
+
+# Held-out photos are scored at render factor eval_size // 16 (DeOldify renders at 16 * N px).
+
+
+def colorization_data(config, phase):
+    """(gray, colour) pairs: random crops for training, a fixed tile grid for ``test``."""
+    from kgan.data.colorize import colorization_dataset
+
+    extra = tuple(d for d in config.degradations if d != "grayscale")
+    if phase == "train":
+        return colorization_dataset(
+            dataroot=config.dataroot, phase="train", degradations=extra,
+            crop_size=config.crop_size, load_size=config.load_size, no_flip=config.no_flip,
+            batch_size=config.batch_size, seed=config.seed,
+            max_dataset_size=config.max_dataset_size)
+    return colorization_dataset(
+        dataroot=config.dataroot, phase="test", degradations=extra, crop_size=config.eval_size,
+        load_size=None, no_flip=True, batch_size=1,
+        seed=config.seed if config.seed is not None else 0, repeat=False)
+
+
+def colorization_model(config, encoder_weights=None, freeze_encoder=False):
+    """The luma-preserving colourisation UNet (plain, or on an ``encoder`` body)."""
+    common = dict(ngf=config.ngf, norm=config.norm, self_attention=config.self_attention,
+                  upsample=config.upsample, last_cross=True, init_type="kaiming")
+    if config.encoder != "none":
+        return colorization_generator(
+            encoder=config.encoder, encoder_weights=encoder_weights, alpha=config.encoder_alpha,
+            decoder_convs=config.decoder_convs, freeze_encoder=freeze_encoder, **common)
+    downs = config.unet_downs or restore.UNET_DOWNS.get(config.generator)
+    if downs is None:
+        raise UsageError(
+            f"--model=colorize needs a UNet: --generator=unet_128|unet_256 or --unet_downs=N "
+            f"(got --generator={config.generator}).")
+    return colorization_generator(num_downs=downs, use_dropout=not config.no_dropout, **common)
+
+
+def _photos(config):
+    from kgan.colorization_scoring import load_color_photos
+    return load_color_photos(config.dataroot)
+
+
+def _train_uv(config):
+    from kgan import color_metrics
+    from kgan.data.samples import sample_color_photos
+    return None if config.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
+
+
+def make_spec(config):
+    """The ``NoGANSpec`` of colourisation for ``config`` (its held-out photos and render size)."""
+    from kgan import color_metrics
+    from kgan.colorization_scoring import evaluate_colorization_model, pick_best_colour_checkpoint
+
+    render_factor = max(1, config.eval_size // 16)
+
+    def evaluate(generator, _):
+        results = evaluate_colorization_model(generator, _photos(config), render_factor,
+                                              train_uv=_train_uv(config))
+        return results, color_metrics.format_color_table(results)
+
+    def pick_best(trainer, run_dir, _):
+        return pick_best_colour_checkpoint(trainer, run_dir, _photos(config), render_factor)
+
+    return NoGANSpec(name="colorize", data=colorization_data, generator=colorization_model,
+                     score=None, score_format="", evaluate=evaluate, pick_best=pick_best)
+
+
+def train(config, strategy):
+    """Runs the colourisation NoGAN phases (``config.phase``; ``nogan``: all three).
+
+    Returns:
+        ``(trainer, sample batch, {"generator": G})``.
+    """
+    return restore.train(config, strategy, spec=make_spec(config))
