@@ -53,6 +53,12 @@ def parse_args():
     parser.add_argument("--eval_side", type=int, default=320,
                         help="held-out photos are resized so their longer side is this")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no_self_attention", action="store_true")
+    parser.add_argument("--dropout", action="store_true", help="UNet dropout (off by default)")
+    parser.add_argument("--train_photos", default=None,
+                        help="comma-separated skimage names replacing the colour train split")
+    parser.add_argument("--test_photos", default=None,
+                        help="comma-separated skimage names replacing the colour test split")
     parser.add_argument("--output_json", default=None)
     return parser.parse_args()
 
@@ -67,6 +73,11 @@ def _resize_side(image, side):
 
 def main():
     args = parse_args()
+    from kgan.data import samples  # an experimental split, set before any photo is loaded
+    if args.train_photos:
+        samples.COLOR_TRAIN_PHOTOS = tuple(args.train_photos.split(","))
+    if args.test_photos:
+        samples.COLOR_TEST_PHOTOS = tuple(args.test_photos.split(","))
     keras.utils.set_random_seed(args.seed)
     truths = [_resize_side(p, args.eval_side) for p in sample_color_photos("test")]
     inputs = [color_metrics.gray_baseline(t) for t in truths]
@@ -77,7 +88,8 @@ def main():
                                          load_size=args.load_size, batch_size=args.batch_size,
                                          seed=args.seed)
     generator = colorization_generator(num_downs=args.num_downs, ngf=args.ngf, norm="batch",
-                                       use_dropout=False, upsample="pixel_shuffle",
+                                       use_dropout=args.dropout, upsample="pixel_shuffle",
+                                       self_attention=not args.no_self_attention,
                                        last_cross=True, init_type="kaiming")
     content_loss, name = losses.build_content_loss(args.content_loss)
     trainer = GeneratorPretrainer(generator, content_loss)
@@ -94,10 +106,11 @@ def main():
         if i % args.snapshot_every == 0 or i == args.steps:
             outputs = [colorizer.colorize(g) for g in inputs]
             score = score_outputs(outputs, truths)
+            score["ciede2000"] = color_metrics.mean_metrics(outputs, truths)["ciede2000"]
             snapshots.append({"step": i, "loss": float(logs["content"]), **score,
                               "weights": generator.get_weights()})
             print(f"step {i}: loss {float(logs['content']):.4f}, held-out colour score "
-                  f"{score['colour_score']:.2f}, PSNR {score['psnr']:.2f} dB "
+                  f"{score['colour_score']:.2f}, dE2000 {score['ciede2000']:.2f}, PSNR {score['psnr']:.2f} dB "
                   f"({time.time() - start:.0f} s)")
     train_seconds = time.time() - start
 

@@ -3,12 +3,16 @@
 - ``docs/quickstart_before_after.png``: the quickstart's restoration on the two held-out
   sample photos (degraded with ``downscale,jpeg`` at seed 0), 1:1 crops of degraded input,
   kgan output and the original, from the exported quickstart model;
+- ``docs/colorize_before_after.png``: the colourisation quickstart on the held-out colour photos
+  (coffee, chelsea): gray input | kgan output | original, whole photos scaled to one row height,
+  colourised at render factor 16 (the recipe's evaluation size) by the exported model;
 - ``docs/ablation_comparison.png``: a headless-Chromium screenshot of the CycleGAN loss
   ablation's comparison page (``benchmarks/cyclegan_ablation.py``).
 
-Run after the quickstart and the ablation::
+Run after the quickstarts and the ablation (each picture is skipped when its input is missing)::
 
     python -m kgan.train --flagfile=configs/quickstart.cfg
+    python -m kgan.train --flagfile=configs/colorize_quickstart.cfg
     python benchmarks/cyclegan_ablation.py --output_dir=runs/ablation
     python benchmarks/readme_pictures.py
 """
@@ -31,6 +35,10 @@ CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quickstart_model", default="saved_models/quickstart/generator")
+    parser.add_argument("--colorize_model", default="saved_models/colorize_quickstart/generator")
+    parser.add_argument("--colorize_render_factor", type=int, default=16)
+    parser.add_argument("--colorize_height", type=int, default=128,
+                        help="Row height of the colourisation picture (px).")
     parser.add_argument("--comparison", default="runs/ablation/comparison.html")
     parser.add_argument("--docs", default="docs")
     parser.add_argument("--crop", type=int, default=160, help="Side of the 1:1 crops.")
@@ -73,6 +81,31 @@ def quickstart_picture(model_path, output_path, crop):
     return output_path
 
 
+def colorize_picture(model_path, output_path, render_factor, height):
+    """Writes gray input | colourised | original rows of the held-out colour photos, each photo
+    scaled to ``height`` px (bicubic, after colourising at full size); returns the path."""
+    from kgan.color_metrics import gray_baseline
+    from kgan.colorization import Colorizer, load_colorization_model
+    from kgan.data.samples import sample_color_photos
+
+    colorizer = Colorizer(load_colorization_model(model_path), render_factor)
+    rows = []
+    for photo in sample_color_photos("test"):
+        gray = gray_baseline(photo)
+        columns = []
+        for image in (gray, colorizer.colorize(gray), photo):
+            width = round(image.shape[1] * height / image.shape[0])
+            columns.append(np.asarray(Image.fromarray(image).resize((width, height),
+                                                                    Image.BICUBIC)))
+        rows.append(_labelled(columns, ["gray input", "kgan colorize quickstart",
+                                        "original (held out)"]))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+            for r in rows]
+    Image.fromarray(np.concatenate(rows, axis=0)).save(output_path, format="PNG", optimize=True)
+    return output_path
+
+
 def page_screenshot(page, output_path, chromium, window, max_width=1050):
     """Screenshots an HTML file with headless Chromium (fresh profile); returns the path."""
     profile = tempfile.mkdtemp(prefix="kgan_chrome_")
@@ -102,6 +135,13 @@ def main(argv=None):
         print(f"wrote {path} ({os.path.getsize(path) / 1e3:.0f} kB)")
     else:
         print(f"skipped the quickstart picture: no {args.quickstart_model}")
+    if os.path.exists(args.colorize_model):  # an export folder or a .keras file
+        path = colorize_picture(args.colorize_model,
+                                os.path.join(args.docs, "colorize_before_after.png"),
+                                args.colorize_render_factor, args.colorize_height)
+        print(f"wrote {path} ({os.path.getsize(path) / 1e3:.0f} kB)")
+    else:
+        print(f"skipped the colourisation picture: no {args.colorize_model}")
     if os.path.isfile(args.comparison):
         path = page_screenshot(args.comparison,
                                os.path.join(args.docs, "ablation_comparison.png"),

@@ -14,16 +14,16 @@ def _luma(x):
 class ColorPhotosTest(tf.test.TestCase):
 
     def test_split(self):
-        self.assertEqual(samples.COLOR_TRAIN_PHOTOS, ("astronaut", "coffee", "rocket"))
+        self.assertEqual(samples.COLOR_TRAIN_PHOTOS,
+                         ("astronaut", "rocket", "motorcycle_left", "motorcycle_right"))
+        self.assertEqual(samples.COLOR_TEST_PHOTOS, ("coffee", "chelsea"))
         # The stereo pair stays in one split; no false-colour image is used.
-        self.assertIn("motorcycle_left", samples.COLOR_TEST_PHOTOS)
-        self.assertIn("motorcycle_right", samples.COLOR_TEST_PHOTOS)
         for name in ("hubble_deep_field", "retina", "immunohistochemistry"):
             self.assertNotIn(name, samples.COLOR_TRAIN_PHOTOS + samples.COLOR_TEST_PHOTOS)
-        test = samples.sample_color_photos("test")
-        self.assertLen(test, 3)
-        self.assertEqual(test[1].shape, test[2].shape)
-        self.assertFalse(np.array_equal(test[1], test[2]))  # left and right views differ
+        train, test = samples.sample_color_photos("train"), samples.sample_color_photos("test")
+        self.assertLen(test, 2)
+        self.assertEqual(train[2].shape, train[3].shape)
+        self.assertFalse(np.array_equal(train[2], train[3]))  # left and right views differ
         self.assertLessEqual(max(test[0].shape[:2]), samples.MAX_SIDE)
 
 
