@@ -28,7 +28,8 @@ from kgan.serving import load_translator
 
 DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
 KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
-               "translation": "Translation"}
+               "colorize": "Colourisation", "translation": "Translation"}
+AUTO = "auto"
 DIRECTION_LABELS = {"AtoB": "A → B", "BtoA": "B → A", "generator": "generator"}
 
 
@@ -134,6 +135,8 @@ def model_kind(path, exports, manifests):
         return kind
     if "AtoB" in exports or "BtoA" in exports:
         return "cycle_gan"
+    if any("colorize_uint8" in m.get("signatures", {}) for m in manifests.values()):
+        return "colorize"
     names = {m.get("model", {}).get("name", "") for m in manifests.values()}
     if any(name.startswith("restore") for name in names):
         return "restore"
@@ -221,7 +224,16 @@ def _safe_stem(path, used):
     return stem
 
 
-def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE):
+def colorize_array(translator, image, render_factor):
+    """Colourises one uint8 image (kgan.colorization: the model runs at 16 * render_factor px,
+    its chroma is merged with the image's own full-resolution luma); ``render_factor`` may be
+    ``"auto"``."""
+    from kgan.colorization import Colorizer
+
+    return Colorizer(translator, render_factor).colorize(image)
+
+
+def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, render_factor=None):
     """Translates uploaded files into ``output_dir``.
 
     Args:
@@ -231,6 +243,7 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE):
         output_dir: where ``<stem>_input.png`` (the decoded RGB input) and
             ``<stem>_output.png`` go.
         tile: tile side for large images.
+        render_factor: colourisation models: 16 * N px, or ``"auto"`` (default 35).
 
     Returns:
         ``(results, errors)``: results are dicts with ``name``, ``input``, ``output`` (PNG
@@ -250,7 +263,10 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE):
         start = time.perf_counter()
         try:
             with model.lock:  # TFLite interpreters are not thread-safe
-                output = translate_array(translator, image, tile)
+                if model.kind == "colorize":
+                    output = colorize_array(translator, image, render_factor or 35)
+                else:
+                    output = translate_array(translator, image, tile)
         except Exception as error:  # noqa: BLE001 - reported in the page, logged in one line
             logging.warning("Translating %s failed: %s", name, error)
             errors.append(f"{name}: translation failed ({type(error).__name__}: {error})")
@@ -301,7 +317,14 @@ def _model_tab(gr, model, index, output_root, tile):
             direction = gr.Radio([(DIRECTION_LABELS.get(d, d), d) for d in directions],
                                  value=directions[0], label="Direction",
                                  visible=len(directions) > 1)
-            run = gr.Button("Translate", variant="primary", elem_id=f"kgan-run-{index}")
+            colour = model.kind == "colorize"
+            factor = gr.Slider(4, 60, value=35, step=1, visible=colour,
+                               label="Render factor (the model runs at 16 x N px)",
+                               elem_id=f"kgan-render-factor-{index}")
+            auto = gr.Checkbox(False, label="auto (pick the factor per image)", visible=colour,
+                               elem_id=f"kgan-auto-{index}")
+            run = gr.Button("Colourise" if colour else "Translate", variant="primary",
+                            elem_id=f"kgan-run-{index}")
             info = gr.Markdown(summary_markdown(model, directions[0], [], []),
                                elem_id=f"kgan-info-{index}")
         with gr.Column(scale=2):
@@ -315,13 +338,14 @@ def _model_tab(gr, model, index, output_root, tile):
                                 interactive=False, elem_id=f"kgan-downloads-{index}")
     state = gr.State([])
 
-    def translate(uploaded, chosen):
+    def translate(uploaded, chosen, render_factor=35, use_auto=False):
         paths = _file_paths(uploaded)
         if not paths:
             return (None, [], None, summary_markdown(model, chosen, [], ["no file uploaded"]),
                     [])
         folder = tempfile.mkdtemp(prefix="run_", dir=output_root)
-        results, errors = translate_files(model, chosen, paths, folder, tile)
+        results, errors = translate_files(model, chosen, paths, folder, tile,
+                                          AUTO if use_auto else int(render_factor))
         pairs = [(r["input"], r["output"]) for r in results]
         return (pairs[0] if pairs else None,
                 [(r["output"], r["name"]) for r in results],
@@ -331,16 +355,17 @@ def _model_tab(gr, model, index, output_root, tile):
     def select(pairs, event: gr.SelectData):
         return pairs[event.index] if pairs and event.index < len(pairs) else None
 
-    def switch(uploaded, chosen):
+    def switch(uploaded, chosen, render_factor, use_auto):
         if not _file_paths(uploaded):  # nothing to redo yet: only show the new model facts
             return (gr.update(), gr.update(), gr.update(),
                     summary_markdown(model, chosen, [], []), gr.update())
-        return translate(uploaded, chosen)
+        return translate(uploaded, chosen, render_factor, use_auto)
 
     outputs = [slider, gallery, downloads, info, state]
-    files.upload(translate, [files, direction], outputs)
-    run.click(translate, [files, direction], outputs)
-    direction.change(switch, [files, direction], outputs)
+    inputs = [files, direction, factor, auto]
+    files.upload(translate, inputs, outputs)
+    run.click(translate, inputs, outputs)
+    direction.change(switch, inputs, outputs)
     gallery.select(select, [state], [slider])
 
 

@@ -6,7 +6,6 @@ give the same gradients as one device on the same global batch. Nothing here div
 number of replicas on its own (unlike Keras >= 3.8 ``Loss`` objects).
 """
 
-import os
 
 import keras
 import tensorflow as tf

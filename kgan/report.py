@@ -14,19 +14,18 @@ by ``benchmarks/cyclegan_ablation.py``::
                                                   RunSummary("b", "runs/b", examples_b, m_b)])
 """
 
-import collections
 import dataclasses
-import glob
 import html
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 
-EVENT_PATTERN = "events.out.tfevents.*"
-# Tags not plotted by default: throughput figures are not training curves.
-SKIPPED_PREFIXES = ("speed/",)
+from kgan.report_curves import EVENT_PATTERN, atomic_write, plot_curves, plot_or_explain
+from kgan.report_curves import read_scalars
+
+__all__ = ["EVENT_PATTERN", "RunSummary", "held_out_examples", "plot_curves", "read_scalars",
+           "write_comparison_report", "write_run_report"]
 
 
 @dataclasses.dataclass
@@ -47,168 +46,12 @@ class RunSummary:
     metrics: dict = None
 
 
-# ----------------------------------------------------------------------------- event files
-
-
-def _scalar_value(value):
-    """The float of one summary value, or None when it is not a scalar (images, text)."""
-    import tensorflow as tf
-
-    if value.HasField("simple_value"):
-        return float(value.simple_value)
-    if value.HasField("tensor"):
-        array = tf.make_ndarray(value.tensor)
-        if array.size == 1 and np.issubdtype(array.dtype, np.number):
-            return float(array.reshape(()))
-    return None
-
-
-def _prefix(log_dir, folder):
-    """Tag prefix of an event folder below ``log_dir``: ``RUN/logs`` -> ``""``,
-    ``RUN/pretrain_g/logs`` -> ``"pretrain_g/"`` (each restoration phase has its own steps)."""
-    relative = os.path.relpath(folder, log_dir).replace(os.sep, "/")
-    parts = [p for p in relative.split("/") if p not in (".", "logs")]
-    return "/".join(parts) + "/" if parts else ""
-
-
-def read_scalars(log_dir):
-    """Reads every scalar of the TensorBoard event files under ``log_dir`` (recursively).
-
-    Handles TF1 ``simple_value`` summaries and the tensor summaries ``tf.summary.scalar``
-    writes in TF2. Event files of one folder (a resumed run writes a new file) are merged;
-    when a step appears twice, the later write wins.
-
-    Args:
-        log_dir: a run folder or its ``logs/`` folder.
-
-    Returns:
-        ``{tag: (steps, values)}``, two int64 / float64 arrays per tag, sorted by step.
-        Tags of a sub-run's events (``RUN/pretrain_g/logs``) start with ``pretrain_g/``.
-    """
-    import tensorflow as tf
-
-    points = collections.defaultdict(dict)
-    files = sorted(glob.glob(os.path.join(log_dir, "**", EVENT_PATTERN), recursive=True))
-    for path in files:
-        prefix = _prefix(log_dir, os.path.dirname(path))
-        events = []
-        try:
-            for record in tf.data.TFRecordDataset(path):
-                events.append(tf.compat.v1.Event.FromString(record.numpy()))
-        except tf.errors.DataLossError:  # a file cut short by a kill: keep what was read
-            pass
-        for event in sorted(events, key=lambda e: e.wall_time):
-            for value in event.summary.value:
-                number = _scalar_value(value)
-                if number is not None:
-                    points[prefix + value.tag][int(event.step)] = number
-    scalars = {}
-    for tag, by_step in sorted(points.items()):
-        steps = np.array(sorted(by_step), dtype=np.int64)
-        scalars[tag] = (steps, np.array([by_step[s] for s in steps], dtype=np.float64))
-    return scalars
-
-
-# ----------------------------------------------------------------------------- plots
-
-
-def _plot_tags(scalars, include=None):
-    include = include or (lambda tag: not tag.startswith(SKIPPED_PREFIXES) and
-                          "/speed/" not in tag)
-    return [tag for tag in scalars if include(tag)]
-
-
-def plot_curves(series, path, columns=3, title=None):
-    """Plots training curves, one panel per tag, steps on the x axis, and saves a PNG.
-
-    Args:
-        series: ``{run name: {tag: (steps, values)}}`` (several runs share panels, one line
-            each) or ``{tag: (steps, values)}`` for a single run.
-        path: the PNG to write (atomically).
-        columns: panels per row.
-        title: figure title.
-
-    Returns:
-        ``{tag: {run name: x data of the plotted line}}`` (what was drawn), or ``{}`` when
-        there is nothing to plot (no file is written then).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    if series and all(isinstance(v, tuple) for v in series.values()):
-        series = {"": series}
-    tags = list(dict.fromkeys(tag for scalars in series.values() for tag in _plot_tags(scalars)))
-    if not tags:
-        return {}
-    columns = min(columns, len(tags))
-    rows = -(-len(tags) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows),
-                                squeeze=False)
-    drawn = {}
-    for axis, tag in zip(axes.flat, tags):
-        drawn[tag] = {}
-        for run, scalars in series.items():
-            if tag in scalars:
-                steps, values = scalars[tag]
-                (line,) = axis.plot(steps, values, label=run or None, linewidth=1.2)
-                drawn[tag][run] = np.asarray(line.get_xdata())
-        axis.set_title(tag, fontsize=9)
-        axis.set_xlabel("step", fontsize=8)
-        axis.tick_params(labelsize=7)
-        axis.grid(alpha=0.3)
-    for axis in list(axes.flat)[len(tags):]:
-        axis.axis("off")
-    legend_rows = 0
-    if len(series) > 1:
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        columns_legend = min(len(series), 4)
-        legend_rows = -(-len(series) // columns_legend)
-        figure.legend(handles, labels, loc="upper center", ncol=columns_legend, fontsize=8,
-                      bbox_to_anchor=(0.5, 1.0), frameon=False)
-    if title:
-        figure.suptitle(title, fontsize=11, y=0.995)
-    top = 1.0 - (0.05 * legend_rows + (0.04 if title else 0)) * 3 / max(rows + 1, 3)
-    figure.tight_layout(rect=(0, 0, 1, top))
-    _atomic(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
-    plt.close(figure)
-    return drawn
-
-
-def _plot_or_explain(series, path):
-    """``plot_curves`` for the pages: ``(drawn, None)``, or ``({}, html note)`` when
-    matplotlib is missing (the rest of the report is still written)."""
-    try:
-        return plot_curves(series, path), None
-    except ImportError:
-        return {}, ("<p>The loss curves need matplotlib: <code>pip install -e "
-                    "\".[report]\"</code>.</p>")
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _atomic(path, write):
-    """Calls ``write(temp_path)`` and renames the result onto ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_text(path, text):
     """Writes ``text`` to ``path`` atomically (UTF-8)."""
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_png(path, image):
@@ -217,7 +60,7 @@ def write_png(path, image):
     if image.dtype != np.uint8 or image.ndim != 3:
         raise ValueError(f"Report images are uint8 (H, W, 3); got {image.dtype} "
                          f"{image.shape}.")
-    _atomic(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def _slug(text):
@@ -337,7 +180,7 @@ def write_run_report(run_dir, examples, metrics=None, title=None, log_dir=None,
     title = title or f"kgan run {os.path.basename(os.path.normpath(run_dir))}"
     rows = _save_examples(examples, files)
     curves = os.path.join(files, "curves.png")
-    drawn, missing = _plot_or_explain(read_scalars(log_dir or run_dir), curves)
+    drawn, missing = plot_or_explain(read_scalars(log_dir or run_dir), curves)
 
     body = [f"<p>Run folder: <code>{html.escape(os.path.abspath(run_dir))}</code></p>",
             "<h2>Metrics</h2>", metrics_table_html([("this run", metrics)] if metrics else []),
@@ -406,7 +249,7 @@ def write_comparison_report(output_path, runs, title="kgan runs compared"):
     table.append("</table>")
 
     curves = os.path.join(files, "curves.png")
-    drawn, missing = _plot_or_explain({run.name: read_scalars(run.run_dir) for run in runs},
+    drawn, missing = plot_or_explain({run.name: read_scalars(run.run_dir) for run in runs},
                                       curves)
     body = ["<h2>Held-out images</h2><p>Click an image for full size.</p>", "\n".join(table),
             "<h2>Metrics</h2>",

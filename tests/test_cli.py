@@ -78,6 +78,11 @@ class PreRestructureRunsResumeTest(tf.test.TestCase):
         self.assertRegex(result.stderr, r"Resumed from .*ckpt-2")
         self.assertIn("from step 2 to 3", result.stderr)
         self.assertTrue(os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index")))
+        # Its flags.cfg said --residual (then ignored by cycle_gan): it resumes without it.
+        self.assertIn("started before --residual applied to cycle_gan", result.stdout)
+        with open(os.path.join(run, "flags.cfg")) as handle:
+            self.assertIn("--noresidual", handle.read().split())
+        self.assertTrue(os.path.isfile(os.path.join(run, "report.html")))
 
     def test_restore_phase_resumes_at_its_step(self):
         run = self._copy("restore")

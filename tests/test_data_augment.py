@@ -4,7 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.data import augment
-from kgan.data.images import DataError, ImageSource
+from kgan.data.images import DataError
+from kgan.data.sources import ImageSource
 
 
 def image(height, width, channels=3, seed=0):

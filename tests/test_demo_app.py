@@ -99,6 +99,29 @@ class DemoAppTest(tf.test.TestCase):
         self.assertEqual(big["size"], (100, 72))
         self.assertGreater(big["seconds"], 0.0)
 
+    def test_colourisation_export_gets_a_colourise_tab_that_keeps_the_luma(self):
+        from kgan.color_metrics import gray_baseline, rgb_luma
+        from kgan.models import colorization_generator
+
+        keras.utils.set_random_seed(1)
+        folder = os.path.join(self.root, "colorize", "generator")
+        export_generator(colorization_generator(num_downs=5, ngf=4, self_attention=False),
+                         folder, tflite="", verify=False)
+        model = demo_app.load_demo_model(folder)
+        self.assertEqual(model.kind, "colorize")
+        self.assertTrue(model.name.startswith("Colourisation"))
+        gray = gray_baseline(self.image)
+        Image.fromarray(gray).save(self.path("gray.png"))
+        for factor in (2, demo_app.AUTO):
+            results, errors = demo_app.translate_files(
+                model, "generator", [self.path("gray.png")],
+                os.path.join(self.root, f"out_colour_{factor}"), render_factor=factor)
+            self.assertEqual(errors, [])
+            with Image.open(results[0]["output"]) as f:
+                output = np.asarray(f)
+            self.assertEqual(output.shape, gray.shape)
+            self.assertLessEqual(np.abs(rgb_luma(output) - gray[..., 0]).max(), 1.0)
+
     def test_tflite_file_and_images_larger_than_its_fixed_size(self):
         model = demo_app.load_demo_model(os.path.join(self.cyclegan, "AtoB", "float32.tflite"))
         self.assertEqual(model.translators["generator"].fixed_size, 32)

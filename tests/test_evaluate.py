@@ -100,13 +100,20 @@ class CliTest(tf.test.TestCase):
         os.makedirs(os.path.join(run, "generators"))
         build_generator("resnet_6blocks", ngf=4).save(
             os.path.join(run, "generators", "generator.keras"))
+        # The run's own evaluation settings (as training wrote them) are the defaults, so the
+        # command reproduces the table the run printed.
+        with open(os.path.join(run, "flags.cfg"), "w") as f:
+            f.write("--model=restore\n--eval_size=64\n--degradations=downscale\n--seed=3\n")
         path = os.path.join(self.get_temp_dir(), "eval.json")
-        result = self._run(f"--checkpoint_dir={run}", "--crop_size=64", "--max_images=3",
+        result = self._run(f"--checkpoint_dir={run}", "--max_images=3",
                            f"--output_json={path}")
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn("PSNR (dB)", result.stdout)
         with open(path) as f:
             results = json.load(f)
+        self.assertEqual(results["source"]["crop_size"], 64)
+        self.assertEqual(results["source"]["degradations"], "downscale")
+        self.assertEqual(results["source"]["seed"], 3)
         self.assertEqual(results["num_images"], 3)
         for method in ("model", "degraded_input", "bicubic"):
             self.assertGreater(results[method]["psnr"], 0.0)

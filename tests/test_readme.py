@@ -26,6 +26,8 @@ for module, argvs in commands.items():
     before = set(flags.FLAGS)
     cli.define_flags()
     for argv in argvs:
+        if "--help" in argv:  # kgan.cli.common.run_cli answers it before parsing
+            continue
         flags.FLAGS.unparse_flags()
         try:
             flags.FLAGS(["kgan." + module] + argv)
@@ -42,14 +44,19 @@ print(json.dumps(failures))
 def readme_commands(text):
     """{module: [argv]} of the ``python -m kgan.X`` lines in the README's fenced code blocks,
     continuation lines joined and ``[optional]`` placeholders dropped."""
-    commands = {}
-    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = re.sub(r"\[[^\]]*\]", "", line.split("#")[0]).strip()
-            match = re.search(r"python -m kgan\.(\w+)(.*)", line)
-            if match:
-                argv = [a for a in shlex.split(match.group(2)) if a.startswith("-")]
-                commands.setdefault(match.group(1), []).append(argv)
+    commands, block, inside = {}, [], False
+    for line in text.splitlines() + ["```"]:
+        if line.startswith("```"):
+            if inside:
+                for command in "\n".join(block).replace("\\\n", " ").splitlines():
+                    command = re.sub(r"\[[^\]]*\]", "", command.split("#")[0]).strip()
+                    match = re.search(r"python -m kgan\.(\w+)(.*)", command)
+                    if match:
+                        argv = [a for a in shlex.split(match.group(2)) if a.startswith("-")]
+                        commands.setdefault(match.group(1), []).append(argv)
+            inside, block = not inside, []
+        elif inside:
+            block.append(line)
     return commands
 
 

@@ -15,7 +15,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from kgan import video
+from kgan import video, video_io
 from kgan.stabilize import TemporalStabilizer
 
 RATE = fractions.Fraction(30000, 1001)
@@ -93,9 +93,9 @@ class VideoTest(tf.test.TestCase):
     def test_millisecond_timestamps_snap_to_the_exact_rate(self):
         # Matroska stores 24000/1001 fps as rounded milliseconds.
         pts = [round(i * 1001 / 24) for i in range(30)]
-        rate = video._frame_rate(pts, [41] * 30, fractions.Fraction(1, 1000), "")
+        rate = video_io._frame_rate(pts, [41] * 30, fractions.Fraction(1, 1000), "")
         self.assertEqual(rate, fractions.Fraction(24000, 1001))
-        self.assertEqual(video._frame_rate([0, 1001, 2002], [], fractions.Fraction(1, 30000),
+        self.assertEqual(video_io._frame_rate([0, 1001, 2002], [], fractions.Fraction(1, 30000),
                                            ""), RATE)
 
     def test_read_frames_from_any_frame(self):

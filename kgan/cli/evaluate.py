@@ -15,6 +15,7 @@ degradations, seed, crop size) come from the run's ``flags.cfg`` (its ``--eval_s
 command prints the same table the run printed at the end of training.
 """
 
+import dataclasses
 import json
 import os
 
@@ -53,6 +54,13 @@ def define_flags():
     flags.DEFINE_string("inception_weights", "imagenet",
                         "FID/KID InceptionV3 weights: imagenet (Keras cache) or a .h5 path.")
     flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
+    flags.DEFINE_bool("report", False, "Write the picture report of --checkpoint_dir "
+                      "(RUN/report.html: held-out images at full size, metrics, loss curves), "
+                      "or with --runs one page comparing the runs.")
+    flags.DEFINE_list("runs", [], "Run folders to compare side by side (with --report): the "
+                      "same held-out images in rows, one column per run, metrics and curves.")
+    flags.DEFINE_string("report_path", None, "Where the comparison page goes (default: "
+                        "runs_compared.html in the first run's parent folder).")
 
 
 def read_run_flags(run_dir):
@@ -121,7 +129,38 @@ def write_json(path, results):
     print(f"wrote {path}")
 
 
+def run_report(f):
+    """``--report``: one run's report.html, or (``--runs``) a page comparing runs."""
+    from kgan import report
+    from kgan.recipes import reporting
+    from kgan.recipes.config import read_flagfile
+
+    run_dirs = f.runs or ([f.checkpoint_dir] if f.checkpoint_dir else [])
+    if not run_dirs:
+        raise UsageError("--report needs --checkpoint_dir=RUN or --runs=RUN1,RUN2,...")
+    summaries = []
+    for run_dir in run_dirs:
+        flagfile = os.path.join(run_dir, runs.FLAGFILE)
+        if not os.path.isfile(flagfile):
+            raise UsageError(f"{run_dir} has no flags.cfg: pass the --output_dir of a kgan.train "
+                             "run.")
+        config = dataclasses.replace(read_flagfile(flagfile), output_dir=run_dir)
+        generators = reporting.generators_of_run(run_dir)
+        if not f.runs:
+            print(f"kgan: report {reporting.write_report(config, generators)}")
+            return
+        summaries.append(report.RunSummary(os.path.basename(os.path.normpath(run_dir)), run_dir,
+                                           reporting.examples(config, generators),
+                                           reporting.run_metrics(run_dir)))
+    path = f.report_path or os.path.join(os.path.dirname(os.path.abspath(run_dirs[0])),
+                                         "runs_compared.html")
+    print(f"kgan: comparison {report.write_comparison_report(path, summaries)}")
+
+
 def run(f):
+    if f.report:
+        run_report(f)
+        return
     if f.data == "colorize":
         results = run_colorize(f)
         if f.output_json:

@@ -6,10 +6,9 @@ same step count, same learning-rate schedule position. Flags given on the comman
 the flagfile; the effective flags are written to ``OUTPUT_DIR/flags.cfg``.
 """
 
+import dataclasses
 import os
 import shutil
-
-from absl import flags
 
 from kgan import distribute
 from kgan.cli.common import run_cli
@@ -61,8 +60,24 @@ def write_flagfile(path, config):
     os.replace(partial, path)
 
 
+def predates_residual_option(run_dir):
+    """True when ``run_dir/flags.cfg`` was written by kgan before cycle_gan and pix2pix honoured
+    ``--residual`` (it then wrote ``--residual`` for every model and had no ``--lambda_gan``)."""
+    path = os.path.join(run_dir, "flags.cfg")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as handle:
+        lines = handle.read().split()
+    return "--residual" in lines and not any(line.startswith("--lambda_gan=") for line in lines)
+
+
 def run(flag_values):
     config = config_from_flags(flag_values)
+    if config.model in ("cycle_gan", "pix2pix") and predates_residual_option(config.output_dir):
+        # Those runs trained the reference generator; resuming must not add a global skip.
+        config = dataclasses.replace(config, residual=False)
+        print(f"kgan: {config.output_dir} was started before --residual applied to "
+              f"{config.model}: resuming it without the residual skip, as it was trained.")
     strategy = setup(config)
     flagfile = os.path.join(config.output_dir, "flags.cfg")
     created_dir = not os.path.exists(config.output_dir)

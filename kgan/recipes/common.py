@@ -116,3 +116,16 @@ def initialize_from(config, trainer, run_dir):
 def first_batch(dataset, size=4):
     """The first batch of ``dataset``, each tensor cut to ``size`` images (for image grids)."""
     return tuple(t[:size] for t in next(iter(dataset.take(1))))
+
+
+def train_parts(parts, config, strategy):
+    """Trains a single-trainer recipe's ``RecipeParts`` to its end step (resuming).
+
+    Returns:
+        ``(trainer, sample batch, the trainer's generators)``.
+    """
+    from kgan.trainers.loop import train_loop
+
+    train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
+               parts.end_step, loop_options(config), parts.sample, config.batch_size)
+    return parts.trainer, parts.sample, parts.trainer.generators()

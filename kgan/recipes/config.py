@@ -158,3 +158,45 @@ def make_config(**fields):
     """A ``TrainConfig`` from keyword arguments with the per-model defaults for the rest:
     ``make_config(model="pix2pix")`` uses unet_256 and batch norm, as the reference."""
     return with_model_defaults(TrainConfig(**fields), explicit=fields)
+
+
+def _parse_value(text, default):
+    """A flagfile value as the type of ``default`` (None defaults: int, float or str)."""
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(default, (tuple, list)):
+        items = [item for item in text.split(",") if item]
+        return tuple(float(i) for i in items) if default and isinstance(default[0], float) \
+            else tuple(items)
+    for kind in ((type(default),) if default is not None else (int, float)):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_flagfile(path):
+    """The ``TrainConfig`` a run's ``flags.cfg`` (written by kgan.train) describes.
+
+    Args:
+        path: the flagfile (``--name=value``, ``--name`` / ``--noname`` for booleans; lines
+            starting with ``#`` and unknown names are ignored).
+
+    Returns:
+        A ``TrainConfig`` (per-model defaults for the fields the file does not set).
+    """
+    values = {}
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if not line.startswith("--"):
+                continue
+            name, sep, text = line[2:].partition("=")
+            if not sep:
+                negated = name.startswith("no") and name[2:] in FIELD_NAMES
+                name, text = (name[2:], "false") if negated else (name, "true")
+            if name in FIELD_NAMES:
+                values[name] = _parse_value(text, getattr(DEFAULTS, name))
+    return make_config(**values)
+

@@ -8,9 +8,9 @@ from absl import logging
 
 from kgan.data import unpaired_dataset
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
-                                 initialize_from, loop_options)
+                                 initialize_from, train_parts)
 from kgan.trainers.cyclegan import build_cyclegan
-from kgan.trainers.loop import end_step_for, train_loop
+from kgan.trainers.loop import end_step_for
 
 CROPPING_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop")
 
@@ -52,7 +52,4 @@ def train(config, strategy):
     Returns:
         ``(trainer, sample batch, {"AtoB": G_A, "BtoA": G_B})``.
     """
-    parts = build(config, strategy)
-    train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
-               parts.end_step, loop_options(config), parts.sample, config.batch_size)
-    return parts.trainer, parts.sample, parts.trainer.generators()
+    return train_parts(build(config, strategy), config, strategy)

@@ -10,10 +10,10 @@ from absl import logging
 from kgan.data import paired_dataset
 from kgan.models import build_discriminator, build_generator
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
-                                 initialize_from, loop_options)
+                                 initialize_from, train_parts)
 from kgan.schedules import LinearDecay
 from kgan.trainers.base import adam
-from kgan.trainers.loop import end_step_for, train_loop
+from kgan.trainers.loop import end_step_for
 from kgan.trainers.pix2pix import Pix2Pix
 
 
@@ -57,7 +57,4 @@ def train(config, strategy):
     Returns:
         ``(trainer, sample batch, {"generator": G})``.
     """
-    parts = build(config, strategy)
-    train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
-               parts.end_step, loop_options(config), parts.sample, config.batch_size)
-    return parts.trainer, parts.sample, parts.trainer.generators()
+    return train_parts(build(config, strategy), config, strategy)

@@ -95,6 +95,27 @@ def _outputs(generator, pairs):
     return examples
 
 
+def examples(config, generators):
+    """``[(name, input, output, target or None)]``: the run's held-out images through its
+    generators (``AtoB: chelsea`` ... for CycleGAN)."""
+    rows = []
+    for direction, pairs in held_out_pairs(config).items():
+        if direction in generators:
+            prefix = "" if len(generators) == 1 else f"{direction}: "
+            rows += [(prefix + name, *rest)
+                     for name, *rest in _outputs(generators[direction], pairs)]
+    return rows
+
+
+def run_metrics(run_dir):
+    """The metrics a run saved (``evaluation.json``), or None."""
+    path = os.path.join(run_dir, "evaluation.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def write_report(config, generators):
     """Writes ``config.output_dir/report.html`` for a finished run.
 
@@ -105,18 +126,8 @@ def write_report(config, generators):
     Returns:
         The page's path.
     """
-    examples = []
-    for direction, pairs in held_out_pairs(config).items():
-        if direction in generators:
-            prefix = "" if len(generators) == 1 else f"{direction}: "
-            examples += [(prefix + name, *rest)
-                         for name, *rest in _outputs(generators[direction], pairs)]
-    metrics = None
-    evaluation = os.path.join(config.output_dir, "evaluation.json")
-    if os.path.isfile(evaluation):
-        with open(evaluation) as handle:
-            metrics = json.load(handle)
-    return report.write_run_report(config.output_dir, examples, metrics=metrics)
+    return report.write_run_report(config.output_dir, examples(config, generators),
+                                   metrics=run_metrics(config.output_dir))
 
 
 def write_report_safely(config, generators):
