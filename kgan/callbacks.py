@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from kgan import checkpoints
 from kgan.errors import KganError
 from kgan.pixels import to_uint8
 
@@ -63,7 +64,8 @@ class CheckpointSaver(keras.callbacks.Callback):
     """Saves a ``tf.train.CheckpointManager`` every ``save_freq`` steps and at the end.
 
     TensorFlow writes the checkpoint files first and the ``checkpoint`` index last (atomic
-    rename), so a kill at any moment leaves the previous checkpoint usable.
+    rename), so a kill at any moment leaves the previous checkpoint usable; a full disk raises
+    ``kgan.atomic.DiskFullError`` with the previous checkpoint intact (kgan.checkpoints.save).
     """
 
     def __init__(self, manager, save_freq):
@@ -75,7 +77,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         step = _step(self.model)
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return
-        self.manager.save(checkpoint_number=step)
+        checkpoints.save(self.manager, step)
         logging.info("Saved checkpoint at step %d", step)
 
     def on_train_batch_end(self, batch, logs=None):

@@ -3,7 +3,9 @@
 Keras 3 ``fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), so
 ``CustomLoop`` drives the very same ``trainer.train_step`` with ``strategy.run`` over
 ``experimental_distribute_dataset`` batches, and calls the same Keras callbacks (progress bar,
-TensorBoard, checkpoints) that ``fit`` would. One train_step, two drivers.
+TensorBoard, checkpoints) that ``fit`` would. One train_step, two drivers. Under
+MultiWorkerMirroredStrategy it asks TensorFlow's ``PreemptionCheckpointHandler`` after every
+step whether a worker was preempted (kgan.preemption builds the handler).
 """
 
 import json
@@ -11,6 +13,8 @@ import os
 
 import keras
 import tensorflow as tf
+
+from kgan.preemption import TrainingInterrupted
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -127,11 +131,14 @@ class CustomLoop:
         trainer: a compiled kgan trainer (``keras.Model`` with ``train_step``).
         strategy: the strategy the trainer was built under.
         jit_compile: compile the per-replica step with XLA.
+        preemption_handler: a ``tf.distribute.experimental.PreemptionCheckpointHandler``
+            asked after every step (it saves and ends the run when a worker is preempted).
     """
 
-    def __init__(self, trainer, strategy, jit_compile=False):
+    def __init__(self, trainer, strategy, jit_compile=False, preemption_handler=None):
         self.trainer = trainer
         self.strategy = strategy
+        self.preemption_handler = preemption_handler
         step = tf.function(trainer.train_step, jit_compile=jit_compile, reduce_retracing=True)
 
         @tf.function
@@ -167,17 +174,25 @@ class CustomLoop:
         logs = {}
         callback_list.on_train_begin()
         step = initial_step
-        while step < end_step and not trainer.stop_training:
-            epoch = step // steps_per_epoch
-            callback_list.on_epoch_begin(epoch)
-            epoch_end = min((epoch + 1) * steps_per_epoch, end_step)
-            while step < epoch_end and not trainer.stop_training:
-                batch_index = step - epoch * steps_per_epoch
-                callback_list.on_train_batch_begin(batch_index)
-                logs = self.distributed_step(next(iterator))
-                logs = {name: float(value) for name, value in logs.items()}
-                callback_list.on_train_batch_end(batch_index, logs)
-                step += 1
-            callback_list.on_epoch_end(epoch, logs)
+        try:
+            while step < end_step and not trainer.stop_training:
+                epoch = step // steps_per_epoch
+                callback_list.on_epoch_begin(epoch)
+                epoch_end = min((epoch + 1) * steps_per_epoch, end_step)
+                while step < epoch_end and not trainer.stop_training:
+                    batch_index = step - epoch * steps_per_epoch
+                    callback_list.on_train_batch_begin(batch_index)
+                    logs = self.distributed_step(next(iterator))
+                    logs = {name: float(value) for name, value in logs.items()}
+                    callback_list.on_train_batch_end(batch_index, logs)
+                    step += 1
+                    if self.preemption_handler is not None:
+                        # Saves at an agreed step and raises TrainingInterrupted when preempted.
+                        self.preemption_handler.save_checkpoint_if_preempted(
+                            checkpoint_number=step)
+                callback_list.on_epoch_end(epoch, logs)
+        except TrainingInterrupted:
+            callback_list.on_train_end(logs)  # flushes TensorBoard (the checkpoint is saved)
+            raise
         callback_list.on_train_end(logs)
         return logs

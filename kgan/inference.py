@@ -18,10 +18,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan.data.images import (ImageNotFoundError, ImageReadError, image_size, list_images,
-                              load_image, write_png)
+from kgan.atomic import atomic_path
+from kgan.data.images import (ImageNotFoundError, ImageReadError, display_name, image_size,
+                              list_images, load_image, write_png)
 from kgan.errors import UsageError
-from kgan.tiling import tile_for_limit, translate_tiled
+from kgan.tiling import CONV_PIXEL_LIMIT, tile_for_limit, translate_tiled
 
 
 def output_names(paths):
@@ -43,7 +44,8 @@ def choose_tile(translator, height, width, tile=None):
         translator: a kgan.serving translator (``fixed_size``, ``pixel_limit``, ``multiple``).
         height, width: the image size.
         tile: the user's ``--tile``: None or -1 chooses automatically from the model's
-            whole-image pixel limit, 0 never tiles (except above a TFLite file's fixed size),
+            whole-image pixel limit (``kgan.tiling.CONV_PIXEL_LIMIT`` for a translator that
+            does not say, so a huge photo never goes through in one piece), 0 never tiles (except above a TFLite file's fixed size),
             N tiles images with a side above N.
     """
     fixed = getattr(translator, "fixed_size", None)
@@ -51,8 +53,8 @@ def choose_tile(translator, height, width, tile=None):
         tile = min(tile, fixed) if tile and tile > 0 else fixed
         return None if height <= tile and width <= tile else tile
     if tile is None or tile < 0:
-        limit = getattr(translator, "pixel_limit", None)
-        if limit is None or height * width <= limit:
+        limit = getattr(translator, "pixel_limit", None) or CONV_PIXEL_LIMIT
+        if height * width <= limit:
             return None
         return tile_for_limit(limit, getattr(translator, "multiple", 1) or 1)
     if tile == 0 or (height <= tile and width <= tile):
@@ -146,7 +148,7 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                            for image in images]
             except (tf.errors.OpError, ValueError) as error:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-                failed += [(path, f"{os.path.basename(path)}: translation failed ({reason})")
+                failed += [(path, f"{display_name(path)}: translation failed ({reason})")
                            for path in batch_paths]
                 continue
             for path, image, result in zip(batch_paths, images, results):
@@ -158,7 +160,8 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                                  names[path]))
                 done += 1
                 if done % log_every == 0 or done == total:
-                    log(f"[{done}/{total}] {os.path.basename(path)} -> {out_path}")
+                    log(f"[{done}/{total}] {display_name(path)} -> "
+                        f"{os.path.join(output_dir, display_name(out_path))}")
     seconds = time.time() - start
 
     skipped += failed
@@ -171,21 +174,29 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
     unreadable = skipped[:len(skipped) - len(failed)]
     if unreadable:
         log(f"Skipped {len(unreadable)} unreadable file(s): "
-            + ", ".join(os.path.basename(path) for path, _ in unreadable))
+            + ", ".join(f"{display_name(path)} ({_short(path, reason)})"
+                        for path, reason in unreadable))
     if failed:
         log(f"Skipped {len(failed)} file(s) that failed to translate: "
-            + ", ".join(os.path.basename(path) for path, _ in failed))
+            + ", ".join(display_name(path) for path, _ in failed))
     return summary
+
+
+def _short(path, reason):
+    """A skip reason without the path it starts with, on one line."""
+    reason = reason[len(path) + 2:] if reason.startswith(path + ": ") else reason
+    return " ".join(reason.split())
 
 
 def _write_thumbnail(output_dir, name, image, max_side=512):
     """Saves a JPEG copy of an input for the HTML page; returns its path relative to the page."""
-    folder = os.path.join(output_dir, "index_files")
-    os.makedirs(folder, exist_ok=True)
-    thumb = Image.fromarray(image)
+    # Decimate a huge input first so the thumbnail never copies the full-size image.
+    step = max(1, max(image.shape[:2]) // (2 * max_side))
+    thumb = Image.fromarray(np.ascontiguousarray(image[::step, ::step]))
     thumb.thumbnail((max_side, max_side))
     relative = os.path.join("index_files", os.path.splitext(name)[0] + "_input.jpg")
-    thumb.save(os.path.join(output_dir, relative), format="JPEG", quality=90)
+    with atomic_path(os.path.join(output_dir, relative)) as partial:
+        thumb.save(partial, format="JPEG", quality=90)
     return relative
 
 
@@ -208,7 +219,6 @@ def _write_html(output_dir, rows, skipped):
         lines += [f"<li>{escape(reason)}</li>" for _, reason in skipped]
         lines.append("</ul>")
     lines.append("</body></html>")
-    partial = os.path.join(output_dir, ".index.html.partial")
-    with open(partial, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(partial, os.path.join(output_dir, "index.html"))
+    with atomic_path(os.path.join(output_dir, "index.html")) as partial:
+        with open(partial, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write("\n".join(lines))

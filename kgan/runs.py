@@ -23,6 +23,7 @@ import keras
 from absl import logging
 
 import kgan.layers  # noqa: F401  (registers the custom layers for load_model)
+from kgan.atomic import atomic_path
 from kgan.errors import ModelFileError, ModelNotFoundError
 
 GENERATORS_DIR = "generators"
@@ -70,7 +71,8 @@ def generator_path(run_dir, direction=None):
 
 
 def load_generator(path):
-    """Loads a ``.keras`` generator with ``safe_mode=True`` (no Lambda layers, no pickled code).
+    """Loads a ``.keras`` generator with ``safe_mode=True`` (no Lambda layers, no pickled code,
+    only registered classes), so a ``.keras`` file from someone else runs no code of theirs.
 
     Raises:
         ModelFileError: one line naming the file and the reason.
@@ -87,19 +89,18 @@ def load_generator(path):
 
 def save_generators(generators, run_dir):
     """Saves each generator as ``run_dir/generators/<name>.keras`` (written to a temporary name
-    and renamed, so a kill never leaves a truncated model file).
+    and renamed, so a kill never leaves a truncated model file; a full disk removes the
+    temporary file and raises ``kgan.atomic.DiskFullError``, the previous file intact).
 
     Returns:
         ``{name: path}``.
     """
     folder = os.path.join(run_dir, GENERATORS_DIR)
-    os.makedirs(folder, exist_ok=True)
     paths = {}
     for name, model in generators.items():
         paths[name] = os.path.join(folder, name + ".keras")
-        partial = os.path.join(folder, f".{name}.partial.keras")
-        model.save(partial)
-        os.replace(partial, paths[name])
+        with atomic_path(paths[name], f"the generator {name}") as partial:
+            model.save(partial)
     logging.info("Saved generators: %s", ", ".join(paths.values()))
     return paths
 
@@ -112,10 +113,8 @@ def weights_path(phase_dir, name):
 def save_phase_weights(model, phase_dir, name):
     """Saves ``model``'s weights as ``phase_dir/<name>.weights.h5`` atomically."""
     path = weights_path(phase_dir, name)
-    os.makedirs(phase_dir, exist_ok=True)
-    partial = os.path.join(phase_dir, f".{name}.partial.weights.h5")
-    model.save_weights(partial)
-    os.replace(partial, path)
+    with atomic_path(path, f"the {name} weights") as partial:
+        model.save_weights(partial)
     return path
 
 

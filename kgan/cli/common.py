@@ -1,6 +1,7 @@
 """The one way every kgan command line runs: ``run_cli`` parses the flags, prints kgan's own
 grouped ``--help`` (exit 0), turns user errors into one line on stderr with exit code 2, and
-keeps ``KGAN_DEBUG=1`` for full tracebacks.
+keeps ``KGAN_DEBUG=1`` for full tracebacks. A full disk, wherever it happens (checkpoint,
+generators, export, output images), also ends in one line.
 
 Called by each ``kgan.cli.X.main``. Example::
 
@@ -20,6 +21,7 @@ import sys
 
 from absl import app, flags
 
+from kgan.atomic import disk_full_message, is_disk_full
 from kgan.errors import KganError
 
 FLAGS = flags.FLAGS
@@ -125,5 +127,10 @@ def run_cli(prog, run, define_flags, doc=None, groups=None, argv=None):
             if os.environ.get("KGAN_DEBUG"):
                 raise
             fail(prog, error)
+        except Exception as error:  # noqa: BLE001 - only a full disk is turned into one line
+            if os.environ.get("KGAN_DEBUG") or not is_disk_full(error):
+                raise
+            fail(prog, disk_full_message("its output", getattr(error, "filename", None)
+                                         or "the output folder", error))
 
     app.run(main, argv=argv, flags_parser=parse)

@@ -3,17 +3,23 @@ restoration pipeline, with TensorBoard logs, checkpoints and automatic resume.
 
 Rerunning the same command on the same ``--output_dir`` resumes from the latest checkpoint:
 same step count, same learning-rate schedule position. Flags given on the command line override
-the flagfile; the effective flags are written to ``OUTPUT_DIR/flags.cfg``.
+the flagfile; the effective flags are written to ``OUTPUT_DIR/flags.cfg``. SIGTERM or Ctrl-C
+saves a checkpoint at the step reached and exits with 128 + the signal number (a second Ctrl-C
+exits at once); a second run on the same ``--output_dir`` refuses to start.
 """
 
 import dataclasses
 import os
 import shutil
+import sys
 
 from kgan import distribute
+from kgan.atomic import atomic_path
 from kgan.cli.common import run_cli
 from kgan.flags import ALIASES, FLAG_GROUPS, define_flags
+from kgan.preemption import TrainingInterrupted
 from kgan.recipes import FIELD_NAMES, TrainConfig, setup, train, with_model_defaults
+from kgan.run_lock import RunLock
 
 FLAGS_MODULE = "kgan.flags"
 
@@ -53,11 +59,9 @@ def flagfile_lines(config):
 
 def write_flagfile(path, config):
     """Writes the flagfile of ``config`` atomically."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "w") as handle:
-        handle.write("\n".join(flagfile_lines(config)) + "\n")
-    os.replace(partial, path)
+    with atomic_path(path, "the flagfile") as partial:
+        with open(partial, "w") as handle:
+            handle.write("\n".join(flagfile_lines(config)) + "\n")
 
 
 def predates_residual_option(run_dir):
@@ -82,17 +86,28 @@ def run(flag_values):
     flagfile = os.path.join(config.output_dir, "flags.cfg")
     created_dir = not os.path.exists(config.output_dir)
     created_flagfile = not os.path.exists(flagfile)
-    if distribute.is_chief(strategy):
-        write_flagfile(flagfile, config)
+    lock = RunLock(config.output_dir)
+    if distribute.is_chief(strategy):  # multi-worker runs share the folder: the chief locks
+        lock.acquire()
     try:
+        if distribute.is_chief(strategy):
+            write_flagfile(flagfile, config)
         train(config, strategy)
+    except TrainingInterrupted as stopped:
+        lock.release()
+        print(f"kgan.train: {stopped}", file=sys.stderr)
+        sys.exit(stopped.exit_code)
     except Exception:
+        lock.release()
         # A run that failed before doing anything leaves no folder that looks like a run.
         if created_flagfile and set(os.listdir(config.output_dir)) <= {"flags.cfg"}:
-            os.remove(flagfile)
+            if os.path.exists(flagfile):
+                os.remove(flagfile)
             if created_dir:
                 shutil.rmtree(config.output_dir, ignore_errors=True)
         raise
+    finally:
+        lock.release()
 
 
 def main(argv=None):

@@ -1,7 +1,10 @@
 """THE image reader of kgan: listing image files, decoding any image file to uint8 RGB (the
 same decoding for training, inference and evaluation: 16-bit scaled to 8 bits, palette, gray and
 RGBA converted, EXIF orientation applied, first frame of an animation), reading sizes from
-headers, and writing PNGs atomically.
+headers, and writing PNGs atomically. Hostile files are refused before decoding: a declared
+size above ``MAX_PIXELS`` (a decompression bomb: a few-kB PNG claiming 20000x12000) is never
+decoded, only the image formats kgan reads are opened (no EPS/PostScript, which would run
+Ghostscript), and broken or looping symlinks are listed so that they are skipped by name.
 
 Called by kgan.data (training pipelines), kgan.inference and the CLIs (translate, colorize,
 evaluate, crappify, demo) and kgan.export (verification images). Depends on Pillow and numpy
@@ -15,8 +18,15 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageOps
 
+from kgan.atomic import atomic_path
 from kgan.errors import KganError
 
+# The most pixels kgan decodes from one file (Pillow's own warning threshold, about 89 Mpx:
+# a 100-megapixel camera still fits below twice this; 0.27 GB as uint8 RGB). Above it a file is
+# refused from its header alone.
+MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+# The formats Pillow may open, whatever the file name says.
+FORMATS = ("JPEG", "MPO", "PNG", "PPM", "BMP", "DIB", "GIF", "TIFF", "WEBP")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap height and width
 
@@ -51,9 +61,36 @@ def list_images(path):
     if not os.path.isdir(path):
         raise ImageNotFoundError(f"{path} does not exist; pass an image file or a folder.")
     names = sorted(n for n in os.listdir(path)
-                   if n.lower().endswith(IMAGE_EXTENSIONS)
-                   and os.path.isfile(os.path.join(path, n)))
+                   if n.lower().endswith(IMAGE_EXTENSIONS) and _listable(os.path.join(path, n)))
     return [os.path.join(path, n) for n in names]
+
+
+def _listable(path):
+    """A regular file, or a symlink that does not resolve (a loop or a dangling link: listed so
+    that the reader skips it by name). Folders, FIFOs and devices are never listed (reading a
+    FIFO would block)."""
+    return os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path))
+
+
+def display_name(path):
+    """The file name of ``path`` safe to print on one log line (control characters such as
+    newlines or terminal escapes shown as ``\\n``, ``\\x1b``)."""
+    name = os.path.basename(path)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def _open(path):
+    """Opens ``path`` with Pillow (kgan's formats only) and refuses a decompression bomb from
+    its declared size, before anything is decoded."""
+    image = Image.open(path, formats=FORMATS)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise ImageReadError(
+            f"{path}: declared size {width}x{height} ({width * height / 1e6:.0f} Mpx) is above "
+            f"kgan's limit of {MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb?); not decoded. "
+            "Set kgan.data.images.MAX_PIXELS higher to read it.")
+    return image
 
 
 def _to_uint8_rgb(image):
@@ -104,7 +141,7 @@ def load_image_with_alpha(path):
         ImageReadError: as ``load_image``.
     """
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             image.load()
             try:
                 image = ImageOps.exif_transpose(image)
@@ -115,6 +152,8 @@ def load_image_with_alpha(path):
                                                      and "transparency" in image.info):
                 alpha = np.asarray(image.convert("RGBA"), np.uint8)[..., 3].copy()
             array = _to_uint8_rgb(image)
+    except ImageReadError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageReadError(f"{path}: not a readable image ({error})") from error
     if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
@@ -129,23 +168,22 @@ def image_size(path):
         ImageReadError: when the header cannot be read.
     """
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             width, height = image.size
             if image.getexif().get(0x0112) in _TRANSPOSED_ORIENTATIONS:
                 height, width = width, height
             return height, width
+    except ImageReadError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageReadError(f"{path}: not a readable image ({error})") from error
 
 
 def write_png(path, image):
     """Writes uint8 (H, W, 3) or (H, W, 4) ``image`` as a PNG file, atomically (temporary name,
-    then rename), creating the folder."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, "." + os.path.basename(path) + ".partial")
-    Image.fromarray(np.asarray(image, np.uint8)).save(partial, format="PNG")
-    os.replace(partial, path)
+    then rename; a full disk raises ``kgan.atomic.DiskFullError``), creating the folder."""
+    with atomic_path(path) as partial:
+        Image.fromarray(np.asarray(image, np.uint8)).save(partial, format="PNG")
 
 
 def try_load(path):
@@ -154,7 +192,9 @@ def try_load(path):
         return load_image(path), None
     except ImageReadError as error:
         cause = error.__cause__
-        return None, f"{type(cause).__name__}: {cause}" if cause else str(error)
+        if cause:
+            return None, f"{type(cause).__name__}: {cause}"
+        return None, str(error).split(": ", 1)[-1]
     except Exception as error:  # Any decoding failure means "skip this file".
         return None, f"{type(error).__name__}: {error}"
 
@@ -178,6 +218,6 @@ def decode_files(paths, num_threads=None):
 
 def log_skipped(folder, bad):
     if bad:
-        examples = "; ".join(f"{os.path.basename(p)} ({e})" for p, e in bad[:3])
+        examples = "; ".join(f"{display_name(p)} ({e})" for p, e in bad[:3])
         logging.warning("Skipped %d unreadable file(s) in %s: %s%s", len(bad), folder, examples,
                         " ..." if len(bad) > 3 else "")

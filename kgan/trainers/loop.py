@@ -1,7 +1,10 @@
 """Drives a compiled kgan trainer to a step count: restores the latest checkpoint, then trains
 with Keras ``fit`` (segments that keep epochs aligned with steps) or kgan's ``strategy.run``
 loop (MultiWorkerMirroredStrategy, where Keras 3 fit fails), with checkpoints, NaN guard and
-TensorBoard logging.
+TensorBoard logging. A corrupt latest checkpoint falls back to an older one (kgan.checkpoints);
+SIGTERM/SIGINT save a checkpoint at the step reached and raise
+``kgan.preemption.TrainingInterrupted`` (TensorFlow's PreemptionCheckpointHandler under
+MultiWorkerMirroredStrategy).
 
 Called by every recipe (kgan.recipes.*) and kgan.bench; takes plain arguments and a
 ``LoopOptions``, never flags.
@@ -14,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from kgan import callbacks as kcallbacks
-from kgan import distribute
+from kgan import checkpoints, distribute, preemption
 
 
 @dataclasses.dataclass
@@ -93,32 +96,51 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
     """
     options = options or LoopOptions()
     checkpoint = tf.train.Checkpoint(trainer=trainer)
+    directory = distribute.worker_dir(os.path.join(run_dir, "checkpoints"), strategy)
+    restored = checkpoints.restore_newest(checkpoint, directory)
     manager = tf.train.CheckpointManager(
-        checkpoint, distribute.worker_dir(os.path.join(run_dir, "checkpoints"), strategy),
+        checkpoint, directory,
         max_to_keep=options.keep_checkpoints if max_to_keep == -1 else max_to_keep)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s", manager.latest_checkpoint)
+    if restored:
+        logging.info("Resumed from %s", restored)
     start = int(trainer.step_counter.numpy())
     if start >= end_step:
         logging.info("%s already trained to step %d (>= %d).", run_dir, start, end_step)
         return start
     logging.info("Training %s from step %d to %d (%d steps/epoch).", run_dir, start, end_step,
                  steps_per_epoch)
-    callbacks = [kcallbacks.NaNGuard(),
-                 kcallbacks.CheckpointSaver(manager, options.save_freq)]
+    saver = kcallbacks.CheckpointSaver(manager, options.save_freq)
+    callbacks = [kcallbacks.NaNGuard(), saver]
     if distribute.is_chief(strategy):
         callbacks.append(kcallbacks.TensorBoardLogger(
             os.path.join(run_dir, "logs"), batch_size, options.print_freq, options.display_freq,
             sample_batch))
-    if uses_custom_loop(options.driver, strategy):
-        loop = distribute.CustomLoop(trainer, strategy, options.jit_compile)
-        loop.run(dataset, start, end_step, steps_per_epoch, callbacks, options.verbose)
+    custom = uses_custom_loop(options.driver, strategy)
+    handler = None
+    if custom and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # TensorFlow's handler watches SIGTERM on every worker; Ctrl-C is handed to it.
+        handler = preemption.multi_worker_handler(
+            strategy, manager, lambda: int(trainer.step_counter.numpy()))
+        stop = preemption.StopSignals((preemption.signal.SIGINT,),
+                                      forward=preemption.forward_as_sigterm)
     else:
-        for initial_epoch, epochs, steps in plan_fit_segments(start, end_step, steps_per_epoch):
-            trainer.fit(dataset, initial_epoch=initial_epoch, epochs=epochs,
-                        steps_per_epoch=steps, callbacks=callbacks, verbose=options.verbose,
-                        shuffle=False)  # tf.data shuffles; Keras would warn it ignores True
-            if trainer.stop_training:
-                break
-    return int(trainer.step_counter.numpy())
+        stop = preemption.StopSignals()
+    callbacks.insert(0, preemption.StopOnSignal(stop))
+    with stop:
+        if custom:
+            loop = distribute.CustomLoop(trainer, strategy, options.jit_compile,
+                                         preemption_handler=handler)
+            loop.run(dataset, start, end_step, steps_per_epoch, callbacks, options.verbose)
+        else:
+            for initial_epoch, epochs, steps in plan_fit_segments(start, end_step,
+                                                                  steps_per_epoch):
+                trainer.fit(dataset, initial_epoch=initial_epoch, epochs=epochs,
+                            steps_per_epoch=steps, callbacks=callbacks,
+                            verbose=options.verbose,
+                            shuffle=False)  # tf.data shuffles; Keras would warn it ignores True
+                if trainer.stop_training:
+                    break
+    step = int(trainer.step_counter.numpy())
+    if stop.requested.is_set() and step < end_step:
+        raise preemption.TrainingInterrupted(stop.signum, step, manager.latest_checkpoint)
+    return step
