@@ -294,8 +294,9 @@ def colorize_image(model, image, render_factor=PHOTO_RENDER_FACTOR, fit="stretch
     return Colorizer(model, render_factor, fit, **options).colorize(image)
 
 
-def load_colorization_model(path):
-    """A translator for ``path``: a ``.keras`` file, a SavedModel export or a ``.tflite`` file.
+def load_colorization_model(path, precision="float32"):
+    """A translator for ``path``: a ``.keras`` file, a SavedModel export or a ``.tflite`` file,
+    computing in ``precision`` (``float32`` or ``bfloat16``; see ``kgan.serving``).
 
     A model without kgan's luma-preserving head (any RGB generator trained on gray inputs)
     works too: only its chroma is used; a warning says so.
@@ -314,9 +315,9 @@ def load_colorization_model(path):
         if not is_colorization_model(model):
             logging.warning("%s has no LumaChromaMerge head; using the chroma of its RGB output.",
                             path)
-        return KerasTranslator(model)
+        return KerasTranslator(model, precision)
     try:
-        translator = load_translator(model=path)
+        translator = load_translator(model=path, precision=precision)
     except (FileNotFoundError, ValueError) as error:
         raise ModelFileError(str(error)) from error
     if isinstance(translator, SavedModelTranslator) and (

@@ -1,7 +1,9 @@
 """Running a trained generator on uint8 images of any size: reflect padding to the network's
 size multiple, the ``translate_uint8`` graph function the SavedModel signatures are built from,
 the TFLite runner, and the translators over a SavedModel export, a ``.tflite`` file or a
-``.keras`` generator.
+``.keras`` generator, each in float32 or bfloat16 compute (``precision=``; kgan.precision).
+A SavedModel's graph is fixed float32, so bfloat16 from an export runs the ``.keras`` generator
+it was exported from (``manifest.json``'s ``source.checkpoint``).
 
 Called by kgan.export (signatures), kgan.verify (TFLite runner), kgan.inference and the
 translate / evaluate / bench / demo CLIs. A translator is a callable
@@ -17,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from kgan import runs
-from kgan.errors import ModelFileError, ModelNotFoundError
+from kgan.errors import ModelFileError, ModelNotFoundError, UsageError
 from kgan.models import size_multiple
+from kgan.precision import check_precision, with_precision
 from kgan.pixels import to_float, to_uint8
 from kgan.tiling import DEFAULT_TILE, whole_image_pixel_limit
 
@@ -129,6 +132,7 @@ class SavedModelTranslator:
     """
 
     fixed_size = None
+    precision = "float32"
 
     def __init__(self, path):
         self.path = resolve_saved_model(path)
@@ -151,11 +155,17 @@ class KerasTranslator:
 
     Args:
         model: a kgan generator.
+        precision: ``float32`` or ``bfloat16`` compute (a converted copy of ``model`` runs
+            when its layers compute in another dtype; ``model`` itself is not changed).
     """
 
     fixed_size = None
 
-    def __init__(self, model):
+    def __init__(self, model, precision="float32"):
+        self.precision = check_precision(precision)
+        if precision == "bfloat16" or any(layer.compute_dtype != "float32"
+                                          for layer in model.layers):
+            model = with_precision(model, precision)
         self.model = model
         self.multiple = size_multiple(model)
         self.pixel_limit = whole_image_pixel_limit(model)
@@ -174,6 +184,8 @@ class TFLiteTranslator:
     Args:
         path: the ``.tflite`` file.
     """
+
+    precision = "float32"  # of its inputs and outputs; the file's own variant sets the compute
 
     def __init__(self, path):
         self.runner = TFLiteRunner(path)
@@ -228,7 +240,29 @@ def resolve_saved_model(path):
                          "with python -m kgan.export or pass a .tflite or .keras file.")
 
 
-def load_translator(model=None, checkpoint_dir=None, direction=None):
+def keras_source(export_path):
+    """The ``.keras`` generator an export was made from (its manifest's ``source.checkpoint``),
+    or None when the manifest does not name one that exists."""
+    saved_model = resolve_saved_model(export_path)
+    for folder in (os.path.dirname(saved_model), saved_model):
+        source = read_manifest(folder).get("source") or {}
+        path = source.get("checkpoint")
+        if path and path.endswith(".keras") and os.path.isfile(path):
+            return path
+    return None
+
+
+def _bfloat16_from_export(path):
+    source = keras_source(path)
+    if source is None:
+        raise UsageError(f"--precision=bfloat16: the SavedModel {path} holds a float32 graph and "
+                         "its manifest names no .keras generator to rebuild in bfloat16; pass "
+                         "the .keras file (--model=RUN/generators/NAME.keras) or "
+                         "--checkpoint_dir=RUN instead.")
+    return KerasTranslator(runs.load_generator(source), "bfloat16")
+
+
+def load_translator(model=None, checkpoint_dir=None, direction=None, precision="float32"):
     """Builds a translator from ``model`` (export directory, SavedModel, ``.tflite`` or
     ``.keras`` file) or ``checkpoint_dir`` (a training run's ``generators/<direction>.keras``).
 
@@ -237,6 +271,9 @@ def load_translator(model=None, checkpoint_dir=None, direction=None):
         checkpoint_dir: a training run directory (used when ``model`` is None).
         direction: the generator of the run: ``AtoB``, ``BtoA`` or ``generator``; default the
             only one, or ``AtoB``.
+        precision: ``float32`` or ``bfloat16`` compute. bfloat16 from a SavedModel export runs
+            the ``.keras`` generator it was exported from; a ``.tflite`` file has its own fixed
+            precision (its float16/int8 variants), so only float32 applies to it.
 
     Returns:
         A callable uint8 (N, H, W, 3) -> uint8 (N, H, W, 3) with a ``fixed_size`` attribute.
@@ -249,7 +286,15 @@ def load_translator(model=None, checkpoint_dir=None, direction=None):
             if not os.path.isfile(model):
                 raise ModelNotFoundError(f"--model {model} does not exist.")
             if model.endswith(".keras"):
-                return KerasTranslator(runs.load_generator(model))
+                return KerasTranslator(runs.load_generator(model), precision)
+            if check_precision(precision) != "float32":
+                raise UsageError(f"--precision={precision} does not apply to a .tflite file "
+                                 "(its precision is fixed at conversion: float32, float16 or "
+                                 "int8 variants); pass the export directory or the .keras "
+                                 "generator.")
             return TFLiteTranslator(model)
+        if check_precision(precision) == "bfloat16":
+            return _bfloat16_from_export(model)
         return SavedModelTranslator(model)
-    return KerasTranslator(runs.load_generator(runs.generator_path(checkpoint_dir, direction)))
+    return KerasTranslator(runs.load_generator(runs.generator_path(checkpoint_dir, direction)),
+                           precision)

@@ -42,6 +42,8 @@ def define_flags():
                       "square: stretch (aspect ratio discarded, DeOldify's) or pad.")
     flags.DEFINE_integer("min_render_factor", 4, "Smallest render factor tried after running "
                          "out of memory.")
+    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision of "
+                      "the model (bfloat16: float32 weights, bf16 activations; not for .tflite).")
     flags.DEFINE_enum("format", "png", ["png", "jpg"], "Photo output format (png keeps alpha).")
     flags.DEFINE_bool("nostabilize", False, "Videos: colourise each frame independently "
                       "(no temporal stabilisation).")
@@ -116,7 +118,7 @@ def run(f):
     factor = parse_render_factor(f.render_factor, video)
     if not os.path.exists(f.input):
         raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
-    translator = load_colorization_model(f.model)
+    translator = load_colorization_model(f.model, f.precision)
     fixed = getattr(translator, "fixed_size", None)
     if fixed:
         if factor == "auto":

@@ -10,6 +10,12 @@ Examples::
         --input=photos/ --output=out/
     python -m kgan.translate --checkpoint_dir=runs/horse2zebra --direction=BtoA \\
         --input=zebras/ --output=out/ --tile=512
+    python -m kgan.translate --model=runs/quickstart/generators/generator.keras \\
+        --precision=bfloat16 --input=photos/ --output=out/
+
+``--precision=bfloat16`` runs the generator's convolutions in bfloat16 (faster on CPUs with
+AVX-512 BF16 or AMX; outputs within a few uint8 levels of float32, see docs/readme_speed.md).
+An export directory is rebuilt from the ``.keras`` generator its manifest names.
 
 Outputs are PNG files named after the inputs (``horse.jpg`` -> ``out/horse.png``) plus an
 ``index.html`` page showing inputs and outputs side by side. Images too large to translate in
@@ -43,13 +49,16 @@ def define_flags():
                          "(self-attention memory; TFLite: its fixed size), 0 translates whole "
                          "images, N tiles images with a side above N.")
     flags.DEFINE_integer("tile_overlap", None, "Overlap of neighbouring tiles (default tile/4).")
+    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision of "
+                      "the generator (bfloat16: float32 weights, bf16 activations; not for "
+                      ".tflite files).")
     flags.DEFINE_bool("html", True, "Write index.html with inputs and outputs side by side.")
     flags.mark_flags_as_required(["input", "output"])
 
 
 def run(f):
     start = time.time()
-    translator = load_translator(f.model, f.checkpoint_dir, f.direction)
+    translator = load_translator(f.model, f.checkpoint_dir, f.direction, f.precision)
     logging.info("Loaded the model in %.1f s.", time.time() - start)
     summary = translate_images(translator, f.input, f.output, batch_size=f.batch_size,
                                tile=f.tile, overlap=f.tile_overlap, html=f.html,
