@@ -79,10 +79,17 @@ def display_name(path):
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
+def _available_formats():
+    """``FORMATS`` that this Pillow can open, with every plugin registered first (Pillow raises
+    a KeyError for a listed format whose plugin is not registered yet)."""
+    Image.init()
+    return [name for name in FORMATS if name in Image.OPEN]
+
+
 def _open(path):
     """Opens ``path`` with Pillow (kgan's formats only) and refuses a decompression bomb from
     its declared size, before anything is decoded."""
-    image = Image.open(path, formats=FORMATS)
+    image = Image.open(path, formats=_available_formats())
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
