@@ -10,7 +10,7 @@ input vs a constant mean-chroma baseline (the training photos' mean U, V). It al
 - the snapshots taken every ``--snapshot_every`` steps, ranked by PSNR and by
   ``color_metrics.colour_score``, to show where the two criteria disagree.
 
-Not a test: it takes minutes. Example (the figures in docs/readme_colorize.md)::
+Not a test: it takes minutes. Example (the README's Colourisation section)::
 
     PYTHONPATH=. python benchmarks/colorize_sanity.py --steps=600 --output_json=/tmp/cs.json
 """

@@ -14,7 +14,7 @@ Examples::
         --precision=bfloat16 --input=photos/ --output=out/
 
 ``--precision=bfloat16`` runs the generator's convolutions in bfloat16 (faster on CPUs with
-AVX-512 BF16 or AMX; outputs within a few uint8 levels of float32, see docs/readme_speed.md).
+AVX-512 BF16 or AMX; outputs within a few uint8 levels of float32, see kgan.precision and tests/test_precision.py).
 An export directory is rebuilt from the ``.keras`` generator its manifest names.
 
 Outputs are PNG files named after the inputs (``horse.jpg`` -> ``out/horse.png``) plus an
