@@ -1,6 +1,7 @@
 """Scaling out, proven equivalent: every trainer's step under MirroredStrategy (2 logical CPUs,
 both drivers) matches one device; the NoGAN switcher and loss scaling work across replicas;
-2 MultiWorkerMirroredStrategy workers on 127.0.0.1 agree and resume.
+2 MultiWorkerMirroredStrategy workers on 127.0.0.1 agree and resume, and a SIGTERM to one
+worker checkpoints both at one agreed step through TensorFlow's PreemptionCheckpointHandler.
 
 Multi-device checks run in fresh processes (logical devices must be set before TensorFlow
 starts) and report JSON; see tests/distribute_check.py.
@@ -13,7 +14,9 @@ import re
 import socket
 import subprocess
 import sys
+import signal
 import tempfile
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -45,21 +48,28 @@ def free_ports(count):
     return ports
 
 
-def run_workers(output_dir, max_steps):
-    """Runs 2 multi-worker CLI processes to ``max_steps``; kills both on failure/timeout."""
+def start_workers(output_dir, max_steps, *extra, stderrs=(subprocess.PIPE,) * 2):
+    """Starts 2 multi-worker ``kgan.train`` processes on 127.0.0.1; returns the Popens."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
+    for index, stderr in enumerate(stderrs):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                             "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "kgan.train", "--flagfile=configs/smoke.cfg",
+             "--distribution=multi_worker", "--batch_size=2", f"--max_steps={max_steps}",
+             f"--output_dir={output_dir}", "--verbose=0", *extra],
+            cwd=ROOT, env={**ENV, "TF_CONFIG": tf_config}, stdout=subprocess.DEVNULL,
+            stderr=stderr, text=True))
+    return processes
+
+
+def run_workers(output_dir, max_steps, *extra):
+    """Runs 2 multi-worker CLI processes to ``max_steps``; kills both on failure/timeout."""
+    processes = []
     try:
-        for index in range(2):
-            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                 "index": index}})
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "kgan.train", "--flagfile=configs/smoke.cfg",
-                 "--distribution=multi_worker", "--batch_size=2", f"--max_steps={max_steps}",
-                 f"--output_dir={output_dir}", "--verbose=0"],
-                cwd=ROOT, env={**ENV, "TF_CONFIG": tf_config}, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True))
+        processes = start_workers(output_dir, max_steps, *extra)
         logs = [p.communicate(timeout=TIMEOUT)[1] for p in processes]
     finally:
         for p in processes:
@@ -160,3 +170,40 @@ class MultiWorkerTest(tf.test.TestCase):
         steps = sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
                        for p in glob.glob(os.path.join(out, "checkpoints", "ckpt-*.index")))
         self.assertEqual(steps[-1], 3)
+
+    def test_sigterm_to_one_worker_checkpoints_both_at_one_step(self):
+        out = os.path.join(tempfile.mkdtemp(), "run")
+        logs = [tempfile.TemporaryFile("w+") for _ in range(2)]
+        processes = []
+        try:
+            processes = start_workers(out, 100000, "--epochs=100000", "--save_freq=10",
+                                      stderrs=logs)
+            deadline = time.time() + TIMEOUT
+            first = os.path.join(out, "checkpoints", "ckpt-10.index")
+            while time.time() < deadline and not os.path.exists(first):
+                time.sleep(0.2)
+            self.assertTrue(os.path.exists(first), "no checkpoint before the signal")
+            processes[1].send_signal(signal.SIGTERM)  # preempt the non-chief worker
+            for p in processes:
+                p.wait(timeout=120)
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        for log in logs:
+            log.seek(0)
+        texts = [log.read() for log in logs]
+        self.assertEqual([p.returncode for p in processes], [128 + signal.SIGTERM] * 2,
+                         texts[0][-2000:] + texts[1][-2000:])
+        self.assertIn("stopped by SIGTERM at step", texts[0])
+        steps = sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
+                       for p in glob.glob(os.path.join(out, "checkpoints", "ckpt-*.index")))
+        reached = steps[-1]
+        self.assertGreater(reached, 10)
+        other = tf.train.load_checkpoint(os.path.join(out, "checkpoints", ".workers",
+                                                      "worker_1"))
+        name = "trainer/g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+        self.assertEqual(int(other.get_tensor(name)), reached, "both at the agreed step")
+        log = run_workers(out, reached + 1, "--epochs=100000")
+        self.assertIn(f"from step {reached} to {reached + 1}", log)
