@@ -13,6 +13,7 @@ only.
 
 import concurrent.futures
 import os
+import re
 
 import numpy as np
 from absl import logging
@@ -89,7 +90,14 @@ def _available_formats():
 def _open(path):
     """Opens ``path`` with Pillow (kgan's formats only) and refuses a decompression bomb from
     its declared size, before anything is decoded."""
-    image = Image.open(path, formats=_available_formats())
+    try:
+        image = Image.open(path, formats=_available_formats())
+    except Image.DecompressionBombError as error:  # above twice Pillow's limit: its own check
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        declared = f" of {int(pixels.group(1)) / 1e6:.0f} Mpx" if pixels else ""
+        raise ImageReadError(
+            f"{path}: declared size{declared} is above kgan's limit of "
+            f"{MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb?); not decoded.") from error
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
@@ -197,11 +205,8 @@ def try_load(path):
     """``load_image`` that never raises: ``(array, None)`` or ``(None, reason)``."""
     try:
         return load_image(path), None
-    except ImageReadError as error:
-        cause = error.__cause__
-        if cause:
-            return None, f"{type(cause).__name__}: {cause}"
-        return None, str(error).split(": ", 1)[-1]
+    except ImageReadError as error:  # its message starts with the path
+        return None, str(error).removeprefix(f"{path}: ")
     except Exception as error:  # Any decoding failure means "skip this file".
         return None, f"{type(error).__name__}: {error}"
 
