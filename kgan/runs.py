@@ -83,8 +83,21 @@ def load_generator(path):
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # noqa: BLE001 - one clear message instead of a deep trace
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"Could not load the generator {path}: {reason}") from error
+        raise ModelFileError(f"Could not load the generator {path}: "
+                             f"{_load_failure_reason(error)}") from error
+
+
+def _load_failure_reason(error):
+    """Why a ``.keras`` file did not load, in words that say what kgan refuses and why."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if "Lambda" in text and "safe_mode" in text:
+        return ("it contains a Lambda layer (Python code), and kgan loads model files with "
+                "safe_mode=True so that a file never runs code. Rebuild it from kgan's layers; "
+                "if you wrote it yourself, re-save it without the Lambda.")
+    if "could not be deserialized" in text or "Could not locate" in text or "Unknown" in text:
+        return ("it names a layer or class kgan does not provide (safe_mode=True loads only "
+                "registered classes): " + text.split(". ")[0] + ".")
+    return text.split(". ")[0].rstrip(".") + "."
 
 
 def save_generators(generators, run_dir):
