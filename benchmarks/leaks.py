@@ -1,0 +1,181 @@
+"""Memory over long jobs: does RSS stay flat over a long training run and a long translate?
+
+Runs the real CLIs in subprocesses and samples their resident memory (``/proc/PID/status``
+VmRSS) every ``--interval`` seconds, keyed by the progress they print:
+
+- training: ``python -m kgan.train --flagfile=configs/smoke.cfg`` for ``--train_steps`` steps
+  (500 steps per epoch, checkpoints every 2,000, TensorBoard scalars every 100 steps and
+  images every 1,000), RSS at the end of each epoch;
+- translate: ``--images`` photos (three sizes, so that several batch shapes are traced) through
+  a tiny ``.keras`` generator with ``python -m kgan.translate``, RSS at each progress line.
+
+A leak shows as growth between the first part of the job (after warm-up) and its end. Usage::
+
+    python benchmarks/leaks.py --train_steps=20000 --images=2000 --output_json=leaks.json
+
+Prints a table and writes the samples as JSON. Linux only (reads /proc).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def rss_mib(pid):
+    """Current and peak resident memory of ``pid`` in MiB (None when it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+    except OSError:
+        return None, None
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def run_sampled(command, progress_pattern, interval):
+    """Runs ``command``, recording RSS at every output line that matches ``progress_pattern``
+    (its first group is the progress count) and every ``interval`` seconds.
+
+    Returns:
+        A dict: ``marks`` [(progress, rss MiB)], ``timeline`` [(seconds, rss MiB)],
+        ``peak_mib``, ``seconds``, ``returncode`` and the output's last lines.
+    """
+    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    start, timeline, marks, tail, peak = time.time(), [], [], [], [0.0]
+
+    def sample():
+        while process.poll() is None:
+            rss, hwm = rss_mib(process.pid)
+            if rss is not None:
+                timeline.append((round(time.time() - start, 1), round(rss, 1)))
+                peak[0] = max(peak[0], hwm)
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    pattern = re.compile(progress_pattern)
+    for line in process.stdout:
+        tail = (tail + [line.rstrip()])[-20:]
+        match = pattern.search(line)
+        if match:
+            rss, hwm = rss_mib(process.pid)
+            if rss is not None:
+                marks.append((int(match.group(1)), round(rss, 1)))
+                peak[0] = max(peak[0], hwm)
+    process.wait()
+    sampler.join(timeout=interval + 1)
+    return {"marks": marks, "timeline": timeline, "peak_mib": round(peak[0], 1),
+            "seconds": round(time.time() - start, 1), "returncode": process.returncode,
+            "tail": tail}
+
+
+def growth(marks, skip_fraction=0.1):
+    """RSS growth from the first mark after ``skip_fraction`` of the job (warm-up: tracing,
+    the first checkpoint and export) to the last, in MiB and MiB per 1,000 progress units."""
+    if len(marks) < 2:
+        return None
+    last_progress = marks[-1][0]
+    after = [m for m in marks if m[0] >= skip_fraction * last_progress] or marks
+    (p0, r0), (p1, r1) = after[0], marks[-1]
+    per_k = (r1 - r0) / (p1 - p0) * 1000 if p1 > p0 else 0.0
+    return {"from": [p0, r0], "to": [p1, r1], "mib": round(r1 - r0, 1),
+            "mib_per_1000": round(per_k, 2)}
+
+
+def train_job(steps, folder, interval):
+    steps_per_epoch = 500
+    epochs = max(1, steps // steps_per_epoch)
+    command = [sys.executable, "-m", "kgan.train", "--flagfile=configs/smoke.cfg",
+               f"--output_dir={folder}/train", f"--steps_per_epoch={steps_per_epoch}",
+               f"--epochs={epochs}", "--epochs_decay=0", f"--max_steps={steps}",
+               "--save_freq=2000", "--print_freq=100", "--display_freq=1000", "--verbose=2"]
+    # Keras prints "500/500 - 25s - ..." when an epoch ends.
+    result = run_sampled(command, rf"^({steps_per_epoch})/{steps_per_epoch} - ", interval)
+    result["marks"] = [((i + 1) * steps_per_epoch, rss)
+                       for i, (_, rss) in enumerate(result["marks"])]
+    return result
+
+
+def translate_job(count, folder, interval):
+    import numpy as np
+    from PIL import Image
+
+    import keras
+    from kgan.models import resnet_generator
+
+    inputs = os.path.join(folder, "photos")
+    os.makedirs(inputs, exist_ok=True)
+    rng = np.random.default_rng(0)
+    sizes = [(64, 64), (48, 80), (96, 72)]
+    base = rng.integers(0, 256, (8, 96, 96, 3), dtype=np.uint8)
+    for i in range(count):
+        height, width = sizes[i % len(sizes)]
+        Image.fromarray(base[i % 8, :height, :width]).save(os.path.join(inputs, f"{i:05d}.png"))
+    keras.utils.set_random_seed(0)
+    model = os.path.join(folder, "generator.keras")
+    resnet_generator(n_blocks=2, ngf=8).save(model)
+    command = [sys.executable, "-m", "kgan.translate", f"--model={model}",
+               f"--input={inputs}", f"--output={folder}/translated", "--batch_size=4"]
+    return run_sampled(command, r"\[(\d+)/\d+\]", interval)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train_steps", type=int, default=20000)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--jobs", default="train,translate")
+    parser.add_argument("--output_json", default="")
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="kgan_leaks_")
+    report = {"cpu": _cpu_name()}
+    for job in args.jobs.split(","):
+        if job == "train":
+            result = train_job(args.train_steps, folder, args.interval)
+            unit = "steps"
+        elif job == "translate":
+            result = translate_job(args.images, folder, args.interval)
+            unit = "images"
+        else:
+            raise SystemExit(f"unknown job {job!r}: use train and/or translate")
+        result["growth"] = growth(result["marks"])
+        result["unit"] = unit
+        report[job] = result
+        if result["returncode"] != 0:
+            print("\n".join(result["tail"]), file=sys.stderr)
+        g = result["growth"]
+        print(f"{job}: {result['marks'][-1][0] if result['marks'] else 0} {unit} in "
+              f"{result['seconds']:.0f} s, rc {result['returncode']}, peak RSS "
+              f"{result['peak_mib']:.0f} MiB; RSS {g['from'][1]:.0f} MiB at {g['from'][0]} "
+              f"{unit} -> {g['to'][1]:.0f} MiB at {g['to'][0]} ({g['mib']:+.1f} MiB, "
+              f"{g['mib_per_1000']:+.2f} MiB per 1,000 {unit})" if g else
+              f"{job}: not enough samples (rc {result['returncode']})", flush=True)
+    if args.output_json:
+        with open(args.output_json, "w") as handle:
+            json.dump(report, handle, indent=1)
+        print(f"wrote {args.output_json}")
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    amx = "amx_bf16" in open("/proc/cpuinfo").read()
+                    return line.split(":", 1)[1].strip() + (" (AMX)" if amx else "")
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()
