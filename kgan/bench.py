@@ -16,14 +16,22 @@ same process, not as seconds. ``python -m kgan.bench`` measures:
   load on a shared machine does not bias the ratio), the steps' CPU utilisation, the peak
   RSS of the config, the input pipeline's images/s on its own, and generator inference
   images/s (Keras, SavedModel and TFLite with XNNPACK);
+- generator inference on the bench input in float32 and in bfloat16 (a
+  ``kgan.precision.with_precision`` copy: the path of ``kgan.translate --precision=bfloat16``),
+  images/s, GFLOP/s and the ratio to the 3x3 conv peak of the same precision
+  (``inference_{fp32,bf16}_images_per_s``, ``_gflops``, ``_ratio_to_conv_peak``), and how far
+  the bf16 output is from float32 in uint8 levels (``inference_bf16_vs_fp32_mean_uint8``,
+  ``_max_uint8``);
 - ``--compare=mixed_precision=mixed_bfloat16`` runs a second config (the first with those
   flags changed) in the same process and prints the step-rate ratio.
 
 Every model is built by its recipe (kgan.recipes) from the same flags as ``kgan.train``
 (``--batch_size`` is the global batch, as in training); one batch of the recipe's own input
-pipeline is reused for every timed step. FLOPs are counted for cycle_gan and pix2pix steps;
-restore (``--phase``: pretrain_g, pretrain_d or gan; nogan times gan) reports times without
-FLOP ratios, since its GAN step alternates between critic and generator updates.
+pipeline is reused for every timed step. FLOPs are counted for every model: cycle_gan,
+pix2pix, and restore / colorize per ``--phase`` (pretrain_g, pretrain_d or gan; nogan times
+gan). The GAN phase's switcher alternates critic and generator updates depending on the
+critic's loss, so its timed step is a pair, one critic update then one generator update
+(``updates_per_step`` 2; kgan.bench_nogan).
 
 FLOP counting (kgan.peaks; the convention of the README's speed yardsticks):
 
@@ -31,12 +39,23 @@ FLOP counting (kgan.peaks; the convention of the README's speed yardsticks):
   per convolution (``Conv2D``), transposed convolutions on their input grid
   (2*K*K*Cin*Cout*Hin*Win), 2*M*K*N per matmul; normalisation, padding, activations and
   biases are not counted. resnet_9blocks at 256^2 is 99.1 GFLOP, the basic D 6.29 GFLOP.
+- A forward whose network is trained costs 3x its forward FLOPs (forward, input gradient,
+  weight gradient); a forward only differentiated through (its weights get no gradient) 2x;
+  a forward without gradient 1x.
 - a CycleGAN training step runs each generator forward three times (translation, cycle,
   identity: 6 G forwards, 4 without identity) and the discriminators forward 2 times in the
-  generator update and 4 times in the discriminator update. A forward whose network is
-  trained costs 3x its forward FLOPs (forward, input gradient, weight gradient); the
-  generator update's D forwards cost 2x (the gradient flows through D to G, D's weights get
-  none). So a step is 3*6*G + (2*2 + 4*3)*D = 1.88 TFLOP at 256^2 with the reference nets.
+  generator update and 4 times in the discriminator update; the generator update's D
+  forwards cost 2x. So a step is 3*6*G + (2*2 + 4*3)*D = 1.88 TFLOP at 256^2 with the
+  reference nets.
+- pix2pix (vanilla/lsgan/hinge): G trained (3G), D trained on (A, B) and (A, G(A)) (2 x 3D),
+  D differentiated through in the generator update (2D): 3*G + 8*D (D on 6 channels).
+- restore / colorize (kgan.measure.nogan_step_flops): G = the UNet, C = the critic on G's
+  output, V = the frozen VGG16 of the perceptual loss up to its deepest compared layer, on one
+  batch (0 with a pixel content loss; the Gram matrices are not counted). The VGG runs on
+  the generated image with the gradient flowing through it to G (2V) and on the target
+  without gradient (1V). pretrain_g: 3G + 3V; pretrain_d: G (no gradient) + the critic
+  trained on real and generated (6C); gan: a generator update 3G + 2C + 3V, a critic update
+  G + 6C, the timed pair 4G + 8C + 3V.
 
 Called by kgan.cli.bench (``python -m kgan.bench`` runs it). CLI::
 
@@ -57,16 +76,18 @@ import tensorflow as tf
 
 import keras
 
-from kgan import losses
+from kgan.bench_nogan import NOGAN_MODELS, build_nogan
+from kgan.bench_report import format_report  # noqa: F401  (kgan.bench.format_report)
 from kgan.errors import UsageError
-from kgan.measure import (add_peak_ratios, best_peaks, cpu_info, current_rss_gib,
-                          cyclegan_step_flops, peak_rss_gib, pix2pix_step_flops,
-                          reset_peak_rss, summarize_probe, time_steps)
+from kgan.measure import (add_inference_peak_ratios, add_peak_ratios, best_peaks, cpu_info,
+                          current_rss_gib, cyclegan_step_flops, peak_rss_gib,
+                          pix2pix_step_flops, reset_peak_rss, summarize_probe, time_steps)
 from kgan.peaks import forward_flops, matmul_probe, measure_peaks, sync
+from kgan.pixels import to_uint8
+from kgan.precision import with_precision
 from kgan.recipes import get_recipe, setup
-from kgan.recipes import restore as restore_recipe
 
-MODELS = ("cycle_gan", "pix2pix", "restore")
+MODELS = ("cycle_gan", "pix2pix") + NOGAN_MODELS
 
 
 @dataclasses.dataclass
@@ -83,29 +104,28 @@ class BenchOptions:
 
 
 def _build_trainer(config, strategy):
-    """(trainer, one global batch, step FLOPs or None, the generator) for a config."""
-    if config.model == "restore":
-        phase = "gan" if config.phase == "nogan" else config.phase
-        dataset, info = restore_recipe.restoration_data(config, "train")
-        content_loss, _ = losses.build_content_loss(config.content_loss, config.vgg_weights,
-                                                    config.perceptual_preset)
-        trainer, generator, _ = restore_recipe.build_phase(
-            config, strategy, phase, content_loss, config.pretrain_g_steps,
-            config.steps_per_epoch or info.steps_per_epoch, load_previous=False)
-        return trainer, next(iter(dataset)), None, generator
+    """(trainer, one global batch, FLOP result keys or None, the generator, generator modes
+    per timed step or None) for a config."""
+    if config.model in NOGAN_MODELS:
+        nogan = build_nogan(config, strategy)
+        return nogan.trainer, nogan.batch, nogan.flops, nogan.generator, nogan.modes
     parts = get_recipe(config.model).build(config, strategy)
     batch = next(iter(parts.dataset))
     shape = tuple(int(d) for d in batch[0].shape)
-    if config.model == "cycle_gan":
-        trainer = parts.trainer
-        g = forward_flops(trainer.generator_ab, shape)
-        d = forward_flops(trainer.discriminator_a, shape)
-        flops = cyclegan_step_flops(g, d, identity=config.lambda_identity > 0)
-        return trainer, batch, (flops, g, d), trainer.generator_ab
     trainer = parts.trainer
-    g = forward_flops(trainer.generator, shape)
-    d = forward_flops(trainer.discriminator, shape[:3] + (6,))
-    return trainer, batch, (pix2pix_step_flops(g, d), g, d), trainer.generator
+    if config.model == "cycle_gan":
+        generator = trainer.generator_ab
+        g = forward_flops(generator, shape)
+        d = forward_flops(trainer.discriminator_a, shape)
+        step_flops = cyclegan_step_flops(g, d, identity=config.lambda_identity > 0)
+    else:
+        generator = trainer.generator
+        g = forward_flops(generator, shape)
+        d = forward_flops(trainer.discriminator, shape[:3] + (6,))
+        step_flops = pix2pix_step_flops(g, d)
+    flops = {"generator_forward_gflop": g / 1e9, "discriminator_forward_gflop": d / 1e9,
+             "step_gflop": step_flops / 1e9}
+    return trainer, batch, flops, generator, None
 
 
 def bench_step(config, options):
@@ -119,7 +139,7 @@ def bench_step(config, options):
         A dict of step timings and FLOP counts, plus the generator (under ``"generator"``).
     """
     strategy = setup(config)
-    trainer, data, flops, generator = _build_trainer(config, strategy)
+    trainer, data, flops, generator, modes = _build_trainer(config, strategy)
     if strategy.num_replicas_in_sync > 1:
         iterator = iter(strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensors(data).repeat()))
@@ -128,30 +148,32 @@ def bench_step(config, options):
         def distributed_step(batch_data):
             return strategy.run(trainer.train_step, args=(batch_data,))
 
-        step = lambda: sync(distributed_step(next(iterator)))  # noqa: E731
+        call = lambda: sync(distributed_step(next(iterator)))  # noqa: E731
     else:
         compiled = tf.function(trainer.train_step, jit_compile=bool(config.jit_compile),
                                reduce_retracing=True)
-        step = lambda: sync(compiled(data))  # noqa: E731
+        call = lambda: sync(compiled(data))  # noqa: E731
+    if modes:
+        # The NoGAN GAN phase: one critic update, then one generator update.
+        def step():
+            for generator_mode in modes:
+                trainer.generator_mode.assign(generator_mode)
+                call()
+    else:
+        step = call
     probe = None
     if options.probe:
         bf16 = "bfloat16" in config.mixed_precision
         probe = matmul_probe("bfloat16" if bf16 else "float32", options.probe_size)
     timings = time_steps(step, options.steps, options.warmup, probe)
     batch = int(data[0].shape[0])
-    timings["images_per_s"] = batch / timings["step_median_s"]
-    if flops:
-        step_flops, g, d = flops
-        timings.update({"generator_forward_gflop": g / 1e9,
-                        "discriminator_forward_gflop": d / 1e9,
-                        "step_gflop": step_flops / 1e9,
-                        "achieved_gflops": step_flops / timings["step_median_s"] / 1e9})
-    else:
-        timings.update({"generator_forward_gflop": forward_flops(
-            generator, (batch,) + tuple(int(x) for x in data[0].shape[1:])) / 1e9,
-            "step_gflop": None, "achieved_gflops": None})
+    timings["updates_per_step"] = len(modes) if modes else 1
+    timings["images_per_s"] = batch * timings["updates_per_step"] / timings["step_median_s"]
+    timings.update(flops)
+    timings["achieved_gflops"] = flops["step_gflop"] / timings["step_median_s"]
     summarize_probe(timings)
     timings["generator"] = generator
+    timings["inputs"] = data[0]
     return timings
 
 
@@ -212,6 +234,45 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
     return results
 
 
+def bench_inference_precisions(generator, inputs, generator_gflop, reps=5):
+    """Keras generator inference in float32 and in bfloat16 on the bench input.
+
+    Each precision runs a ``kgan.precision.with_precision`` copy of ``generator`` (bf16: the
+    path of ``kgan.translate --precision=bfloat16``; float32: also for a generator trained
+    under mixed_bfloat16) in a ``tf.function``, the median of ``reps`` calls counting.
+
+    Args:
+        generator: a kgan generator.
+        inputs: one batch of G's input, float32 in [-1, 1] (the recipe's own).
+        generator_gflop: G's forward GFLOP at that batch.
+        reps: timed calls.
+
+    Returns:
+        ``inference_{fp32,bf16}_images_per_s`` and ``_gflops``, and the bf16 output's
+        difference from float32 in uint8 levels (``inference_bf16_vs_fp32_mean_uint8``,
+        ``_max_uint8``).
+    """
+    x = tf.convert_to_tensor(inputs, tf.float32)
+    batch = int(x.shape[0])
+    result, outputs = {}, {}
+    for precision, tag in (("float32", "fp32"), ("bfloat16", "bf16")):
+        model = with_precision(generator, precision)
+        fn = tf.function(lambda images, model=model: model(images, training=False))
+        outputs[tag] = np.asarray(to_uint8(sync(fn(x))), np.int32)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            sync(fn(x))
+            times.append(time.perf_counter() - start)
+        ips = batch / statistics.median(times)
+        result[f"inference_{tag}_images_per_s"] = ips
+        result[f"inference_{tag}_gflops"] = ips * generator_gflop / batch
+    difference = np.abs(outputs["bf16"] - outputs["fp32"])
+    result["inference_bf16_vs_fp32_mean_uint8"] = float(difference.mean())
+    result["inference_bf16_vs_fp32_max_uint8"] = float(difference.max())
+    return result
+
+
 def parse_overrides(text, config, options):
     """Parses ``--compare`` text such as ``mixed_precision=mixed_bfloat16,jit_compile=true``
     into overrides of the training config and the bench options.
@@ -266,6 +327,7 @@ def run_config(config, options):
         result = bench_step(config, options)
         result["rss_before_gib"] = rss_before
         generator = result.pop("generator")
+        inputs = result.pop("inputs")
         result["peak_rss_gib"] = peak_rss_gib()
         if options.pipeline and config.model == "cycle_gan":
             # (A, B) examples per second, and how many times the step's consumption that is.
@@ -282,6 +344,8 @@ def run_config(config, options):
             result["inference_gflops_saved_model"] = (
                 result["inference_images_per_s"]["saved_model"]
                 * result["generator_forward_gflop"] / config.batch_size)
+            result.update(bench_inference_precisions(generator, inputs,
+                                                     result["generator_forward_gflop"]))
     finally:
         keras.mixed_precision.set_global_policy(previous)
         keras.backend.clear_session()
@@ -314,8 +378,9 @@ def benchmark(config, options, compare=None, peak_size=2048, peak_reps=20, peaks
     results = [run_config(*item) for item in runs]
     report["peaks"] = best_peaks(before, measure_peaks(peak_size, peak_reps)) if peaks else None
     report["configs"] = [
-        add_peak_ratios(result, report["peaks"],
-                        "bfloat16" in result["config"]["mixed_precision"])
+        add_inference_peak_ratios(add_peak_ratios(
+            result, report["peaks"], "bfloat16" in result["config"]["mixed_precision"]),
+            report["peaks"])
         for result in results]
     if compare:
         first, second = report["configs"]
@@ -329,80 +394,6 @@ def benchmark(config, options, compare=None, peak_size=2048, peak_reps=20, peaks
                 "conv_bf16_over_fp32"]
     report["machine"]["load_average_end"] = list(os.getloadavg())
     return report
-
-
-def _fmt(value, digits=2):
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def format_report(report):
-    """Renders a benchmark report as a plain-text table."""
-    machine = report["machine"]
-    lines = [f"CPU: {machine['model']} ({machine['cores']} cores), features: "
-             f"{', '.join(machine['features']) or 'none found'}; load "
-             f"{', '.join(f'{x:.2f}' for x in machine['load_average'])}"]
-    peaks = report.get("peaks")
-    if peaks:
-        lines.append(
-            f"peaks GFLOP/s: matmul fp32 {peaks['matmul_fp32_gflops']:.0f}, bf16 "
-            f"{peaks['matmul_bf16_gflops']:.0f} ({peaks['matmul_bf16_over_fp32']:.2f}x); conv3x3 "
-            f"fp32 {peaks['conv_fp32_gflops']:.0f}, bf16 {peaks['conv_bf16_gflops']:.0f} "
-            f"({peaks['conv_bf16_over_fp32']:.2f}x)")
-    rows = [("", *(c["config"]["mixed_precision"] + (" xla" if c["config"]["jit_compile"]
-                                                        else "")
-                   for c in report["configs"]))]
-
-    def row(label, fn):
-        rows.append((label, *(_fmt(fn(c)) for c in report["configs"])))
-
-    row("first step (s)", lambda c: c["first_step_s"])
-    row("step median (s)", lambda c: c["step_median_s"])
-    row("step p10 / p90 (s)", lambda c: f"{c['step_p10_s']:.2f} / {c['step_p90_s']:.2f}")
-    row("step GFLOP", lambda c: c["step_gflop"])
-    row("achieved GFLOP/s", lambda c: c["achieved_gflops"])
-    row("% of matmul peak (same dtype)",
-        lambda c: 100 * c["ratio_to_matmul_peak"] if "ratio_to_matmul_peak" in c else None)
-    row("% of matmul peak, best step",
-        lambda c: 100 * c["best_step_ratio_to_matmul_peak"]
-        if "best_step_ratio_to_matmul_peak" in c else None)
-    row("% of concurrent matmul peak",
-        lambda c: 100 * c["ratio_to_concurrent_matmul_peak"]
-        if "ratio_to_concurrent_matmul_peak" in c else None)
-    row("concurrent matmul peak GFLOP/s", lambda c: c.get("concurrent_matmul_peak_gflops"))
-    row("CPU utilisation (step)", lambda c: c.get("cpu_utilisation"))
-    row("% of fp32 matmul peak",
-        lambda c: 100 * c["ratio_to_fp32_matmul_peak"] if "ratio_to_fp32_matmul_peak" in c
-        else None)
-    row("peak RSS (GiB)", lambda c: c["peak_rss_gib"])
-    row("RSS before config (GiB)", lambda c: c.get("rss_before_gib"))
-    row("input pipeline img/s", lambda c: c.get("input_images_per_s"))
-    row("input / step consumption (x)", lambda c: c.get("input_over_step_consumption"))
-    for name in ("keras", "saved_model", "tflite_float32"):
-        row(f"inference {name} img/s",
-            lambda c, name=name: c.get("inference_images_per_s", {}).get(name))
-    row("inference SavedModel % peak",
-        lambda c: 100 * c["inference_saved_model_ratio_to_peak"]
-        if "inference_saved_model_ratio_to_peak" in c else None)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    header = report["configs"][0]["config"]
-    lines.append(f"config: {header['model']} {header['generator']} + {header['discriminator']} "
-                 f"D, ngf {header['ngf']}, ndf {header['ndf']}, {header['crop_size']}^2, batch "
-                 f"{header['batch_size']}, distribution {header['distribution']}, "
-                 f"{header['steps']} steps after {header['warmup']} warm-up")
-    for r in rows:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)))
-    if "comparison" in report:
-        comparison = report["comparison"]
-        text = f"step speed-up of the second config: {comparison['step_speedup']:.2f}x"
-        if "conv_peak_bf16_over_fp32" in comparison:
-            text += (f" (conv peak bf16/fp32 {comparison['conv_peak_bf16_over_fp32']:.2f}x; "
-                     f"target >= {comparison['conv_peak_bf16_over_fp32'] / 2:.2f}x)")
-        lines.append(text)
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

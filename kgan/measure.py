@@ -202,3 +202,43 @@ def add_peak_ratios(result, peaks, bf16):
         result["inference_saved_model_ratio_to_peak"] = (
             result["inference_gflops_saved_model"] / peak)
     return result
+
+
+def nogan_step_flops(phase, generator_flops, critic_flops=0, vgg_flops=0):
+    """FLOPs of one NoGAN (restore / colorize) update of ``phase`` (kgan.trainers.pretrain,
+    critic, nogan), with the convention of ``cyclegan_step_flops``: a trained network's
+    forward costs 3x, a forward only differentiated through 2x, a forward without gradient 1x.
+
+    - ``pretrain_g``: G trained (3G); the perceptual loss runs the frozen VGG16 on the
+      generated image (gradient through it to G: 2V) and on the target (no gradient: 1V).
+    - ``pretrain_d``: G without gradient (1G); the critic trained on the real and on the
+      generated image (2 x 3C).
+    - ``gan``: a generator update is 3G + 2C (critic differentiated through) + 3V; a critic
+      update is 1G + 6C, as ``pretrain_d``.
+
+    Args:
+        phase: ``pretrain_g``, ``pretrain_d``, ``gan_generator`` or ``gan_critic``.
+        generator_flops, critic_flops: forward FLOPs of G and of the critic at the batch.
+        vgg_flops: forward FLOPs of the perceptual loss's VGG16 feature network on one batch
+            of images (0 for a pixel content loss).
+
+    Returns:
+        The update's FLOPs.
+    """
+    g, c, v = generator_flops, critic_flops, vgg_flops
+    counts = {"pretrain_g": 3 * g + 3 * v, "pretrain_d": g + 6 * c,
+              "gan_generator": 3 * g + 2 * c + 3 * v, "gan_critic": g + 6 * c}
+    if phase not in counts:
+        raise ValueError(f"Unknown NoGAN update {phase!r}; use one of {', '.join(counts)}.")
+    return counts[phase]
+
+
+def add_inference_peak_ratios(result, peaks):
+    """Adds ``inference_{fp32,bf16}_ratio_to_conv_peak``: inference GFLOP/s
+    (``inference_{tag}_gflops``) over the 3x3 conv peak of the same precision. No-op without
+    peaks."""
+    for tag in ("fp32", "bf16"):
+        gflops = result.get(f"inference_{tag}_gflops")
+        if peaks and gflops is not None and f"conv_{tag}_gflops" in peaks:
+            result[f"inference_{tag}_ratio_to_conv_peak"] = gflops / peaks[f"conv_{tag}_gflops"]
+    return result

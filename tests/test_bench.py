@@ -84,8 +84,17 @@ class CliTest(tf.test.TestCase):
         for key in ("first_step_s", "step_median_s", "step_p10_s", "step_p90_s",
                     "achieved_gflops", "ratio_to_matmul_peak", "peak_rss_gib", "step_gflop",
                     "input_images_per_s", "inference_images_per_s", "cpu_utilisation",
-                    "concurrent_matmul_peak_gflops", "ratio_to_concurrent_matmul_peak"):
+                    "concurrent_matmul_peak_gflops", "ratio_to_concurrent_matmul_peak",
+                    "ratio_to_conv_peak", "inference_fp32_images_per_s",
+                    "inference_bf16_images_per_s", "inference_fp32_gflops",
+                    "inference_bf16_gflops", "inference_fp32_ratio_to_conv_peak",
+                    "inference_bf16_ratio_to_conv_peak", "inference_bf16_vs_fp32_mean_uint8",
+                    "inference_bf16_vs_fp32_max_uint8"):
             self.assertIn(key, config)
+        self.assertIn("inference bf16 % of bf16 conv peak", result.stdout)
+        self.assertGreater(config["inference_bf16_images_per_s"], 0)
+        self.assertAllClose(config["inference_bf16_ratio_to_conv_peak"],
+                            config["inference_bf16_gflops"] / report["peaks"]["conv_bf16_gflops"])
         self.assertGreater(config["input_images_per_s"], 0)
         self.assertGreater(config["inference_images_per_s"]["saved_model"], 0)
         self.assertGreater(config["inference_images_per_s"]["tflite_float32"], 0)
