@@ -41,6 +41,7 @@ from kgan import runs
 from kgan.colorization_export import add_colorize_endpoint, verify_colorize_signature
 from kgan.errors import UsageError
 from kgan.models import size_multiple
+from kgan.precision import with_precision
 from kgan.serving import SAVED_MODEL_VERSION, TFLiteRunner, make_translate_uint8
 from kgan.tiling import whole_image_pixel_limit
 from kgan.verify import (ERROR_BOUNDS, ExportVerificationError, check_images, resize_square,
@@ -198,7 +199,8 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     (and ``model.onnx`` with ``onnx=True``).
 
     Args:
-        model: a kgan generator (``keras.Model``, float32 [-1, 1] in and out).
+        model: a kgan generator (``keras.Model``, float32 [-1, 1] in and out); one built
+            under ``mixed_bfloat16``/``mixed_float16`` is exported computing in float32.
         export_dir: the directory to write (see the module docstring for its layout).
         tflite: TFLite variants, a sequence or comma-separated string out of ``float32``,
             ``float16``, ``dynamic`` and ``int8``; empty for none.
@@ -221,6 +223,12 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         ExportVerificationError: when a file does not reproduce the model.
     """
     variants = _parse_variants(tflite)
+    if any(layer.compute_dtype != "float32" for layer in model._flatten_layers(recursive=True)
+           if layer is not model):
+        # Trained under mixed_bfloat16/float16: the export is a float32 graph of the same
+        # weights (exact to verify, what TFLite and Serving expect); bf16 inference stays a
+        # choice at translate time (--precision=bfloat16 rebuilds it from the .keras source).
+        model = with_precision(model, "float32")
     multiple = size_multiple(model)
     if variants and (tflite_size < multiple or tflite_size % multiple):
         fit = max(multiple, tflite_size // multiple * multiple)

@@ -63,6 +63,20 @@ class WithPrecisionTest(tf.test.TestCase):
         self.assertIn("luma_chroma_merge", tail)
         self.assertFalse(any(layer.weights for layer in model.layers if layer.name in tail))
 
+    def test_a_generator_trained_in_bf16_exports_as_float32_and_verifies(self):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            model = build_generator("resnet_6blocks", ngf=4)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        self.assertIn("bfloat16", set(precision.compute_dtypes(model).values()))
+        from kgan.export import export_generator
+        manifest = export_generator(model, os.path.join(self.get_temp_dir(), "bf16_export"),
+                                    tflite="float32", verify=True)
+        self.assertLess(manifest["saved_model"]["verification"]["max_abs_error"], 1e-4)
+        self.assertEqual(set(precision.compute_dtypes(model).values()) - {"float32"},
+                         {"bfloat16"}, "the trained model itself is left in bf16")
+
     def test_unknown_precision(self):
         with self.assertRaisesRegex(UsageError, "float32, bfloat16"):
             precision.check_precision("float16")
