@@ -105,7 +105,7 @@ def train_job(steps, folder, interval):
     return result
 
 
-def translate_job(count, folder, interval):
+def translate_job(count, folder, interval, html=True):
     import numpy as np
     from PIL import Image
 
@@ -124,7 +124,8 @@ def translate_job(count, folder, interval):
     model = os.path.join(folder, "generator.keras")
     resnet_generator(n_blocks=2, ngf=8).save(model)
     command = [sys.executable, "-m", "kgan.translate", f"--model={model}",
-               f"--input={inputs}", f"--output={folder}/translated", "--batch_size=4"]
+               f"--input={inputs}", f"--output={folder}/translated", "--batch_size=4",
+               "--html" if html else "--nohtml"]
     return run_sampled(command, r"\[(\d+)/\d+\]", interval)
 
 
@@ -134,6 +135,8 @@ def main():
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--jobs", default="train,translate")
+    parser.add_argument("--no_html", action="store_true",
+                        help="translate without index.html (its rows grow with the images)")
     parser.add_argument("--output_json", default="")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="kgan_leaks_")
@@ -143,7 +146,7 @@ def main():
             result = train_job(args.train_steps, folder, args.interval)
             unit = "steps"
         elif job == "translate":
-            result = translate_job(args.images, folder, args.interval)
+            result = translate_job(args.images, folder, args.interval, not args.no_html)
             unit = "images"
         else:
             raise SystemExit(f"unknown job {job!r}: use train and/or translate")
