@@ -6,6 +6,8 @@ VmRSS) every ``--interval`` seconds, keyed by the progress they print:
 - training: ``python -m kgan.train --flagfile=configs/smoke.cfg`` for ``--train_steps`` steps
   (500 steps per epoch, checkpoints every 2,000, TensorBoard scalars every 100 steps and
   images every 1,000), RSS at the end of each epoch;
+- parts: the translator alone (fresh arrays each call) and the file reader + writer alone,
+  each in a loop over ``--images`` images, to tell which part of a translate job grows;
 - translate: ``--images`` photos (three sizes, so that several batch shapes are traced) through
   a tiny ``.keras`` generator with ``python -m kgan.translate``, RSS at each progress line.
 
@@ -105,14 +107,11 @@ def train_job(steps, folder, interval):
     return result
 
 
-def translate_job(count, folder, interval, html=True):
+def translate_job_photos(inputs, count):
+    """Writes ``count`` random PNGs of three sizes into ``inputs``."""
     import numpy as np
     from PIL import Image
 
-    import keras
-    from kgan.models import resnet_generator
-
-    inputs = os.path.join(folder, "photos")
     os.makedirs(inputs, exist_ok=True)
     rng = np.random.default_rng(0)
     sizes = [(64, 64), (48, 80), (96, 72)]
@@ -120,13 +119,69 @@ def translate_job(count, folder, interval, html=True):
     for i in range(count):
         height, width = sizes[i % len(sizes)]
         Image.fromarray(base[i % 8, :height, :width]).save(os.path.join(inputs, f"{i:05d}.png"))
+
+
+def write_model(folder):
+    """A tiny resnet generator as ``folder/generator.keras``; returns its path."""
+    import keras
+    from kgan.models import resnet_generator
+
     keras.utils.set_random_seed(0)
     model = os.path.join(folder, "generator.keras")
     resnet_generator(n_blocks=2, ngf=8).save(model)
+    return model
+
+
+def translate_job(count, folder, interval, html=True):
+    inputs = os.path.join(folder, "photos")
+    translate_job_photos(inputs, count)
+    model = write_model(folder)
     command = [sys.executable, "-m", "kgan.translate", f"--model={model}",
                f"--input={inputs}", f"--output={folder}/translated", "--batch_size=4",
                "--html" if html else "--nohtml"]
     return run_sampled(command, r"\[(\d+)/\d+\]", interval)
+
+
+PARTS_SCRIPT = """
+import glob, os, sys, tempfile
+import numpy as np
+from kgan.data.images import image_size, load_image, write_png
+from kgan.serving import load_translator
+
+def rss():
+    with open("/proc/self/status") as handle:
+        return [int(l.split()[1]) / 1024 for l in handle if l.startswith("VmRSS")][0]
+
+photos, model, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+translator = load_translator(model)
+shapes = [(4, 64, 64, 3), (4, 48, 80, 3), (4, 96, 72, 3)]
+calls = count // 4
+for i in range(calls):  # the translator alone, fresh arrays each call
+    translator(np.random.randint(0, 255, shapes[i % 3], dtype=np.uint8))
+    if i + 1 in (calls // 10, calls):
+        print(f"translator {4 * (i + 1)} {rss():.1f}", flush=True)
+out = tempfile.mkdtemp()
+files = sorted(glob.glob(os.path.join(photos, "*.png")))
+for i, path in enumerate(files):  # the file reader and writer alone
+    image_size(path)
+    write_png(os.path.join(out, os.path.basename(path)), load_image(path))
+    if i + 1 in (len(files) // 10, len(files)):
+        print(f"files {i + 1} {rss():.1f}", flush=True)
+"""
+
+
+def parts_job(count, folder):
+    """The translator and the file reader/writer, each alone in a loop, in one subprocess:
+    which part of a translate job, if any, grows."""
+    model = write_model(folder)
+    photos = os.path.join(folder, "photos")
+    if not os.path.isdir(photos) or len(os.listdir(photos)) < count:
+        translate_job_photos(photos, count)
+    result = subprocess.run([sys.executable, "-c", PARTS_SCRIPT, photos, model, str(count)],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True)
+    lines = [line.split() for line in result.stdout.splitlines()]
+    return {name: [(int(n), float(r)) for part, n, r in lines if part == name]
+            for name in ("translator", "files")} | {"returncode": result.returncode}
 
 
 def main():
@@ -148,8 +203,16 @@ def main():
         elif job == "translate":
             result = translate_job(args.images, folder, args.interval, not args.no_html)
             unit = "images"
+        elif job == "parts":
+            parts = parts_job(args.images, folder)
+            report["parts"] = parts
+            for name, marks in parts.items():
+                if name != "returncode" and marks:
+                    print(f"parts: {name} alone: RSS {marks[0][1]:.1f} MiB at {marks[0][0]} "
+                          f"images -> {marks[-1][1]:.1f} MiB at {marks[-1][0]}", flush=True)
+            continue
         else:
-            raise SystemExit(f"unknown job {job!r}: use train and/or translate")
+            raise SystemExit(f"unknown job {job!r}: use train, translate and/or parts")
         result["growth"] = growth(result["marks"])
         result["unit"] = unit
         report[job] = result
