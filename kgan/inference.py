@@ -133,8 +133,9 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                 try:
                     images.append(load_image(path))
                     batch_paths.append(path)
-                except ImageReadError as error:
+                except ImageReadError as error:  # its header read, its data does not
                     skipped.append((path, str(error)))
+                    total -= 1
             if not images:
                 continue
             try:
@@ -150,6 +151,7 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
                 failed += [(path, f"{display_name(path)}: translation failed ({reason})")
                            for path in batch_paths]
+                total -= len(batch_paths)
                 continue
             for path, image, result in zip(batch_paths, images, results):
                 out_path = os.path.join(output_dir, names[path])
