@@ -56,7 +56,7 @@ import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kgan import bench, measure  # noqa: E402
+from kgan import measure, peaks  # noqa: E402
 
 import peer_report  # noqa: E402  (this folder, on sys.path when run as a script)
 
@@ -227,7 +227,7 @@ def run(args):
     report = {"peer": "keras_io", "precision": args.precision,
               "machine": {**measure.cpu_info(), "load_average": list(os.getloadavg()),
                           "tensorflow": tf.__version__, "keras": keras.__version__}}
-    peaks_before = bench.measure_peaks(args.peak_size, args.peak_reps) if args.peaks else None
+    peaks_before = peaks.measure_peaks(args.peak_size, args.peak_reps) if args.peaks else None
 
     keras.mixed_precision.set_global_policy(args.precision)
     measure.reset_peak_rss()
@@ -244,19 +244,19 @@ def run(args):
     data = tuple(tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)), tf.float32)
                  for _ in range(2))
     compiled = tf.function(model.train_step, jit_compile=args.jit_compile)
-    step = lambda: bench._sync(compiled(data))  # noqa: E731
+    step = lambda: peaks.sync(compiled(data))  # noqa: E731
     probe = None
     if args.probe:
-        probe = bench.matmul_probe("bfloat16" if "bfloat16" in args.precision else "float32",
+        probe = peaks.matmul_probe("bfloat16" if "bfloat16" in args.precision else "float32",
                                    args.peak_size)
     timings = measure.time_steps(step, args.steps, args.warmup, probe)
     peak_rss = measure.peak_rss_gib()
 
     shape = (batch, size, size, 3)
-    g = bench.forward_flops(gen_G, shape)
-    d = bench.forward_flops(disc_X, shape)
+    g = peaks.forward_flops(gen_G, shape)
+    d = peaks.forward_flops(disc_X, shape)
     step_flops = measure.cyclegan_step_flops(g, d, identity=True)
-    peaks_after = bench.measure_peaks(args.peak_size, args.peak_reps) if args.peaks else None
+    peaks_after = peaks.measure_peaks(args.peak_size, args.peak_reps) if args.peaks else None
     keras.mixed_precision.set_global_policy("float32")
 
     result = {**timings, "peak_rss_gib": peak_rss,
