@@ -26,7 +26,9 @@ and kgan.cli.convert.
 
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -253,7 +255,10 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     start = time.time()
     parent = os.path.dirname(final_dir)
     os.makedirs(parent, exist_ok=True)
-    export_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(final_dir)}.partial-", dir=parent)
+    _remove_abandoned_partials(final_dir)
+    export_dir = tempfile.mkdtemp(
+        prefix=f".{os.path.basename(final_dir)}.partial-{socket.gethostname()}.{os.getpid()}-",
+        dir=parent)
     try:
         manifest = _write_export(model, export_dir, variants, tflite_size, representative_images,
                                  verify_images, bounds, verify, source, multiple, start, onnx)
@@ -262,6 +267,27 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         raise
     _swap_into_place(export_dir, final_dir)
     return manifest
+
+
+def _remove_abandoned_partials(final_dir):
+    """Deletes the hidden half-written exports of ``final_dir`` left by a process of this host
+    that no longer runs (a ``kill -9`` mid-export); a live export's folder is left alone."""
+    name, parent = os.path.basename(final_dir), os.path.dirname(final_dir)
+    pattern = re.compile(re.escape(f".{name}.partial-{socket.gethostname()}.") + r"(\d+)-\w+$")
+    for entry in os.listdir(parent) if os.path.isdir(parent) else []:
+        match = pattern.match(entry)
+        if match and not _process_exists(int(match.group(1))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _swap_into_place(new_dir, final_dir):

@@ -6,6 +6,7 @@ import errno
 import glob
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -128,9 +129,16 @@ class KilledExportTest(tf.test.TestCase):
         self.assertFalse(os.path.exists(export_dir))
         with self.assertRaisesRegex(KganError, "does not exist"):
             serving.load_translator(export_dir)
+        abandoned = glob.glob(os.path.join(folder, ".export.partial-*"))
+        self.assertLen(abandoned, 1)
+        # A live export's hidden folder (this process's) is not touched by the next export.
+        live = os.path.join(folder, f".export.partial-{socket.gethostname()}.{os.getpid()}-x")
+        os.mkdir(live)
 
         from kgan.export import export_generator
         export_generator(model, export_dir, tflite="", verify=False)
+        self.assertEqual(glob.glob(os.path.join(folder, ".export.partial-*")), [live],
+                         "the killed export's folder is removed by the next export")
         self._export_and_kill(model_path, export_dir, overwrite=True)
         translator = serving.load_translator(export_dir)
         self.assertEqual(translator(np.zeros((1, 32, 32, 3), np.uint8)).shape, (1, 32, 32, 3))
