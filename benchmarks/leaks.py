@@ -8,6 +8,9 @@ VmRSS) every ``--interval`` seconds, keyed by the progress they print:
   images every 1,000), RSS at the end of each epoch;
 - parts: the translator alone (fresh arrays each call) and the file reader + writer alone,
   each in a loop over ``--images`` images, to tell which part of a translate job grows;
+- sizes / sizes_tiled: up to 400 photos of 400 distinct sizes through ``kgan.translate``
+  whole (each new shape costs memory in TensorFlow's oneDNN primitive cache) and with
+  ``--tile=64`` (one tile shape);
 - translate: ``--images`` photos (three sizes, so that several batch shapes are traced) through
   a tiny ``.keras`` generator with ``python -m kgan.translate``, RSS at each progress line.
 
@@ -132,6 +135,27 @@ def write_model(folder):
     return model
 
 
+def sizes_job(count, folder, interval, tile=None):
+    """``count`` photos, each of a different size (64..140 px sides), through
+    ``kgan.translate``: memory per distinct input shape (``tile``: ``--tile`` value)."""
+    import numpy as np
+    from PIL import Image
+
+    inputs = os.path.join(folder, "sizes")
+    os.makedirs(inputs, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        shape = (64 + (i % 20) * 4, 64 + (i // 20) * 4, 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(
+            os.path.join(inputs, f"{i:05d}.png"))
+    model = write_model(folder)
+    command = [sys.executable, "-m", "kgan.translate", f"--model={model}",
+               f"--input={inputs}", f"--output={folder}/sizes_out_{tile}", "--nohtml"]
+    if tile is not None:
+        command.append(f"--tile={tile}")
+    return run_sampled(command, r"\[(\d+)/\d+\]", interval)
+
+
 def translate_job(count, folder, interval, html=True):
     inputs = os.path.join(folder, "photos")
     translate_job_photos(inputs, count)
@@ -203,6 +227,10 @@ def main():
         elif job == "translate":
             result = translate_job(args.images, folder, args.interval, not args.no_html)
             unit = "images"
+        elif job in ("sizes", "sizes_tiled"):
+            result = sizes_job(min(args.images, 400), folder, args.interval,
+                               64 if job == "sizes_tiled" else None)
+            unit = "images of distinct sizes"
         elif job == "parts":
             parts = parts_job(args.images, folder)
             report["parts"] = parts
@@ -212,7 +240,8 @@ def main():
                           f"images -> {marks[-1][1]:.1f} MiB at {marks[-1][0]}", flush=True)
             continue
         else:
-            raise SystemExit(f"unknown job {job!r}: use train, translate and/or parts")
+            raise SystemExit(f"unknown job {job!r}: use train, translate, sizes, "
+                             "sizes_tiled and/or parts")
         result["growth"] = growth(result["marks"])
         result["unit"] = unit
         report[job] = result
