@@ -4,9 +4,12 @@ it into place only when the write finished, removing it when the write failed; `
 and ``DiskFullError`` turn "no space left on device" (from Python, h5py or TensorFlow's C++
 writers) into one clear error.
 
+``process_exists`` tells whether the writer of a lock or a half-written export still runs.
+
 Called by kgan.runs (generators, phase weights), kgan.data.images (PNGs), kgan.checkpoints
 (training checkpoints), kgan.inference (``index.html``), kgan.cli.train (``flags.cfg``) and
-kgan.cli.common (one line for any disk-full error). Imports nothing from kgan but its errors.
+kgan.cli.common (one line for any disk-full error); ``process_exists`` by kgan.run_lock and
+kgan.export. Imports nothing from kgan but its errors.
 """
 
 import contextlib
@@ -51,6 +54,17 @@ def disk_full_message(what, path, error, kept=None):
     if kept:
         text += f" {kept} is intact."
     return text + " Free some space (or choose another folder) and rerun the same command."
+
+
+def process_exists(pid):
+    """Whether a process ``pid`` exists on this host (one run by another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def partial_name(path):

@@ -40,10 +40,11 @@ import keras
 
 import kgan
 from kgan import runs
+from kgan.atomic import process_exists
 from kgan.colorization_export import add_colorize_endpoint, verify_colorize_signature
 from kgan.errors import UsageError
 from kgan.models import size_multiple
-from kgan.precision import with_precision
+from kgan.precision import computes_in_float32, with_precision
 from kgan.serving import SAVED_MODEL_VERSION, TFLiteRunner, make_translate_uint8
 from kgan.tiling import whole_image_pixel_limit
 from kgan.verify import (ERROR_BOUNDS, ExportVerificationError, check_images, resize_square,
@@ -225,8 +226,7 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         ExportVerificationError: when a file does not reproduce the model.
     """
     variants = _parse_variants(tflite)
-    if any(layer.compute_dtype != "float32" for layer in model._flatten_layers(recursive=True)
-           if layer is not model):
+    if not computes_in_float32(model):
         # Trained under mixed_bfloat16/float16: the export is a float32 graph of the same
         # weights (exact to verify, what TFLite and Serving expect); bf16 inference stays a
         # choice at translate time (--precision=bfloat16 rebuilds it from the .keras source).
@@ -276,18 +276,8 @@ def _remove_abandoned_partials(final_dir):
     pattern = re.compile(re.escape(f".{name}.partial-{socket.gethostname()}.") + r"(\d+)-\w+$")
     for entry in os.listdir(parent) if os.path.isdir(parent) else []:
         match = pattern.match(entry)
-        if match and not _process_exists(int(match.group(1))):
+        if match and not process_exists(int(match.group(1))):
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _swap_into_place(new_dir, final_dir):

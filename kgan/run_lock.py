@@ -16,6 +16,7 @@ import time
 
 from absl import logging
 
+from kgan.atomic import process_exists
 from kgan.errors import KganError
 
 LOCK_NAME = ".kgan.lock"
@@ -39,12 +40,8 @@ def _alive(owner):
     pid = owner.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_exists(pid):
         return False
-    except PermissionError:
-        return True  # it exists, run by another user
     started = owner.get("started_ticks")
     return started is None or _start_time(pid) in (None, started)
 
