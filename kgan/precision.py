@@ -9,7 +9,8 @@ add and clip, ``SigmoidRange``, the colouriser's ``LumaChromaMerge``), so output
 and the skip connection adds the input at full precision. Normalisation layers keep float32
 statistics in bf16 (kgan's InstanceNormalization and Keras's BatchNormalization both do).
 
-Called by kgan.serving (translators with ``precision=``) and kgan.bench (bf16 inference).
+Called by kgan.serving (translators with ``precision=``), kgan.export (a model trained under a
+mixed policy is exported computing in float32) and kgan.bench (bf16 inference).
 """
 
 import keras
@@ -83,6 +84,13 @@ def with_precision(model, precision):
             continue
         _set_policy(layer, "float32" if id(layer) in tail else policy)
     return copy
+
+
+def computes_in_float32(model):
+    """Whether every layer of ``model`` (nested ones too) computes in float32, i.e. it was not
+    built under a mixed policy."""
+    return all(layer.compute_dtype == "float32"
+               for layer in model._flatten_layers(include_self=False, recursive=True))
 
 
 def compute_dtypes(model):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from kgan import runs
 from kgan.errors import ModelFileError, ModelNotFoundError, UsageError
 from kgan.models import size_multiple
-from kgan.precision import check_precision, with_precision
+from kgan.precision import check_precision, computes_in_float32, with_precision
 from kgan.pixels import to_float, to_uint8
 from kgan.tiling import DEFAULT_TILE, whole_image_pixel_limit
 
@@ -163,8 +163,7 @@ class KerasTranslator:
 
     def __init__(self, model, precision="float32"):
         self.precision = check_precision(precision)
-        if precision == "bfloat16" or any(layer.compute_dtype != "float32"
-                                          for layer in model.layers):
+        if precision == "bfloat16" or not computes_in_float32(model):
             model = with_precision(model, precision)
         self.model = model
         self.multiple = size_multiple(model)
