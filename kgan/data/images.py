@@ -94,18 +94,23 @@ def _open(path):
         image = Image.open(path, formats=_available_formats())
     except Image.DecompressionBombError as error:  # above twice Pillow's limit: its own check
         pixels = re.search(r"\((\d+) pixels\)", str(error))
-        declared = f" of {int(pixels.group(1)) / 1e6:.0f} Mpx" if pixels else ""
-        raise ImageReadError(
-            f"{path}: declared size{declared} is above kgan's limit of "
-            f"{MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb?); not decoded.") from error
+        declared = f"of {int(pixels.group(1)) / 1e6:.0f} Mpx" if pixels else None
+        raise _too_large(path, declared, raisable=False) from error
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
-        raise ImageReadError(
-            f"{path}: declared size {width}x{height} ({width * height / 1e6:.0f} Mpx) is above "
-            f"kgan's limit of {MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb?); not decoded. "
-            "Set kgan.data.images.MAX_PIXELS higher to read it.")
+        raise _too_large(path, f"{width}x{height} ({width * height / 1e6:.0f} Mpx)")
     return image
+
+
+def _too_large(path, declared, raisable=True):
+    """The error for a file whose header declares too many pixels (``declared``: words after
+    "declared size", or None); ``raisable``: whether raising ``MAX_PIXELS`` would let it be read
+    (not above twice Pillow's own limit)."""
+    size = f"declared size {declared}" if declared else "declared size"
+    hint = " Set kgan.data.images.MAX_PIXELS higher to read it." if raisable else ""
+    return ImageReadError(f"{path}: {size} is above kgan's limit of {MAX_PIXELS / 1e6:.0f} Mpx "
+                          f"(a decompression bomb?); not decoded.{hint}")
 
 
 def _to_uint8_rgb(image):
