@@ -1,12 +1,14 @@
 """Shared test helpers: real-photo fixtures, random images, subprocess environments for the
-CLIs, gradient checks over a model's weights, and one serialisation round trip for every
+CLIs, the checkpoint steps a run folder holds, gradient checks over a model's weights, and one serialisation round trip for every
 layer class in kgan.layers.
 
 Imported by the test modules (``from helpers import ...``; pytest puts tests/ on sys.path).
 """
 
+import glob
 import inspect
 import os
+import re
 import sys
 
 import keras
@@ -46,6 +48,12 @@ def run_cli(module, *args, timeout=300, cwd=ROOT, **env):
 
     return subprocess.run([sys.executable, "-m", f"kgan.{module}", *args], cwd=cwd,
                           env=cli_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def checkpoint_steps(checkpoint_dir):
+    """The steps of the ``ckpt-N`` checkpoints in ``checkpoint_dir``, sorted."""
+    return sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
+                  for p in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index")))
 
 
 def set_attention_gamma(model, value):

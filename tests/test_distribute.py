@@ -7,10 +7,8 @@ Multi-device checks run in fresh processes (logical devices must be set before T
 starts) and report JSON; see tests/distribute_check.py.
 """
 
-import glob
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from helpers import checkpoint_steps
 from kgan import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,8 +166,7 @@ class MultiWorkerTest(tf.test.TestCase):
 
         log = run_workers(out, max_steps=3)
         self.assertRegex(log, r"from step 2 to 3")
-        steps = sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
-                       for p in glob.glob(os.path.join(out, "checkpoints", "ckpt-*.index")))
+        steps = checkpoint_steps(os.path.join(out, "checkpoints"))
         self.assertEqual(steps[-1], 3)
 
     def test_sigterm_to_one_worker_checkpoints_both_at_one_step(self):
@@ -197,8 +195,7 @@ class MultiWorkerTest(tf.test.TestCase):
         self.assertEqual([p.returncode for p in processes], [128 + signal.SIGTERM] * 2,
                          texts[0][-2000:] + texts[1][-2000:])
         self.assertIn("stopped by SIGTERM at step", texts[0])
-        steps = sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
-                       for p in glob.glob(os.path.join(out, "checkpoints", "ckpt-*.index")))
+        steps = checkpoint_steps(os.path.join(out, "checkpoints"))
         reached = steps[-1]
         self.assertGreater(reached, 10)
         other = tf.train.load_checkpoint(os.path.join(out, "checkpoints", ".workers",

@@ -15,6 +15,7 @@ import time
 import tensorflow as tf
 
 from kgan import preemption
+import helpers
 from helpers import ROOT, cli_env, run_cli
 
 # A smoke CycleGAN that would run for minutes: it is always stopped by a signal first.
@@ -24,8 +25,7 @@ LONG_RUN = ["--flagfile=configs/smoke.cfg", "--steps_per_epoch=50", "--epochs=40
 
 
 def checkpoint_steps(output_dir):
-    return sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
-                  for p in glob.glob(os.path.join(output_dir, "checkpoints", "ckpt-*.index")))
+    return helpers.checkpoint_steps(os.path.join(output_dir, "checkpoints"))
 
 
 def logged_steps(output_dir, tag="lr"):

@@ -11,6 +11,7 @@ import time
 
 import tensorflow as tf
 
+import helpers
 from kgan.trainers import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,8 +24,7 @@ def run_train(*args, timeout=300):
 
 
 def checkpoint_steps(output_dir):
-    return sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
-                  for p in glob.glob(os.path.join(output_dir, "checkpoints", "ckpt-*.index")))
+    return helpers.checkpoint_steps(os.path.join(output_dir, "checkpoints"))
 
 
 class PlanTest(tf.test.TestCase):
