@@ -8,9 +8,11 @@ VmRSS) every ``--interval`` seconds, keyed by the progress they print:
   images every 1,000), RSS at the end of each epoch;
 - parts: the translator alone (fresh arrays each call) and the file reader + writer alone,
   each in a loop over ``--images`` images, to tell which part of a translate job grows;
-- sizes / sizes_tiled: up to 400 photos of 400 distinct sizes through ``kgan.translate``
-  whole (each new shape costs memory in TensorFlow's oneDNN primitive cache) and with
-  ``--tile=64`` (one tile shape);
+- sizes / sizes_buckets / sizes_in_process / sizes_tiled: ``--images`` photos of random sizes
+  (``--sizes_sides``, default 64..160 px) through ``kgan.translate``: as it runs by default
+  (a worker process replaced after ``--max_memory_growth_mib`` of growth), the same with
+  ``--size_buckets``, in one process (every new shape costs memory in TensorFlow's oneDNN
+  build), and with ``--tile=64`` (one tile shape); RSS counts the worker too;
 - translate: ``--images`` photos (three sizes, so that several batch shapes are traced) through
   a tiny ``.keras`` generator with ``python -m kgan.translate``, RSS at each progress line.
 
@@ -35,14 +37,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
+def _descendants(pid):
+    """``pid`` and all its child processes (kgan.translate's worker), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo += [int(child) for child in handle.read().split()]
+        except OSError:
+            pass
+    return found
+
+
 def rss_mib(pid):
-    """Current and peak resident memory of ``pid`` in MiB (None when it has exited)."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            fields = dict(line.split(":", 1) for line in handle if ":" in line)
-    except OSError:
-        return None, None
-    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+    """Resident memory of ``pid`` and its child processes together, and the peak of ``pid``
+    alone, in MiB (None when it has exited)."""
+    total, peak = 0.0, None
+    for index, process in enumerate(_descendants(pid)):
+        try:
+            with open(f"/proc/{process}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            fields = {}
+        if "VmRSS" not in fields:  # gone, or a zombie
+            if index == 0:
+                return None, None
+            continue
+        total += int(fields["VmRSS"].split()[0]) / 1024
+        if index == 0:
+            peak = int(fields["VmHWM"].split()[0]) / 1024
+    return total, max(peak, total)
 
 
 def run_sampled(command, progress_pattern, interval):
@@ -124,35 +151,47 @@ def translate_job_photos(inputs, count):
         Image.fromarray(base[i % 8, :height, :width]).save(os.path.join(inputs, f"{i:05d}.png"))
 
 
-def write_model(folder):
-    """A tiny resnet generator as ``folder/generator.keras``; returns its path."""
+def write_model(folder, full=False):
+    """A resnet generator as ``folder/generator.keras`` (tiny: 2 blocks, ngf 8; ``full``: the
+    reference's resnet_9blocks at ngf 64); returns its path."""
     import keras
     from kgan.models import resnet_generator
 
-    keras.utils.set_random_seed(0)
-    model = os.path.join(folder, "generator.keras")
-    resnet_generator(n_blocks=2, ngf=8).save(model)
+    model = os.path.join(folder, "generator_full.keras" if full else "generator.keras")
+    if not os.path.isfile(model):
+        keras.utils.set_random_seed(0)
+        resnet_generator(n_blocks=9, ngf=64).save(model) if full else \
+            resnet_generator(n_blocks=2, ngf=8).save(model)
     return model
 
 
-def sizes_job(count, folder, interval, tile=None):
-    """``count`` photos, each of a different size (64..140 px sides), through
-    ``kgan.translate``: memory per distinct input shape (``tile``: ``--tile`` value)."""
+# None: the worker with the budget of --max_memory_growth_mib.
+SIZES_FLAGS = {"sizes": [None], "sizes_buckets": [None, "--size_buckets"],
+               "sizes_in_process": ["--max_memory_growth_mib=0"],
+               "sizes_tiled": ["--tile=64", "--max_memory_growth_mib=0"]}
+
+
+def sizes_job(count, folder, interval, job, sides=(64, 160), full=False, growth_mib=2048):
+    """``count`` photos of random sizes (``sides``: smallest and largest side) through
+    ``kgan.translate``: memory per distinct input shape. ``job``: ``sizes`` (the default: a
+    worker process replaced after ``growth_mib`` MiB of growth), ``sizes_buckets`` (the same
+    with ``--size_buckets``), ``sizes_in_process`` (no worker) or ``sizes_tiled``
+    (``--tile=64``, no worker: one tile shape). ``full``: the resnet_9blocks ngf 64 generator."""
     import numpy as np
     from PIL import Image
 
-    inputs = os.path.join(folder, "sizes")
-    os.makedirs(inputs, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        shape = (64 + (i % 20) * 4, 64 + (i // 20) * 4, 3)
-        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(
-            os.path.join(inputs, f"{i:05d}.png"))
-    model = write_model(folder)
-    command = [sys.executable, "-m", "kgan.translate", f"--model={model}",
-               f"--input={inputs}", f"--output={folder}/sizes_out_{tile}", "--nohtml"]
-    if tile is not None:
-        command.append(f"--tile={tile}")
+    inputs = os.path.join(folder, f"sizes_{count}_{sides[0]}_{sides[1]}")
+    if not os.path.isdir(inputs):
+        os.makedirs(inputs)
+        rng = np.random.default_rng(0)
+        for i in range(count):
+            shape = (*rng.integers(sides[0], sides[1] + 1, 2), 3)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(
+                os.path.join(inputs, f"{i:05d}.png"))
+    model = write_model(folder, full)
+    flags = [flag or f"--max_memory_growth_mib={growth_mib}" for flag in SIZES_FLAGS[job]]
+    command = [sys.executable, "-m", "kgan.translate", f"--model={model}", f"--input={inputs}",
+               f"--output={folder}/{job}_out", "--nohtml", *flags]
     return run_sampled(command, r"\[(\d+)/\d+\]", interval)
 
 
@@ -216,6 +255,12 @@ def main():
     parser.add_argument("--jobs", default="train,translate")
     parser.add_argument("--no_html", action="store_true",
                         help="translate without index.html (its rows grow with the images)")
+    parser.add_argument("--sizes_sides", default="64,160",
+                        help="smallest,largest image side of the sizes jobs")
+    parser.add_argument("--sizes_full_model", action="store_true",
+                        help="sizes jobs with resnet_9blocks at ngf 64 (default: a tiny one)")
+    parser.add_argument("--max_memory_growth_mib", type=int, default=2048,
+                        help="kgan.translate's worker budget in the sizes job")
     parser.add_argument("--output_json", default="")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="kgan_leaks_")
@@ -227,10 +272,11 @@ def main():
         elif job == "translate":
             result = translate_job(args.images, folder, args.interval, not args.no_html)
             unit = "images"
-        elif job in ("sizes", "sizes_tiled"):
-            result = sizes_job(min(args.images, 400), folder, args.interval,
-                               64 if job == "sizes_tiled" else None)
-            unit = "images of distinct sizes"
+        elif job in SIZES_FLAGS:
+            sides = tuple(int(side) for side in args.sizes_sides.split(","))
+            result = sizes_job(args.images, folder, args.interval, job, sides,
+                               args.sizes_full_model, args.max_memory_growth_mib)
+            unit = "images of random sizes"
         elif job == "parts":
             parts = parts_job(args.images, folder)
             report["parts"] = parts
@@ -241,8 +287,9 @@ def main():
             continue
         else:
             raise SystemExit(f"unknown job {job!r}: use train, translate, sizes, "
-                             "sizes_tiled and/or parts")
+                             "sizes_buckets, sizes_in_process, sizes_tiled and/or parts")
         result["growth"] = growth(result["marks"])
+        result["second_half"] = growth(result["marks"], skip_fraction=0.5)
         result["unit"] = unit
         report[job] = result
         if result["returncode"] != 0:
@@ -252,7 +299,8 @@ def main():
               f"{result['seconds']:.0f} s, rc {result['returncode']}, peak RSS "
               f"{result['peak_mib']:.0f} MiB; RSS {g['from'][1]:.0f} MiB at {g['from'][0]} "
               f"{unit} -> {g['to'][1]:.0f} MiB at {g['to'][0]} ({g['mib']:+.1f} MiB, "
-              f"{g['mib_per_1000']:+.2f} MiB per 1,000 {unit})" if g else
+              f"{g['mib_per_1000']:+.2f} MiB per 1,000 {unit}; second half "
+              f"{result['second_half']['mib']:+.1f} MiB)" if g else
               f"{job}: not enough samples (rc {result['returncode']})", flush=True)
     if args.output_json:
         with open(args.output_json, "w") as handle:

@@ -22,6 +22,7 @@ from kgan.atomic import atomic_path
 from kgan.data.images import (ImageNotFoundError, ImageReadError, display_name, image_size,
                               list_images, load_image, write_png)
 from kgan.errors import UsageError
+from kgan.size_buckets import bucket_shape, translate_bucketed
 from kgan.tiling import CONV_PIXEL_LIMIT, tile_for_limit, translate_tiled
 
 
@@ -62,9 +63,26 @@ def choose_tile(translator, height, width, tile=None):
     return tile
 
 
-def translate_one(translator, image, tile=None, overlap=None, batch_size=4):
+def whole_shape(translator, height, width, size_buckets=False):
+    """The (height, width) a whole image of that size is translated at: with ``size_buckets``
+    its size bucket (kgan.size_buckets: few shapes and batches across sizes, outputs changed
+    near the borders), else (and for a fixed-size TFLite translator) its own size."""
+    if not size_buckets or getattr(translator, "fixed_size", None):
+        return height, width
+    return bucket_shape(height, width, _multiple(translator),
+                        getattr(translator, "pixel_limit", None) or CONV_PIXEL_LIMIT)
+
+
+def _multiple(translator):
+    return getattr(translator, "multiple", 1) or 1
+
+
+def translate_one(translator, image, tile=None, overlap=None, batch_size=4, size_buckets=False):
     """Translates one uint8 image, tiling it when ``choose_tile`` says so; when the whole image
     runs out of memory it retries in tiles of half the side (down to 64 px).
+
+    Args:
+        size_buckets: pad a whole image up to its size bucket (see ``whole_shape``).
 
     Returns:
         ``(output uint8 (H, W, 3), tile side used or None)``.
@@ -73,7 +91,8 @@ def translate_one(translator, image, tile=None, overlap=None, batch_size=4):
     while True:
         try:
             if side is None:
-                return translator(image[np.newaxis])[0], None
+                shape = whole_shape(translator, *image.shape[:2], size_buckets)
+                return translate_bucketed(translator, [image], shape, _multiple(translator))[0], None
             return translate_tiled(translator, image, side, overlap, batch_size), side
         except (tf.errors.ResourceExhaustedError, MemoryError):
             current = side or max(image.shape[:2])
@@ -83,9 +102,9 @@ def translate_one(translator, image, tile=None, overlap=None, batch_size=4):
 
 
 def translate_images(translator, input_path, output_dir, batch_size=4, tile=None, overlap=None,
-                     html=True, log=print):
+                     html=True, log=print, size_buckets=False):
     """Translates an image file or a folder into ``output_dir`` (PNG files named after the
-    inputs), batching images of equal size.
+    inputs), batching images of equal size (or, with ``size_buckets``, of one size bucket).
 
     Args:
         translator: from ``kgan.serving.load_translator`` (or any uint8 batch -> uint8 batch
@@ -97,6 +116,9 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
         overlap: tile overlap (default ``tile // 4``).
         html: write ``output_dir/index.html`` with inputs and outputs side by side.
         log: progress callback taking one string.
+        size_buckets: reflect-pad whole images up to a few size buckets and crop back, so a
+            folder of many sizes runs few shapes and batches across sizes (see
+            ``whole_shape``); False (the default) runs each image at its own size.
 
     Returns:
         A summary dict: ``translated`` (count), ``outputs`` (paths), ``skipped`` (list of
@@ -113,19 +135,24 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
     os.makedirs(output_dir, exist_ok=True)
     names = output_names(paths)
 
+    # Whole images are grouped by the shape they run at, tiled ones by their own size.
     skipped, failed, groups = [], [], {}
     for path in paths:
         try:
-            groups.setdefault(image_size(path), []).append(path)
+            height, width = image_size(path)
         except ImageReadError as error:
             skipped.append((path, str(error)))
+            continue
+        whole = choose_tile(translator, height, width, tile) is None
+        key = (True, whole_shape(translator, height, width, size_buckets)) if whole else \
+            (False, (height, width))
+        groups.setdefault(key, []).append(path)
 
     start = time.time()
     done, rows, outputs = 0, [], []
     total = sum(len(group) for group in groups.values())
     log_every = max(1, total // 20)
-    for (height, width), group in groups.items():
-        whole = choose_tile(translator, height, width, tile) is None
+    for (whole, shape), group in groups.items():
         step = batch_size if whole else 1
         for i in range(0, len(group), step):
             batch_paths, images = [], []
@@ -139,14 +166,14 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
             if not images:
                 continue
             try:
-                if whole and len(images) > 1:
-                    results = list(translator(np.stack(images)))
+                if whole:
+                    results = translate_bucketed(translator, images, shape, _multiple(translator))
                 else:
-                    results = [translate_one(translator, image, tile, overlap, batch_size)[0]
-                               for image in images]
+                    results = [translate_one(translator, image, tile, overlap, batch_size,
+                                             size_buckets)[0] for image in images]
             except (tf.errors.ResourceExhaustedError, MemoryError):
-                results = [translate_one(translator, image, tile, overlap, batch_size)[0]
-                           for image in images]
+                results = [translate_one(translator, image, tile, overlap, batch_size,
+                                         size_buckets)[0] for image in images]
             except (tf.errors.OpError, ValueError) as error:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
                 failed += [(path, f"{display_name(path)}: translation failed ({reason})")

@@ -22,8 +22,14 @@ Outputs are PNG files named after the inputs (``horse.jpg`` -> ``out/horse.png``
 one piece (the model's self-attention memory, or a TFLite file's fixed size) go through
 overlapping tiles automatically. Unreadable files, and files that fail, are skipped by name;
 grayscale, palette, 16-bit and RGBA images are converted to RGB (alpha is dropped).
+A folder is translated in a child process that is replaced when its memory has grown
+``--max_memory_growth_mib`` (kgan.worker; TensorFlow keeps memory per input shape), so a folder
+of many sizes keeps a bounded footprint; ``--max_memory_growth_mib=0`` runs in this process.
+``--size_buckets`` pads whole images up to a few sizes (kgan.size_buckets) so such a folder
+runs few shapes.
 """
 
+import os
 import time
 
 from absl import flags, logging
@@ -31,6 +37,7 @@ from absl import flags, logging
 from kgan.cli.common import run_cli
 from kgan.inference import translate_images
 from kgan.serving import load_translator
+from kgan.worker import WorkerTranslator
 
 
 def define_flags():
@@ -53,16 +60,37 @@ def define_flags():
                       "the generator (bfloat16: float32 weights, bf16 activations; not for "
                       ".tflite files).")
     flags.DEFINE_bool("html", True, "Write index.html with inputs and outputs side by side.")
+    flags.DEFINE_bool("size_buckets", False, "Reflect-pad whole images up to a few size "
+                      "buckets (at most 1/8 more per side) and crop back: a folder of many "
+                      "sizes runs few shapes (fewer worker restarts, batches across sizes); "
+                      "outputs change near the borders (instance-norm statistics).")
+    flags.DEFINE_integer("max_memory_growth_mib", 2048, "Translate folders in a child process "
+                         "that is replaced (the model reloaded) once its memory has grown this "
+                         "many MiB: TensorFlow keeps memory per input shape, so folders of many "
+                         "sizes would otherwise grow without bound. 0 translates in this "
+                         "process.")
     flags.mark_flags_as_required(["input", "output"])
 
 
 def run(f):
     start = time.time()
-    translator = load_translator(f.model, f.checkpoint_dir, f.direction, f.precision)
+    load_args = (f.model, f.checkpoint_dir, f.direction, f.precision)
+    # A single image, or a TFLite file (one fixed shape), has nothing to gain from a worker.
+    in_worker = (f.max_memory_growth_mib > 0 and os.path.isdir(f.input)
+                 and not (f.model or "").endswith(".tflite"))
+    if in_worker:
+        translator = WorkerTranslator(load_translator, load_args, f.max_memory_growth_mib,
+                                      log=logging.info)
+    else:
+        translator = load_translator(*load_args)
     logging.info("Loaded the model in %.1f s.", time.time() - start)
-    summary = translate_images(translator, f.input, f.output, batch_size=f.batch_size,
-                               tile=f.tile, overlap=f.tile_overlap, html=f.html,
-                               log=logging.info)
+    try:
+        summary = translate_images(translator, f.input, f.output, batch_size=f.batch_size,
+                                   tile=f.tile, overlap=f.tile_overlap, html=f.html,
+                                   log=logging.info, size_buckets=f.size_buckets)
+    finally:
+        if in_worker:
+            translator.close()
     print(f"{summary['translated']} translated, {len(summary['skipped'])} skipped, "
           f"{summary['images_per_second']:.2f} images/s -> {f.output}")
 

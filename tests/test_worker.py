@@ -1,0 +1,80 @@
+"""Tests for kgan.worker: a translator in a child process gives the in-process results, is
+replaced when its memory grows past the budget or when it dies, and reports errors as the
+same kinds of exceptions (so kgan.inference skips or tiles as it would in process)."""
+
+import os
+import signal
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan.errors import ModelFileError
+from kgan.models import resnet_generator
+from kgan.serving import load_translator
+from kgan.worker import WorkerTranslator
+
+import worker_fakes
+from helpers import photo
+
+
+def batch(height, width=8, n=2):
+    return np.arange(n * height * width * 3, dtype=np.uint8).reshape(n, height, width, 3)
+
+
+class WorkerTest(tf.test.TestCase):
+
+    def test_matches_the_translator_in_this_process(self):
+        keras.utils.set_random_seed(0)
+        path = os.path.join(tempfile.mkdtemp(), "g.keras")
+        resnet_generator(n_blocks=1, ngf=4).save(path)
+        images = np.stack([photo(36, 44), photo(36, 44, "chelsea")])
+        local = load_translator(path)
+        with WorkerTranslator(load_translator, (path,)) as worker:
+            self.assertAllEqual(worker(images), local(images))
+            self.assertEqual((worker.multiple, worker.fixed_size, worker.precision),
+                             (local.multiple, None, "float32"))
+            self.assertEqual(worker.restarts, 0)
+
+    def test_replaced_once_its_memory_grows_past_the_budget(self):
+        messages = []
+        # Each call of this fake keeps 30 MiB: the second call is 30 MiB over the first, the
+        # third 60 (> 50): the child is replaced and the fourth call runs in a fresh one.
+        worker = WorkerTranslator(worker_fakes.growing, (), max_growth_mib=50, log=messages.append)
+        pids = []
+        for _ in range(4):
+            pids.append(worker.process.pid)
+            self.assertAllEqual(worker(batch(8)), batch(8) + 1)
+        worker.close()
+        self.assertEqual(worker.restarts, 1)
+        self.assertEqual(len(set(pids)), 2)
+        self.assertRegex(messages[0], r"Restarting the translate worker: its memory grew \d+ MiB "
+                                      r"\(more than 50 MiB\)")
+        self.assertEqual(worker.pixel_limit, 1234)
+
+    def test_a_dead_worker_is_replaced(self):
+        with WorkerTranslator(worker_fakes.dying_on_13, ()) as worker:
+            self.assertAllEqual(worker(batch(8)), batch(8) + 1)
+            # Killed while idle: the next call starts a new one and succeeds.
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.join()
+            self.assertAllEqual(worker(batch(8)), batch(8) + 1)
+            self.assertEqual(worker.restarts, 1)
+            # Dying mid-call (as under the kernel's OOM killer): MemoryError, so that
+            # kgan.inference retries in tiles, and the worker is ready again.
+            with self.assertRaisesRegex(MemoryError, "died on a 13x8 batch"):
+                worker(batch(13))
+            self.assertEqual(worker.restarts, 2)
+            self.assertAllEqual(worker(batch(8)), batch(8) + 1)
+
+    def test_errors_keep_their_kind(self):
+        with WorkerTranslator(worker_fakes.failing_on_5_and_7, ()) as worker:
+            with self.assertRaisesRegex(ValueError, "a bad shape"):
+                worker(batch(5))
+            with self.assertRaisesRegex(MemoryError, "out of memory"):
+                worker(batch(7))
+            self.assertAllEqual(worker(batch(8)), batch(8) + 1)
+            self.assertEqual(worker.restarts, 0)
+        with self.assertRaisesRegex(ModelFileError, "Could not load the generator x.keras"):
+            WorkerTranslator(worker_fakes.failing_load, ("x.keras",))
