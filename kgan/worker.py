@@ -62,15 +62,25 @@ def _error_reply(error):
     return ("error", kind, str(error) or repr(error))
 
 
+def _send(connection, reply):
+    """Sends ``reply`` to the parent; False when it has gone (killed, Ctrl-C)."""
+    try:
+        connection.send(reply)
+        return True
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        return False
+
+
 def _serve(connection, factory, args):
     """The child: builds the translator, then answers batches until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         translator = factory(*args)
+        reply = ("ready", {name: getattr(translator, name, None) for name in ATTRIBUTES})
     except Exception as error:  # noqa: BLE001 - every failure goes back as one line
-        connection.send(_error_reply(error))
+        translator, reply = None, _error_reply(error)
+    if not _send(connection, reply) or translator is None:
         return
-    connection.send(("ready", {name: getattr(translator, name, None) for name in ATTRIBUTES}))
     while True:
         try:
             images = connection.recv()
@@ -82,7 +92,8 @@ def _serve(connection, factory, args):
             reply = ("ok", np.asarray(translator(images)), rss_mib())
         except Exception as error:  # noqa: BLE001
             reply = _error_reply(error)
-        connection.send(reply)
+        if not _send(connection, reply):
+            return
 
 
 def _raise(kind, message):

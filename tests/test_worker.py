@@ -4,7 +4,10 @@ same kinds of exceptions (so kgan.inference skips or tiles as it would in proces
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -16,7 +19,9 @@ from kgan.serving import load_translator
 from kgan.worker import WorkerTranslator
 
 import worker_fakes
-from helpers import photo
+from PIL import Image
+
+from helpers import ROOT, cli_env, photo
 
 
 def batch(height, width=8, n=2):
@@ -78,3 +83,53 @@ class WorkerTest(tf.test.TestCase):
             self.assertEqual(worker.restarts, 0)
         with self.assertRaisesRegex(ModelFileError, "Could not load the generator x.keras"):
             WorkerTranslator(worker_fakes.failing_load, ("x.keras",))
+
+
+class TranslateWorkerCliTest(tf.test.TestCase):
+
+    def test_ctrl_c_ends_translate_and_its_worker_in_one_line(self):
+        folder = tempfile.mkdtemp()
+        keras.utils.set_random_seed(0)
+        model = os.path.join(folder, "g.keras")
+        resnet_generator(n_blocks=1, ngf=4).save(model)
+        photos = os.path.join(folder, "photos")
+        os.makedirs(photos)
+        for i in range(400):
+            Image.fromarray(photo(40 + i % 5 * 4, 48)).save(os.path.join(photos, f"{i}.png"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kgan.translate", f"--model={model}", f"--input={photos}",
+             f"--output={folder}/out", "--batch_size=1"], cwd=ROOT, env=cli_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        lines = []
+        for line in process.stdout:  # wait until images are being translated
+            lines.append(line)
+            if "[" in line and "/400]" in line:
+                break
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as handle:
+            children = [int(pid) for pid in handle.read().split()]
+        workers = [pid for pid in children if "spawn_main" in _command_line(pid)]
+        self.assertLen(workers, 1)  # (the other child is multiprocessing's resource tracker)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        output = "".join(lines) + process.stdout.read()
+        self.assertEqual(process.wait(timeout=60), 130, output)
+        self.assertIn("kgan.translate: interrupted (Ctrl-C)", output)
+        self.assertNotIn("Traceback", output)
+        deadline = time.time() + 10
+        while _running(workers[0]) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertFalse(_running(workers[0]), "the worker outlived the CLI")
+
+
+def _command_line(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read().replace(b"\0", b" ").decode(errors="replace")
+
+
+def _running(pid):
+    """Whether ``pid`` is alive (a zombie, exited but not yet reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -32,6 +32,7 @@ FLAGS = flags.FLAGS
 USER_ERRORS = (KganError, ValueError, FileNotFoundError, FileExistsError, app.UsageError)
 HELP_FLAGS = ("--help", "-h", "--helpshort", "-help", "-?", "--helpfull")
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -123,6 +124,13 @@ def run_cli(prog, run, define_flags, doc=None, groups=None, argv=None):
             fail(prog, f"unexpected arguments: {' '.join(args[1:])} (flags are --name=value)")
         try:
             run(FLAGS)
+        except KeyboardInterrupt:
+            if os.environ.get("KGAN_DEBUG"):
+                raise
+            # Outputs already written are complete (each is written atomically).
+            print(f"{prog}: interrupted (Ctrl-C); outputs written so far are complete.",
+                  file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         except USER_ERRORS as error:
             if os.environ.get("KGAN_DEBUG"):
                 raise
