@@ -33,6 +33,10 @@ from kgan import errors
 ATTRIBUTES = ("fixed_size", "pixel_limit", "multiple", "precision")
 
 
+class WorkerDiedError(errors.KganError, RuntimeError):
+    """The worker process died while loading the model."""
+
+
 def rss_mib(pid="self"):
     """Resident memory of a process in MiB (0.0 when it cannot be read, e.g. not on Linux)."""
     try:
@@ -148,9 +152,13 @@ class WorkerTranslator:
         try:
             reply = self.connection.recv()
         except EOFError:
+            self.process.join(timeout=5)
+            code = self.process.exitcode
             self._stop()
-            raise RuntimeError("The translate worker process exited while loading the model "
-                               f"(exit code {self.process.exitcode}).") from None
+            raise WorkerDiedError("The translate worker process exited while loading the model "
+                                  f"(exit code {code}; out of memory?); rerun with "
+                                  "--max_memory_growth_mib=0 to load it in this process.") \
+                from None
         if reply[0] == "error":
             self._stop()
             _raise(*reply[1:])
@@ -186,7 +194,8 @@ class WorkerTranslator:
             self.connection.send(images)
             reply = self.connection.recv()
         except (EOFError, OSError):
-            code = self.process.exitcode if self.process else None
+            self.process.join(timeout=5)
+            code = self.process.exitcode
             self._restart(f"it died translating a {images.shape[1]}x{images.shape[2]} batch "
                           f"(exit code {code}; out of memory?)")
             raise MemoryError(f"The translate worker died on a {images.shape[1]}x"

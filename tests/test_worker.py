@@ -16,7 +16,7 @@ import tensorflow as tf
 from kgan.errors import ModelFileError
 from kgan.models import resnet_generator
 from kgan.serving import load_translator
-from kgan.worker import WorkerTranslator
+from kgan.worker import WorkerDiedError, WorkerTranslator
 
 import worker_fakes
 from PIL import Image
@@ -83,6 +83,9 @@ class WorkerTest(tf.test.TestCase):
             self.assertEqual(worker.restarts, 0)
         with self.assertRaisesRegex(ModelFileError, "Could not load the generator x.keras"):
             WorkerTranslator(worker_fakes.failing_load, ("x.keras",))
+        with self.assertRaisesRegex(WorkerDiedError, r"exited while loading the model \(exit "
+                                                     r"code 9; .*--max_memory_growth_mib=0"):
+            WorkerTranslator(worker_fakes.dies_while_loading, ())
 
 
 class TranslateWorkerCliTest(tf.test.TestCase):

@@ -47,3 +47,7 @@ def dying_on_13():
 
 def failing_on_5_and_7():
     return FakeTranslator(value_error_on=5, memory_error_on=7)
+
+
+def dies_while_loading():
+    os._exit(9)
