@@ -25,6 +25,7 @@ from kgan.errors import KganError
 from kgan.data.images import ImageReadError, load_image, write_png
 from kgan.inference import translate_one
 from kgan.serving import load_translator
+from kgan.worker import WorkerTranslator
 
 DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
 KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
@@ -179,8 +180,14 @@ def manifest_facts(export_path, manifest):
     return facts
 
 
-def load_demo_model(path):
+def load_demo_model(path, max_memory_growth_mib=0):
     """Loads every generator of one ``--model`` path for the demo.
+
+    Args:
+        path: an export folder, a CycleGAN export folder, a SavedModel or a ``.tflite`` file.
+        max_memory_growth_mib: above 0, each SavedModel generator runs in a worker process
+            replaced once its memory has grown this much (kgan.worker: uploads of many sizes
+            would otherwise grow a long-running demo without bound).
 
     Returns:
         A ``DemoModel``.
@@ -193,7 +200,11 @@ def load_demo_model(path):
     translators = {}
     for direction, export in exports.items():
         try:
-            translators[direction] = load_translator(model=export)
+            if max_memory_growth_mib > 0 and not export.endswith(".tflite"):
+                translators[direction] = WorkerTranslator(
+                    load_translator, (export,), max_memory_growth_mib, log=logging.info)
+            else:
+                translators[direction] = load_translator(model=export)
         except (FileNotFoundError, ValueError, OSError) as error:
             raise DemoModelError(f"--model={path}: {error}") from error
     kind = model_kind(path, exports, manifests)
@@ -369,7 +380,8 @@ def _model_tab(gr, model, index, output_root, tile):
     gallery.select(select, [state], [slider])
 
 
-def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=None):
+def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=None,
+               max_memory_growth_mib=0):
     """Builds the demo page: one tab per model.
 
     Args:
@@ -378,6 +390,7 @@ def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=No
         tile: images with a side above this go through tiles (TFLite: its fixed size).
         title: the page title.
         output_root: where translated PNGs are written (default: a new temp folder).
+        max_memory_growth_mib: see ``load_demo_model`` (0: the models run in this process).
 
     Returns:
         ``(blocks, output_root)``: the ``gr.Blocks`` page and the folder to allow serving.
@@ -389,7 +402,7 @@ def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=No
         raise DemoModelError("Pass at least one --model=EXPORT (an export folder or a "
                              ".tflite file).")
     gr = import_gradio()
-    models = [load_demo_model(path) for path in model_paths]
+    models = [load_demo_model(path, max_memory_growth_mib) for path in model_paths]
     output_root = output_root or tempfile.mkdtemp(prefix="kgan_demo_")
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
         gr.Markdown(f"# {title}\nDrop images on a tab; the output appears next to the input "

@@ -67,6 +67,27 @@ class DemoAppTest(tf.test.TestCase):
         self.assertEqual(facts["measured export error"], "not verified")
         self.assertIn("4", facts["size multiple"])
 
+    def test_models_in_worker_processes_give_the_same_outputs(self):
+        from kgan.worker import WorkerTranslator
+
+        local = demo_app.load_demo_model(self.cyclegan)
+        workers = demo_app.load_demo_model(self.cyclegan, max_memory_growth_mib=2048)
+        try:
+            self.assertIsInstance(workers.translators["BtoA"], WorkerTranslator)
+            paths = [self.path("small.jpg"), self.path("big.tiff")]
+            for model, name in ((local, "local"), (workers, "workers")):
+                results, errors = demo_app.translate_files(model, "BtoA", paths,
+                                                           self.path(f"out_{name}"), tile=64)
+                self.assertEqual((len(results), errors), (2, []))
+            for stem in ("small", "big"):
+                with Image.open(self.path(f"out_local/{stem}_output.png")) as f:
+                    expected = np.asarray(f)
+                with Image.open(self.path(f"out_workers/{stem}_output.png")) as f:
+                    self.assertAllEqual(np.asarray(f), expected)
+        finally:
+            for translator in workers.translators.values():
+                translator.close()
+
     def test_kind_comes_from_the_run_flags_when_present(self):
         folder = os.path.join(self.root, "restore_export")
         shutil.copytree(os.path.join(self.cyclegan, "BtoA"), os.path.join(folder, "generator"))

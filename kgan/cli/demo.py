@@ -33,6 +33,10 @@ def define_flags():
                          "(self-attention memory; TFLite: its fixed size), N tiles images with "
                          "a side above N.")
     flags.DEFINE_string("title", "kgan demo", "Page title.")
+    flags.DEFINE_integer("max_memory_growth_mib", 2048, "Run each SavedModel generator in a "
+                         "worker process replaced once its memory has grown this many MiB "
+                         "(TensorFlow keeps memory per input size); 0 runs them in this "
+                         "process.")
 
 
 def run(flag_values):
@@ -40,8 +44,9 @@ def run(flag_values):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from kgan import demo_app
 
-    blocks, output_root = demo_app.build_demo(flag_values.model or [], tile=flag_values.tile,
-                                              title=flag_values.title)
+    blocks, output_root = demo_app.build_demo(
+        flag_values.model or [], tile=flag_values.tile, title=flag_values.title,
+        max_memory_growth_mib=flag_values.max_memory_growth_mib)
     demo_app.launch(blocks, output_root, host=flag_values.host, port=flag_values.port,
                     share=flag_values.share)
 
