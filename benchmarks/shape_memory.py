@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from kgan.measure import current_rss_gib  # noqa: E402
 from kgan.models import resnet_generator  # noqa: E402
 from kgan.serving import KerasTranslator  # noqa: E402
-from kgan.worker import rss_mib  # noqa: E402
 
 
 def main():
@@ -32,6 +32,9 @@ def main():
 
     def run(height):
         translator(rng.integers(0, 256, (1, height, args.side, 3), dtype=np.uint8))
+
+    def rss_mib():
+        return current_rss_gib() * 1024
 
     for _ in range(2):
         run(args.side)

@@ -24,8 +24,7 @@ from absl import logging
 from kgan.errors import KganError
 from kgan.data.images import ImageReadError, load_image, write_png
 from kgan.inference import translate_one
-from kgan.serving import load_translator
-from kgan.worker import WorkerTranslator
+from kgan.worker import load_translator_bounded
 
 DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
 KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
@@ -200,11 +199,8 @@ def load_demo_model(path, max_memory_growth_mib=0):
     translators = {}
     for direction, export in exports.items():
         try:
-            if max_memory_growth_mib > 0 and not export.endswith(".tflite"):
-                translators[direction] = WorkerTranslator(
-                    load_translator, (export,), max_memory_growth_mib, log=logging.info)
-            else:
-                translators[direction] = load_translator(model=export)
+            translators[direction] = load_translator_bounded(max_memory_growth_mib, export,
+                                                             log=logging.info)
         except (FileNotFoundError, ValueError, OSError) as error:
             raise DemoModelError(f"--model={path}: {error}") from error
     kind = model_kind(path, exports, manifests)

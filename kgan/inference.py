@@ -57,7 +57,7 @@ def choose_tile(translator, height, width, tile=None):
         limit = getattr(translator, "pixel_limit", None) or CONV_PIXEL_LIMIT
         if height * width <= limit:
             return None
-        return tile_for_limit(limit, getattr(translator, "multiple", 1) or 1)
+        return tile_for_limit(limit, _multiple(translator))
     if tile == 0 or (height <= tile and width <= tile):
         return None
     return tile
@@ -92,7 +92,8 @@ def translate_one(translator, image, tile=None, overlap=None, batch_size=4, size
         try:
             if side is None:
                 shape = whole_shape(translator, *image.shape[:2], size_buckets)
-                return translate_bucketed(translator, [image], shape, _multiple(translator))[0], None
+                output = translate_bucketed(translator, [image], shape, _multiple(translator))
+                return output[0], None
             return translate_tiled(translator, image, side, overlap, batch_size), side
         except (tf.errors.ResourceExhaustedError, MemoryError):
             current = side or max(image.shape[:2])
@@ -166,7 +167,7 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
             if not images:
                 continue
             try:
-                if whole:
+                if whole and len(images) > 1:
                     results = translate_bucketed(translator, images, shape, _multiple(translator))
                 else:
                     results = [translate_one(translator, image, tile, overlap, batch_size,

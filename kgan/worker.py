@@ -20,6 +20,9 @@ Example::
     translator = WorkerTranslator(load_translator, ("saved_models/quickstart/generator",))
     outputs = translator(images)  # uint8 (N, H, W, 3) -> uint8, as load_translator's
     translator.close()
+
+The translate and demo CLIs choose between this and an in-process translator with
+``load_translator_bounded``.
 """
 
 import multiprocessing
@@ -28,6 +31,7 @@ import signal
 import numpy as np
 
 from kgan import errors
+from kgan.measure import current_rss_gib
 
 # The attributes kgan.inference and the CLIs read from a translator.
 ATTRIBUTES = ("fixed_size", "pixel_limit", "multiple", "precision")
@@ -37,16 +41,10 @@ class WorkerDiedError(errors.KganError, RuntimeError):
     """The worker process died while loading the model."""
 
 
-def rss_mib(pid="self"):
-    """Resident memory of a process in MiB (0.0 when it cannot be read, e.g. not on Linux)."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+def _rss_mib():
+    """This process's resident memory in MiB (0.0 off Linux: the worker is then never
+    replaced for growth)."""
+    return (current_rss_gib() or 0.0) * 1024
 
 
 def _error_reply(error):
@@ -93,7 +91,7 @@ def _serve(connection, factory, args):
         if images is None:
             return
         try:
-            reply = ("ok", np.asarray(translator(images)), rss_mib())
+            reply = ("ok", np.asarray(translator(images)), _rss_mib())
         except Exception as error:  # noqa: BLE001
             reply = _error_reply(error)
         if not _send(connection, reply):
@@ -139,7 +137,6 @@ class WorkerTranslator:
         self.log = log or (lambda message: None)
         self.restarts = 0
         self.process = self.connection = None
-        self.baseline_mib = None
         self._start()
 
     def _start(self):
@@ -226,3 +223,15 @@ class WorkerTranslator:
             self._stop()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def load_translator_bounded(max_memory_growth_mib, *load_args, log=None):
+    """``kgan.serving.load_translator(*load_args)``, in a ``WorkerTranslator`` when
+    ``max_memory_growth_mib`` is above 0 and the model is not a ``.tflite`` file (one fixed
+    shape, no TensorFlow kernels), else in this process."""
+    from kgan.serving import load_translator
+
+    model = load_args[0] if load_args else None
+    if max_memory_growth_mib > 0 and not (model or "").endswith(".tflite"):
+        return WorkerTranslator(load_translator, load_args, max_memory_growth_mib, log=log)
+    return load_translator(*load_args)

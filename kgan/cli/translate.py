@@ -36,8 +36,7 @@ from absl import flags, logging
 
 from kgan.cli.common import run_cli
 from kgan.inference import translate_images
-from kgan.serving import load_translator
-from kgan.worker import WorkerTranslator
+from kgan.worker import WorkerTranslator, load_translator_bounded
 
 
 def define_flags():
@@ -74,22 +73,17 @@ def define_flags():
 
 def run(f):
     start = time.time()
-    load_args = (f.model, f.checkpoint_dir, f.direction, f.precision)
-    # A single image, or a TFLite file (one fixed shape), has nothing to gain from a worker.
-    in_worker = (f.max_memory_growth_mib > 0 and os.path.isdir(f.input)
-                 and not (f.model or "").endswith(".tflite"))
-    if in_worker:
-        translator = WorkerTranslator(load_translator, load_args, f.max_memory_growth_mib,
-                                      log=logging.info)
-    else:
-        translator = load_translator(*load_args)
+    # A single image has nothing to gain from a worker.
+    growth_mib = f.max_memory_growth_mib if os.path.isdir(f.input) else 0
+    translator = load_translator_bounded(growth_mib, f.model, f.checkpoint_dir, f.direction,
+                                         f.precision, log=logging.info)
     logging.info("Loaded the model in %.1f s.", time.time() - start)
     try:
         summary = translate_images(translator, f.input, f.output, batch_size=f.batch_size,
                                    tile=f.tile, overlap=f.tile_overlap, html=f.html,
                                    log=logging.info, size_buckets=f.size_buckets)
     finally:
-        if in_worker:
+        if isinstance(translator, WorkerTranslator):
             translator.close()
     print(f"{summary['translated']} translated, {len(summary['skipped'])} skipped, "
           f"{summary['images_per_second']:.2f} images/s -> {f.output}")
