@@ -24,7 +24,7 @@ setup(
         "importlib_resources",
     ],
     extras_require={
-        # kgan.video: its wheel ships a static ffmpeg (libx264, AAC), no system ffmpeg needed.
+        # kgan.video.pipeline: its wheel ships a static ffmpeg (libx264, AAC), no system ffmpeg needed.
         "video": ["imageio-ffmpeg"],
         # kgan.export --onnx / kgan.convert --onnx.
         "onnx": ["tf2onnx", "onnxruntime"],

@@ -1,10 +1,10 @@
 """What the GAN phase of a colourisation run changes, and how the render factor matters.
 
-Loads the weights a ``--model=colorize`` run saved after each phase (``kgan.runs``:
+Loads the weights a ``--model=colorize`` run saved after each phase (``kgan.serving.runs``:
 ``RUN/pretrain_g/generator.weights.h5``, ``RUN/gan/generator.weights.h5`` = the last GAN step,
 ``RUN/gan/generator_best.weights.h5`` = the checkpoint the colour score picked) into the run's
 own generator architecture (``RUN/generators/generator.keras``) and scores each on the held-out
-colour photos (``kgan.colorization_scoring``; default the built-in ones) with the colour
+colour photos (``kgan.colorization.scoring``; default the built-in ones) with the colour
 metrics: mean CIEDE2000, colourfulness, saturation ratio, zombie share, colour score and PSNR.
 Then, for the picked generator, compares fixed render factors with ``render_factor="auto"``.
 
@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 
-from kgan import color_metrics
-from kgan.colorization import AUTO_FACTORS, Colorizer, as_translator
-from kgan.colorization_scoring import _psnr, load_color_photos
+from kgan.metrics import color as color_metrics
+from kgan.colorization.colorizer import AUTO_FACTORS, Colorizer, as_translator
+from kgan.colorization.scoring import _psnr, load_color_photos
 
 PHASE_WEIGHTS = (("after pretrain_g", "pretrain_g", "generator"),
                  ("after GAN, last step", "gan", "generator"),
@@ -60,7 +60,7 @@ def row(label, metrics):
 def main(argv=None):
     args = parse_args(argv)
     from kgan.data.samples import sample_color_photos
-    from kgan.runs import load_generator
+    from kgan.serving.runs import load_generator
 
     truths = load_color_photos(args.dataroot)
     train_uv = None if args.dataroot else color_metrics.mean_uv(sample_color_photos("train"))

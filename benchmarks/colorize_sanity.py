@@ -3,7 +3,7 @@
 Trains ``kgan.models.colorization_generator`` (plain UNet) with ``GeneratorPretrainer`` and the
 pixel content loss ``l1_ssim`` on (gray, colour) crops of the built-in natural colour photos
 (astronaut, coffee, rocket), then colourises the held-out ones (chelsea, the stereo motorcycle
-pair) with ``kgan.colorization.Colorizer`` and prints the colour metrics table: model vs the gray
+pair) with ``kgan.colorization.colorizer.Colorizer`` and prints the colour metrics table: model vs the gray
 input vs a constant mean-chroma baseline (the training photos' mean U, V). It also reports
 
 - several render factors, ``auto``, and the stretch / pad fits of the render square;
@@ -24,14 +24,15 @@ import tensorflow as tf
 
 import keras
 
-from kgan import color_metrics, losses
-from kgan.colorization import AUTO_FACTORS, PHOTO_RENDER_FACTOR, Colorizer, as_translator
-from kgan.colorization_scoring import score_outputs
+from kgan.metrics import color as color_metrics
+from kgan.training import losses
+from kgan.colorization.colorizer import AUTO_FACTORS, PHOTO_RENDER_FACTOR, Colorizer, as_translator
+from kgan.colorization.scoring import score_outputs
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
 from kgan.models.colorize import colorization_generator
-from kgan.trainers.base import adam
-from kgan.trainers.pretrain import GeneratorPretrainer
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.pretrain import GeneratorPretrainer
 
 
 def parse_args():

@@ -9,10 +9,10 @@ tf2onnx / onnxruntime::
 For resnet_9blocks (instance norm, the CycleGAN models) and unet_256 (batch norm with
 calibrated running statistics and dropout, the pix2pix models): random weights, saved by
 torch.save in the legacy format (as the published models), converted with
-``kgan.pytorch_weights.load_pytorch_generator`` (timed: read + build + load), then the max and
+``kgan.interop.pytorch_weights.load_pytorch_generator`` (timed: read + build + load), then the max and
 mean absolute error against the torch network in eval mode on the two held-out sample photos
 resized to 256^2. For resnet_9blocks also: the SavedModel, float32 TFLite and ONNX files
-(``kgan.export`` / ``kgan.onnx_export``), each one's max error against Keras and its
+(``kgan.exporting.export`` / ``kgan.exporting.onnx``), each one's max error against Keras and its
 images/s (batch 1, median of ``--runs`` after one warm-up), beside Keras and torch.
 """
 
@@ -33,7 +33,10 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 import pytorch_reference_nets as ref  # noqa: E402
-from kgan import export, measure, onnx_export, pytorch_weights, serving, verify  # noqa: E402
+from kgan.exporting import export, onnx as onnx_export, verify
+from kgan.core import measure
+from kgan.interop import pytorch_weights
+from kgan.serving import translators as serving  # noqa: E402
 
 
 def photos(size):

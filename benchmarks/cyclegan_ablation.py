@@ -108,9 +108,9 @@ def score(generator_ab, generator_ba, real_a):
     """The ablation's held-out figures (see the module docstring) for one trained pair."""
     import tensorflow as tf
 
-    from kgan import metrics
+    from kgan.metrics import image as metrics
     from kgan.data import sample_mapping
-    from kgan.evaluate import run_generator
+    from kgan.evaluation.evaluate import run_generator
 
     real_b = sample_mapping(real_a)
     fake_b = run_generator(generator_ab, real_a).numpy()
@@ -130,7 +130,7 @@ def score(generator_ab, generator_ba, real_a):
 
 def identity_baseline(real_a):
     """The figures of G_A = G_B = identity (the input unchanged), for scale."""
-    from kgan import metrics
+    from kgan.metrics import image as metrics
     from kgan.data import sample_mapping
 
     real_b = sample_mapping(real_a)
@@ -148,9 +148,9 @@ def train_variant(name, options, args, run_dir):
     """Trains one variant into ``run_dir`` (logs, generators); returns (G_A, G_B, seconds)."""
     import keras
 
-    from kgan import callbacks as kcallbacks
+    from kgan.training import callbacks as kcallbacks
     from kgan.data import unpaired_dataset
-    from kgan.trainers.cyclegan import build_cyclegan
+    from kgan.training.trainers.cyclegan import build_cyclegan
 
     keras.utils.set_random_seed(args.seed)
     dataset, _ = unpaired_dataset(load_size=args.load_size, crop_size=args.crop_size,
@@ -178,7 +178,7 @@ def train_variant(name, options, args, run_dir):
 
 
 def load_variant(run_dir):
-    from kgan.runs import load_generator
+    from kgan.serving.runs import load_generator
 
     folder = os.path.join(run_dir, "generators")
     return (load_generator(os.path.join(folder, "AtoB.keras")),
@@ -191,7 +191,7 @@ def load_variant(run_dir):
 def report_examples(generator_ab, generator_ba):
     """Full-size held-out photos for the pages: A -> B and B -> A, with the known target."""
     from kgan.data import TEST_PHOTOS, sample_mapping, sample_photos
-    from kgan.evaluate import run_generator
+    from kgan.evaluation.evaluate import run_generator
 
     def u8(x):
         return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
@@ -253,7 +253,7 @@ def main(argv=None):
             json.dump({"variant": name, "options": VARIANTS[name], "figures": figures,
                        "settings": vars(args)}, f, indent=2)
         if not args.no_report:
-            from kgan import report
+            from kgan.evaluation import report
 
             examples = report_examples(generator_ab, generator_ba)
             shown = {k: v for k, v in figures.items() if k != "train_seconds"}
@@ -262,7 +262,7 @@ def main(argv=None):
             runs.append(report.RunSummary(LABELS[name], run_dir, examples,
                                           {"held-out (ablation)": shown}))
     if runs:
-        from kgan import report
+        from kgan.evaluation import report
 
         path = report.write_comparison_report(os.path.join(args.output_dir, "comparison.html"),
                                               runs, title="CycleGAN loss ablation "

@@ -209,7 +209,7 @@ PARTS_SCRIPT = """
 import glob, os, sys, tempfile
 import numpy as np
 from kgan.data.images import image_size, load_image, write_png
-from kgan.serving import load_translator
+from kgan.serving.translators import load_translator
 
 def rss():
     with open("/proc/self/status") as handle:

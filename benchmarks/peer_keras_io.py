@@ -29,7 +29,7 @@ With ``--precision=mixed_bfloat16`` the global Keras policy is set before the mo
 built; the final tanh (G) and the last conv's output (D) are float32, as the Keras mixed
 precision guide recommends.
 
-Timing, FLOP counting, peaks and peak RSS reuse ``kgan.bench`` and ``kgan.measure`` so that
+Timing, FLOP counting, peaks and peak RSS reuse ``kgan.benchmarking.bench`` and ``kgan.core.measure`` so that
 the figures are comparable with ``python -m kgan.bench``: the matmul/conv peaks in fp32 and bf16 are
 measured before and after the step (best of both), the first step (trace + run), the median
 of ``--steps`` steps after ``--warmup`` (the first included), a short matmul probe after each
@@ -56,7 +56,8 @@ import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kgan import measure, peaks  # noqa: E402
+from kgan.core import measure
+from kgan.benchmarking import peaks  # noqa: E402
 
 import peer_report  # noqa: E402  (this folder, on sys.path when run as a script)
 

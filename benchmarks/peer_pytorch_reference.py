@@ -24,7 +24,7 @@ reference is not an installable package:
   0.5 x (MSE(real, 1) + MSE(fake, 0)), backward; one Adam step over both discriminators.
   The image pool holds 50 images as in the reference.
 
-Figures follow ``kgan.bench``'s conventions so they can be set beside it: forward FLOPs are
+Figures follow ``kgan.benchmarking.bench``'s conventions so they can be set beside it: forward FLOPs are
 counted from the conv layers (2 x k^2 x C_in x C_out per output position; transposed convs on
 their input grid), the step is ``3 x 6 x G + 16 x D`` (1.88 TFLOP at 256^2, batch 1); matmul
 and 3x3-conv peaks are measured by PyTorch in this process before and after the step (best
@@ -45,9 +45,9 @@ from torch import nn
 
 import peer_report  # this folder, on sys.path when run as a script
 
-# kgan.measure needs no TensorFlow (kgan/__init__ imports nothing heavy), so it loads here.
+# kgan.core.measure needs no TensorFlow (kgan/__init__ imports nothing heavy), so it loads here.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kgan import measure  # noqa: E402
+from kgan.core import measure  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- networks
@@ -110,7 +110,7 @@ def init_weights(net, gain=0.02):
 
 
 def conv_forward_flops(net, x):
-    """Forward FLOPs of ``net`` on ``x`` counted from its conv layers (kgan.bench convention)."""
+    """Forward FLOPs of ``net`` on ``x`` counted from its conv layers (kgan.benchmarking.bench convention)."""
     total = [0]
 
     def hook(module, inputs, output):

@@ -2,7 +2,7 @@
 
 Pure Python (no TensorFlow, no PyTorch), so both peer scripts can import it; they run as
 scripts, which puts this folder on ``sys.path``; the repository root goes on it here so the
-ratio definitions come from kgan.measure (TensorFlow-free), the ones kgan.bench uses.
+ratio definitions come from kgan.core.measure (TensorFlow-free), the ones kgan.benchmarking.bench uses.
 """
 
 import argparse
@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kgan import measure  # noqa: E402
+from kgan.core import measure  # noqa: E402
 
 
 def common_parser(description, precisions):
@@ -39,8 +39,8 @@ def common_parser(description, precisions):
 
 
 def add_peak_ratios(report, result, bf16, peaks_before=None, peaks_after=None):
-    """Adds the step's ratios to the matmul peaks with kgan.measure's definitions (the ones
-    ``kgan.bench`` uses).
+    """Adds the step's ratios to the matmul peaks with kgan.core.measure's definitions (the ones
+    ``kgan.benchmarking.bench`` uses).
 
     Args:
         report: the report; gets ``peaks`` (the best of before and after) when both are given.

@@ -64,7 +64,7 @@ def _labelled(columns, labels, header=18):
 def quickstart_picture(model_path, output_path, crop):
     """Writes degraded | restored | original crops of the held-out photos; returns the path."""
     from kgan.data import crappify_array, sample_photos
-    from kgan.serving import load_translator
+    from kgan.serving.translators import load_translator
 
     translator = load_translator(model=model_path)
     rows = []
@@ -84,8 +84,8 @@ def quickstart_picture(model_path, output_path, crop):
 def colorize_picture(model_path, output_path, render_factor, height):
     """Writes gray input | colourised | original rows of the held-out colour photos, each photo
     scaled to ``height`` px (bicubic, after colourising at full size); returns the path."""
-    from kgan.color_metrics import gray_baseline
-    from kgan.colorization import Colorizer, load_colorization_model
+    from kgan.metrics.color import gray_baseline
+    from kgan.colorization.colorizer import Colorizer, load_colorization_model
     from kgan.data.samples import sample_color_photos
 
     colorizer = Colorizer(load_colorization_model(model_path), render_factor)

@@ -6,7 +6,7 @@ Usage::
     python benchmarks/shape_memory.py --side=512 --shapes=12
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/shape_memory.py --side=512   # oneDNN off
 
-This is the measurement behind kgan.worker (a translator in a process replaced when it grows).
+This is the measurement behind kgan.serving.worker (a translator in a process replaced when it grows).
 Linux only (reads /proc).
 """
 
@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from kgan.measure import current_rss_gib  # noqa: E402
+from kgan.core.measure import current_rss_gib  # noqa: E402
 from kgan.models import resnet_generator  # noqa: E402
-from kgan.serving import KerasTranslator  # noqa: E402
+from kgan.serving.translators import KerasTranslator  # noqa: E402
 
 
 def main():

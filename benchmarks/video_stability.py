@@ -1,4 +1,4 @@
-"""How much ``kgan.stabilize.TemporalStabilizer`` steadies a flickering per-frame colouriser.
+"""How much ``kgan.video.stabilize.TemporalStabilizer`` steadies a flickering per-frame colouriser.
 
 A synthetic clip: a window panning over a scikit-image colour photo by whole, even pixels per
 frame (so the flow is known exactly and 4:2:0 chroma subsampling puts no floor under the
@@ -8,7 +8,7 @@ original's luma (frame 0 keeps the true colours). The chroma warping error (exac
 flow estimated on the input frames), the static-pixel chroma flicker, the frame-to-frame
 mean-chroma change and the colourfulness are printed for the per-frame output and the
 stabilised one, first on frames in memory and then (``--video``) through real files: the clip
-is encoded to H.264 with a sine audio track and ``kgan.video.process_video`` runs the
+is encoded to H.264 with a sine audio track and ``kgan.video.pipeline.process_video`` runs the
 colouriser with and without the stabiliser.
 
     python benchmarks/video_stability.py                  # in memory, 256x256, 48 frames
@@ -28,8 +28,10 @@ import time
 
 import numpy as np
 
-from kgan import frame_ops, video, video_metrics
-from kgan.stabilize import TemporalStabilizer
+from kgan.core import frame_ops
+from kgan.video import pipeline as video
+from kgan.metrics import video as video_metrics
+from kgan.video.stabilize import TemporalStabilizer
 
 
 class _Clock:

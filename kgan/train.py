@@ -1,5 +1,5 @@
 """``python -m kgan.train --flagfile=configs/X.cfg``: train a model. See kgan.cli.train (the
-library: kgan.recipes, kgan.trainers)."""
+library: kgan.recipes, kgan.training.trainers)."""
 
 from kgan.cli.train import main
 

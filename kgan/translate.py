@@ -1,5 +1,5 @@
 """``python -m kgan.translate``: translate images with a trained generator. See kgan.cli.translate
-(the library parts: kgan.serving, kgan.inference, kgan.tiling)."""
+(the library parts: kgan.serving.translators, kgan.serving.inference, kgan.serving.tiling)."""
 
 from kgan.cli.translate import main
 

@@ -26,16 +26,16 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 
-from kgan import distribute, losses  # noqa: E402
+from kgan.training import distribute, losses  # noqa: E402
 from kgan.models import build_discriminator, build_generator  # noqa: E402
 from kgan.models import critic as build_critic  # noqa: E402
 from kgan.models import unet_generator  # noqa: E402
-from kgan.trainers.base import adam  # noqa: E402
-from kgan.trainers.critic import CriticPretrainer  # noqa: E402
-from kgan.trainers.cyclegan import CycleGAN  # noqa: E402
-from kgan.trainers.nogan import NoGANTrainer  # noqa: E402
-from kgan.trainers.pix2pix import Pix2Pix  # noqa: E402
-from kgan.trainers.pretrain import GeneratorPretrainer  # noqa: E402
+from kgan.training.trainers.base import adam  # noqa: E402
+from kgan.training.trainers.critic import CriticPretrainer  # noqa: E402
+from kgan.training.trainers.cyclegan import CycleGAN  # noqa: E402
+from kgan.training.trainers.nogan import NoGANTrainer  # noqa: E402
+from kgan.training.trainers.pix2pix import Pix2Pix  # noqa: E402
+from kgan.training.trainers.pretrain import GeneratorPretrainer  # noqa: E402
 
 SIZE = 32
 GLOBAL_BATCH = 4

@@ -1,6 +1,6 @@
 """Shared test helpers: real-photo fixtures, random images, subprocess environments for the
 CLIs, the checkpoint steps a run folder holds, gradient checks over a model's weights, and one serialisation round trip for every
-layer class in kgan.layers.
+layer class in kgan.models.layers.
 
 Imported by the test modules (``from helpers import ...``; pytest puts tests/ on sys.path).
 """
@@ -59,7 +59,7 @@ def checkpoint_steps(checkpoint_dir):
 def set_attention_gamma(model, value):
     """SelfAttention2D starts with gamma 0 (the identity), which blocks the gradients of its
     query and key; move gamma so that every weight is exercised."""
-    from kgan.layers import SelfAttention2D
+    from kgan.models.layers import SelfAttention2D
 
     for layer in model.layers:
         if isinstance(layer, SelfAttention2D):
@@ -68,7 +68,7 @@ def set_attention_gamma(model, value):
 
 def layers_feeding_instance_norm(model):
     """Names of the layers whose output goes straight into an InstanceNormalization."""
-    from kgan.layers import InstanceNormalization
+    from kgan.models.layers import InstanceNormalization
 
     # Keras 3 keeps each layer's call graph in `_inbound_nodes` (no public accessor).
     names = set()
@@ -114,9 +114,9 @@ LAYER_EXAMPLES = {
 
 
 def kgan_layer_classes():
-    """Every ``keras.layers.Layer`` subclass kgan.layers exports (its own and the decoder
+    """Every ``keras.layers.Layer`` subclass kgan.models.layers exports (its own and the decoder
     layers it re-exports)."""
-    import kgan.layers as module
+    import kgan.models.layers as module
 
     return [cls for _, cls in inspect.getmembers(module, inspect.isclass)
             if issubclass(cls, keras.layers.Layer) and cls.__module__.startswith("kgan.")]

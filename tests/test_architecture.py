@@ -10,7 +10,7 @@ import tensorflow as tf
 from helpers import LAYER_EXAMPLES, ROOT, kgan_layer_classes, round_trip_layer
 
 PACKAGE = os.path.join(ROOT, "kgan")
-FLAG_MODULES_ALLOWED = ("kgan.cli", "kgan.flags")
+FLAG_MODULES_ALLOWED = ("kgan.cli", "kgan.cli.flags")
 MAX_LINES = 450
 
 

@@ -1,4 +1,4 @@
-"""kgan.atomic and its users: a write that fails or is killed leaves the previous file (or
+"""kgan.core.atomic and its users: a write that fails or is killed leaves the previous file (or
 nothing) and never a half-written file that later looks complete; a full disk is one clear
 error."""
 
@@ -19,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan import atomic, runs, serving
+from kgan.core import atomic
+from kgan.serving import runs, translators as serving
 from kgan.data import images
-from kgan.errors import KganError
+from kgan.core.errors import KganError
 from kgan.models import resnet_generator
 from helpers import ROOT, cli_env
 
@@ -99,8 +100,8 @@ class KilledExportTest(tf.test.TestCase):
 
     def _export_and_kill(self, model_path, export_dir, overwrite):
         script = textwrap.dedent(f"""
-            from kgan.export import export_generator
-            from kgan.runs import load_generator
+            from kgan.exporting.export import export_generator
+            from kgan.serving.runs import load_generator
             export_generator(load_generator({model_path!r}), {export_dir!r}, tflite="float32",
                              overwrite={overwrite})
             """)
@@ -135,7 +136,7 @@ class KilledExportTest(tf.test.TestCase):
         live = os.path.join(folder, f".export.partial-{socket.gethostname()}.{os.getpid()}-x")
         os.mkdir(live)
 
-        from kgan.export import export_generator
+        from kgan.exporting.export import export_generator
         export_generator(model, export_dir, tflite="", verify=False)
         self.assertEqual(glob.glob(os.path.join(folder, ".export.partial-*")), [live],
                          "the killed export's folder is removed by the next export")

@@ -1,4 +1,4 @@
-"""Tests for kgan.bench: peaks, the FLOP counter, the CycleGAN step count, the CLI end to end
+"""Tests for kgan.benchmarking.bench: peaks, the FLOP counter, the CycleGAN step count, the CLI end to end
 (CPU info, step timing and memory readings: tests/test_measure.py)."""
 
 import json
@@ -9,7 +9,8 @@ import sys
 import keras
 import tensorflow as tf
 
-from kgan import bench, measure, peaks
+from kgan.benchmarking import bench, peaks
+from kgan.core import measure
 from kgan.models import build_discriminator, build_generator
 from kgan.recipes import TrainConfig
 
@@ -70,7 +71,7 @@ class CliTest(tf.test.TestCase):
         path = os.path.join(self.get_temp_dir(), "bench.json")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         result = subprocess.run(
-            [sys.executable, "-m", "kgan.bench", "--ngf=4", "--ndf=4", "--crop_size=32",
+            [sys.executable, "-m", "kgan.benchmarking.bench", "--ngf=4", "--ndf=4", "--crop_size=32",
              "--steps=2", "--warmup=1", "--peak_size=128", "--peak_reps=2",
              f"--output_json={path}"], capture_output=True, text=True, env=env, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
@@ -105,7 +106,7 @@ class CliTest(tf.test.TestCase):
 
     def test_cli_rejects_bad_compare(self):
         result = subprocess.run(
-            [sys.executable, "-m", "kgan.bench", "--compare=bogus", "--peaks=false"],
+            [sys.executable, "-m", "kgan.benchmarking.bench", "--compare=bogus", "--peaks=false"],
             capture_output=True, text=True, timeout=120,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         self.assertNotEqual(result.returncode, 0)

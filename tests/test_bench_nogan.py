@@ -1,12 +1,13 @@
-"""Tests for kgan.bench's additions: NoGAN (restore, colorize) phase FLOP counts against hand
+"""Tests for kgan.benchmarking.bench's additions: NoGAN (restore, colorize) phase FLOP counts against hand
 computations and in a tiny timed run, bf16 inference rows, and the report's new rows."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import bench, bench_nogan, bench_report, measure
-from kgan.bench import BenchOptions
+from kgan.benchmarking import bench, nogan as bench_nogan, table as bench_report
+from kgan.core import measure
+from kgan.benchmarking.bench import BenchOptions
 from kgan.models.generators import unet_generator
 from kgan.recipes import make_config
 

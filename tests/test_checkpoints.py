@@ -1,4 +1,4 @@
-"""kgan.checkpoints: fallback past a corrupt latest checkpoint, refusing to start over a run
+"""kgan.training.checkpoints: fallback past a corrupt latest checkpoint, refusing to start over a run
 whose checkpoints all fail, and a full disk while saving (previous checkpoint intact)."""
 
 import errno
@@ -10,8 +10,8 @@ from unittest import mock
 import tensorflow as tf
 from absl import logging
 
-from kgan import checkpoints
-from kgan.atomic import DiskFullError
+from kgan.training import checkpoints
+from kgan.core.atomic import DiskFullError
 
 
 def _saved_run(steps=(1, 2, 3)):

@@ -1,11 +1,11 @@
-"""Tests for kgan.color_metrics against hand computations: colourfulness of constructed images,
+"""Tests for kgan.metrics.color against hand computations: colourfulness of constructed images,
 CIELAB chroma of sRGB primaries, CIEDE2000 of grays by the formula, zombie share, saturation
 ratio, the colour score and the baselines."""
 
 import numpy as np
 import tensorflow as tf
 
-from kgan import color_metrics as cm
+from kgan.metrics import color as cm
 
 
 def _solid(rgb, height=4, width=4):

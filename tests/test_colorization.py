@@ -1,4 +1,4 @@
-"""Tests for kgan.colorization (and kgan.colorization_scoring): render sizes, full-resolution
+"""Tests for kgan.colorization.colorizer (and kgan.colorization.scoring): render sizes, full-resolution
 luma kept, alpha, EXIF orientation, gray and 16-bit inputs, the out-of-memory fallback, the
 automatic render factor, the pad fit, and checkpoint selection by colour rather than PSNR.
 
@@ -13,11 +13,11 @@ from PIL import Image
 
 import keras
 
-from kgan import color_metrics as cm
-from kgan.colorization import (ColorizeOutOfMemoryError, Colorizer, choose_by_median,
-                               colorize_files, colorize_image)
-from kgan.colorization_scoring import pick_best_colour_checkpoint, score_outputs
-from kgan.errors import UsageError
+from kgan.metrics import color as cm
+from kgan.colorization.colorizer import (ColorizeOutOfMemoryError, Colorizer, choose_by_median,
+                                         colorize_files, colorize_image)
+from kgan.colorization.scoring import pick_best_colour_checkpoint, score_outputs
+from kgan.core.errors import UsageError
 from kgan.models.colorize import U_MAX, V_MAX, colorization_generator, merge_luma_chroma
 
 
@@ -213,7 +213,7 @@ class ScoringTest(tf.test.TestCase):
         self.assertLess(vivid["colour_score"], muted["colour_score"])
 
     def test_pick_best_colour_checkpoint(self):
-        from kgan.trainers.pretrain import GeneratorPretrainer
+        from kgan.training.trainers.pretrain import GeneratorPretrainer
 
         keras.utils.set_random_seed(2)
         generator = colorization_generator(num_downs=5, ngf=4, norm="none", last_cross=True)
@@ -244,7 +244,7 @@ class ScoringTest(tf.test.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(run_dir, "generator_best.weights.h5")))
 
     def test_evaluate_model_on_a_folder(self):
-        from kgan.colorization_scoring import evaluate_colorization_model, load_color_photos
+        from kgan.colorization.scoring import evaluate_colorization_model, load_color_photos
 
         folder = tempfile.mkdtemp()
         for i in range(2):

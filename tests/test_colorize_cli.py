@@ -1,7 +1,7 @@
 """Tests for ``python -m kgan.colorize`` and the colourisation export: a folder through the CLI
 with a tiny .keras model (outputs exist, same sizes, luma kept, alpha kept, a broken file
 skipped), the SavedModel's verified colorize_uint8 signature and the fixed-size TFLite file
-through the same inference, user errors, and (when kgan.video is there) a video."""
+through the same inference, user errors, and (when kgan.video.pipeline is there) a video."""
 
 import contextlib
 import io
@@ -18,9 +18,9 @@ from PIL import Image
 
 import keras
 
-from kgan import color_metrics as cm
-from kgan import export
-from kgan.colorization import Colorizer, load_colorization_model
+from kgan.metrics import color as cm
+from kgan.exporting import export
+from kgan.colorization.colorizer import Colorizer, load_colorization_model
 from kgan.models.colorize import colorization_generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,10 +112,10 @@ class ColorizeCliTest(tf.test.TestCase):
 
     def test_video(self):
         try:
-            import kgan.stabilize  # noqa: F401
-            import kgan.video  # noqa: F401
+            import kgan.video.stabilize  # noqa: F401
+            import kgan.video.pipeline  # noqa: F401
         except ImportError:
-            raise unittest.SkipTest("kgan.video / kgan.stabilize are not in this branch")
+            raise unittest.SkipTest("kgan.video.pipeline / kgan.video.stabilize are not in this branch")
         import imageio_ffmpeg
 
         source = os.path.join(self.tmp, "clip.mp4")

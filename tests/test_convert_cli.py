@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan import pytorch_weights, torch_pickle
+from kgan.interop import pytorch_weights, torch_pickle
 from kgan.models import build_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +53,7 @@ class ConvertCliTest(tf.test.TestCase):
             self.assertEqual(manifest["source"]["flags"]["generator"], "resnet_6blocks")
             self.assertEqual(manifest["verify_image_sizes"], [[30, 38]])
             self.assertLess(manifest["saved_model"]["verification"]["max_abs_error"], 1e-4)
-            self.assertEqual(manifest["tflite"], {})  # --tflite= (kgan.export tests TFLite)
+            self.assertEqual(manifest["tflite"], {})  # --tflite= (kgan.exporting.export tests TFLite)
             self.assertLess(manifest["onnx"]["verification"]["max_abs_error"], 1e-4)
             converted = keras.saving.load_model(os.path.join(output_dir, "generator.keras"),
                                                 safe_mode=True, compile=False)

@@ -1,4 +1,4 @@
-"""kgan.demo_app without a browser: which exports a --model path holds, what the page says
+"""kgan.cli.demo_page without a browser: which exports a --model path holds, what the page says
 about them, translation of uploaded files (whole, tiled, TFLite), unreadable files, and the
 message when Gradio is missing."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan import demo_app
-from kgan.export import export_generator
+from kgan.cli import demo_page as demo_app
+from kgan.exporting.export import export_generator
 from kgan.models import resnet_generator
 
 
@@ -68,7 +68,7 @@ class DemoAppTest(tf.test.TestCase):
         self.assertIn("4", facts["size multiple"])
 
     def test_models_in_worker_processes_give_the_same_outputs(self):
-        from kgan.worker import WorkerTranslator
+        from kgan.serving.worker import WorkerTranslator
 
         local = demo_app.load_demo_model(self.cyclegan)
         workers = demo_app.load_demo_model(self.cyclegan, max_memory_growth_mib=2048)
@@ -121,7 +121,7 @@ class DemoAppTest(tf.test.TestCase):
         self.assertGreater(big["seconds"], 0.0)
 
     def test_colourisation_export_gets_a_colourise_tab_that_keeps_the_luma(self):
-        from kgan.color_metrics import gray_baseline, rgb_luma
+        from kgan.metrics.color import gray_baseline, rgb_luma
         from kgan.models import colorization_generator
 
         keras.utils.set_random_seed(1)

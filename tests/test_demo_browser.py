@@ -64,7 +64,7 @@ class DemoBrowserTest(tf.test.TestCase):
         super().setUpClass()
         import keras
 
-        from kgan.export import export_generator
+        from kgan.exporting.export import export_generator
         from kgan.models import resnet_generator
 
         cls.root = tempfile.mkdtemp(prefix="kgan_demo_test_")

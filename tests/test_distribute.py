@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers import checkpoint_steps
-from kgan import distribute
+from kgan.training import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}

@@ -1,4 +1,4 @@
-"""Tests for kgan.evaluate: PSNR/SSIM tables with baselines, FID/KID sets, the CLI."""
+"""Tests for kgan.evaluation.evaluate: PSNR/SSIM tables with baselines, FID/KID sets, the CLI."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import evaluate, metrics
+from kgan.evaluation import evaluate
+from kgan.metrics import image as metrics
 from kgan.models import build_generator
 
 
@@ -92,7 +93,7 @@ class CliTest(tf.test.TestCase):
 
     def _run(self, *args):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        return subprocess.run([sys.executable, "-m", "kgan.evaluate", *args],
+        return subprocess.run([sys.executable, "-m", "kgan.evaluation.evaluate", *args],
                               capture_output=True, text=True, env=env, timeout=300)
 
     def test_cli_scores_a_saved_generator_on_held_out_photos(self):

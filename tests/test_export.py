@@ -1,4 +1,4 @@
-"""Tests for kgan.export: SavedModel signatures checked in a process without kgan, TFLite
+"""Tests for kgan.exporting.export: SavedModel signatures checked in a process without kgan, TFLite
 variants within their bounds, broken exports caught, the run-directory contract and the CLI."""
 
 import json
@@ -13,7 +13,8 @@ import tensorflow as tf
 
 import keras
 
-from kgan import export, serving, verify
+from kgan.exporting import export, verify
+from kgan.serving import translators as serving
 from kgan.models import resnet_generator, unet_generator
 
 from helpers import photo, run_cli

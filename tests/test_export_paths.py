@@ -1,4 +1,4 @@
-"""kgan.export with a relative output folder: the verification reloads the SavedModel in a
+"""kgan.exporting.export with a relative output folder: the verification reloads the SavedModel in a
 fresh process whose working directory differs, so the path it gets must be absolute."""
 
 import json
@@ -7,7 +7,7 @@ import os
 import keras
 import tensorflow as tf
 
-from kgan.export import export_generator
+from kgan.exporting.export import export_generator
 from kgan.models import resnet_generator
 
 

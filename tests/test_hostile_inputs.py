@@ -177,7 +177,7 @@ class HostileFolderCLITest(tf.test.TestCase):
 class LargePhotoTest(tf.test.TestCase):
 
     def test_a_large_photo_is_tiled_with_bounded_memory(self):
-        """A 4000x3000 photo (12 Mpx, above kgan.tiling.CONV_PIXEL_LIMIT) is translated in
+        """A 4000x3000 photo (12 Mpx, above kgan.serving.tiling.CONV_PIXEL_LIMIT) is translated in
         tiles: the process's peak RSS stays within a bound that a whole-image pass at this size
         exceeds (its float32 activations alone are several GiB)."""
         root = tempfile.mkdtemp()
@@ -188,8 +188,8 @@ class LargePhotoTest(tf.test.TestCase):
         Image.fromarray(big).save(os.path.join(root, "big.png"))
         script = textwrap.dedent(f"""
             import json, resource
-            from kgan.inference import translate_images
-            from kgan.serving import load_translator
+            from kgan.serving.inference import translate_images
+            from kgan.serving.translators import load_translator
             translator = load_translator({model_path!r})
             base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             summary = translate_images(translator, {os.path.join(root, 'big.png')!r},

@@ -1,4 +1,4 @@
-"""Tests for kgan.image_pool: the reference's pool rule, compiled use, and per-replica pools."""
+"""Tests for kgan.training.image_pool: the reference's pool rule, compiled use, and per-replica pools."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from kgan.image_pool import ImagePool
+from kgan.training.image_pool import ImagePool
 
 SHAPE = (2, 2, 1)
 
@@ -177,7 +177,7 @@ class ImagePoolTest(tf.test.TestCase):
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-            from kgan.image_pool import ImagePool
+            from kgan.training.image_pool import ImagePool
 
             strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
             with strategy.scope():

@@ -1,4 +1,4 @@
-"""Tests for kgan.layers: each layer against a numpy hand computation, plus serialisation."""
+"""Tests for kgan.models.layers: each layer against a numpy hand computation, plus serialisation."""
 
 import os
 
@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.layers import (ICNR, Blur, Cropping2D, InstanceNormalization, LeakyReLU, PixelShuffle,
-                         ReflectionPadding2D, SelfAttention2D, SigmoidRange, SizeCheck,
-                         leaky_relu, spectral_norm)
+from kgan.models.layers import (ICNR, Blur, Cropping2D, InstanceNormalization, LeakyReLU,
+                                PixelShuffle, ReflectionPadding2D, SelfAttention2D, SigmoidRange,
+                                SizeCheck, leaky_relu, spectral_norm)
 
 
 def _random(shape, seed=0, offset=0.0, scale=1.0):

@@ -1,4 +1,4 @@
-"""bfloat16 inference through the fast paths of kgan.layers: InstanceNormalization runs the
+"""bfloat16 inference through the fast paths of kgan.models.layers: InstanceNormalization runs the
 fused batch-norm kernel and ReflectionPadding2D the concatenations on bf16 inputs (graphs that
 never go to TFLite), with the same values as the float32-path formulas; float32 inference keeps
 the TFLite-friendly ops (moments formula, MirrorPad)."""
@@ -6,7 +6,7 @@ the TFLite-friendly ops (moments formula, MirrorPad)."""
 import numpy as np
 import tensorflow as tf
 
-from kgan.layers import InstanceNormalization, ReflectionPadding2D
+from kgan.models.layers import InstanceNormalization, ReflectionPadding2D
 
 
 def _op_types(layer, dtype, shape=(2, 8, 8, 4)):

@@ -1,4 +1,4 @@
-"""Tests for kgan.losses: every loss against a numpy hand computation on tiny tensors."""
+"""Tests for kgan.training.losses: every loss against a numpy hand computation on tiny tensors."""
 
 import os
 from unittest import mock
@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras.src.legacy.saving import legacy_h5_format
 
-from kgan import losses
+from kgan.training import losses
 
 
 def _random(shape, seed=0, scale=1.0):

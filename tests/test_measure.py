@@ -1,9 +1,9 @@
-"""Tests for kgan.measure: CPU info, step timing, process memory, the CycleGAN step FLOPs."""
+"""Tests for kgan.core.measure: CPU info, step timing, process memory, the CycleGAN step FLOPs."""
 
 import numpy as np
 import tensorflow as tf
 
-from kgan import measure
+from kgan.core import measure
 
 
 class CpuTest(tf.test.TestCase):

@@ -1,4 +1,4 @@
-"""Tests for kgan.metrics: PSNR/SSIM, the FID matrix square root, KID's estimator, streaming."""
+"""Tests for kgan.metrics.image: PSNR/SSIM, the FID matrix square root, KID's estimator, streaming."""
 
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
-from kgan import metrics
+from kgan.metrics import image as metrics
 
 
 def _random_covariance(rng, d, n=40):

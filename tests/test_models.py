@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.models import (DISCRIMINATORS, GENERATORS, build_discriminator, build_generator,
-                         critic, patchgan_discriminator, pixel_discriminator, resnet_generator,
+from kgan.models import (DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, critic,
+                         patchgan_discriminator, pixel_discriminator, resnet_generator,
                          size_multiple, unet_generator)
 from kgan.models.common import INIT_TYPES, kernel_initializer
 

@@ -14,13 +14,13 @@ import numpy as np
 import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format
 
-from kgan import export
-from kgan.losses import PixelContentLoss
+from kgan.exporting import export
+from kgan.training.losses import PixelContentLoss
 from kgan.models import (EncoderWeightsMissingError, ImageNetPreprocess, build_encoder,
                          encoder_unet_generator, size_multiple)
 from kgan.models.encoders import imagenet_weights_file
-from kgan.trainers.base import adam
-from kgan.trainers.pretrain import GeneratorPretrainer
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.pretrain import GeneratorPretrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALPHA = 0.35  # the smallest MobileNetV2: fast tests

@@ -1,4 +1,4 @@
-"""kgan.onnx_export: a generator's SavedModel as ONNX (dynamic sizes, XLA-marked conv inlined),
+"""kgan.exporting.onnx: a generator's SavedModel as ONNX (dynamic sizes, XLA-marked conv inlined),
 onnxruntime against Keras within the float32 bound, and the missing-extra error (the
 export_generator(onnx=True) manifest entry is checked by tests/test_convert_cli.py)."""
 
@@ -10,7 +10,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from kgan import export, onnx_export
+from kgan.exporting import export, onnx as onnx_export
 from kgan.models import build_generator
 
 

@@ -1,4 +1,4 @@
-"""Tests for bfloat16 inference (kgan.precision and the translators' ``precision=``): the copy
+"""Tests for bfloat16 inference (kgan.serving.precision and the translators' ``precision=``): the copy
 runs its convolutions in bf16 and its output tail in float32, stays within a stated bound of
 float32 on real photos, leaves the original model alone, and the CLIs take ``--precision``."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 from helpers import photo, run_cli
 
-from kgan import precision, runs, serving
-from kgan.errors import UsageError
-from kgan.export import export_saved_model
+from kgan.serving import precision, runs, translators as serving
+from kgan.core.errors import UsageError
+from kgan.exporting.export import export_saved_model
 from kgan.models import build_generator
 from kgan.models.colorize import colorization_generator
 from kgan.models.generators import unet_generator
@@ -70,7 +70,7 @@ class WithPrecisionTest(tf.test.TestCase):
         finally:
             keras.mixed_precision.set_global_policy("float32")
         self.assertIn("bfloat16", set(precision.compute_dtypes(model).values()))
-        from kgan.export import export_generator
+        from kgan.exporting.export import export_generator
         manifest = export_generator(model, os.path.join(self.get_temp_dir(), "bf16_export"),
                                     tflite="float32", verify=True)
         self.assertLess(manifest["saved_model"]["verification"]["max_abs_error"], 1e-4)
@@ -148,7 +148,7 @@ class ColorizePrecisionTest(tf.test.TestCase):
     def test_colorize_bf16_keeps_luma_and_is_close_to_float32(self):
         from PIL import Image
 
-        from kgan.colorization import Colorizer, load_colorization_model
+        from kgan.colorization.colorizer import Colorizer, load_colorization_model
         from kgan.models.colorize import luma
 
         keras.utils.set_random_seed(0)

@@ -1,4 +1,4 @@
-"""Stopping on SIGTERM / SIGINT (kgan.preemption, kgan.trainers.loop, kgan.cli.train): a
+"""Stopping on SIGTERM / SIGINT (kgan.training.preemption, kgan.training.loop, kgan.cli.train): a
 checkpoint at the step reached, TensorBoard continuing, a second signal exiting at once, the
 run lock refusing a second trainer, and a corrupt latest checkpoint falling back on rerun."""
 
@@ -14,7 +14,7 @@ import time
 
 import tensorflow as tf
 
-from kgan import preemption
+from kgan.training import preemption
 import helpers
 from helpers import ROOT, cli_env, run_cli
 
@@ -68,7 +68,7 @@ class StopSignalsTest(tf.test.TestCase):
         # The main thread sits in one long C call (time.sleep), as in a TensorFlow op.
         script = textwrap.dedent("""
             import sys, time
-            from kgan.preemption import StopSignals
+            from kgan.training.preemption import StopSignals
             with StopSignals() as stop:
                 print("ready", flush=True)
                 time.sleep(120)

@@ -1,10 +1,10 @@
-"""Tests for kgan.progress: the progress line's count, rate and ETA, and its quiet mode."""
+"""Tests for kgan.core.progress: the progress line's count, rate and ETA, and its quiet mode."""
 
 import io
 
 import tensorflow as tf
 
-from kgan.progress import Progress
+from kgan.core.progress import Progress
 
 
 class ProgressTest(tf.test.TestCase):

@@ -1,4 +1,4 @@
-"""kgan.pytorch_weights and kgan.init_from: the reference's key layout, state dicts written here (no torch) loading
+"""kgan.interop.pytorch_weights and kgan.interop.init_from: the reference's key layout, state dicts written here (no torch) loading
 exactly, mismatches named with the flags that fit, --init_from for CycleGAN and pix2pix; with
 torch, the reference networks rebuilt in torch against the converted models (eval mode)."""
 
@@ -10,12 +10,12 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from kgan import init_from
-from kgan import pytorch_weights as pw
-from kgan import torch_pickle
+from kgan.interop import init_from
+from kgan.interop import pytorch_weights as pw
+from kgan.interop import torch_pickle
 from kgan.models import build_discriminator, build_generator
-from kgan.trainers.cyclegan import build_cyclegan
-from kgan.trainers.pix2pix import Pix2Pix
+from kgan.training.trainers.cyclegan import build_cyclegan
+from kgan.training.trainers.pix2pix import Pix2Pix
 
 try:
     import torch

@@ -1,4 +1,4 @@
-"""kgan.report: scalars read back from real TensorBoard event files, curves plotted against
+"""kgan.evaluation.report: scalars read back from real TensorBoard event files, curves plotted against
 the run's steps, and report pages whose every link points at a written file."""
 
 import html.parser
@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan import report
+from kgan.evaluation import report
 
 
 def write_events(log_dir, steps, tags, image=False):

@@ -1,4 +1,4 @@
-"""kgan.run_lock: one trainer per --output_dir; a live owner refuses, a dead one's lock is
+"""kgan.training.run_lock: one trainer per --output_dir; a live owner refuses, a dead one's lock is
 taken over with a warning, another host's lock is never taken."""
 
 import json
@@ -13,7 +13,7 @@ from unittest import mock
 import tensorflow as tf
 from absl import logging
 
-from kgan import run_lock
+from kgan.training import run_lock
 from helpers import ROOT, cli_env
 
 
@@ -48,7 +48,7 @@ class RunLockTest(tf.test.TestCase):
         holder = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(f"""
                 import sys, time
-                from kgan.run_lock import RunLock
+                from kgan.training.run_lock import RunLock
                 with RunLock({folder!r}):
                     print("held", flush=True)
                     sys.stdin.read()

@@ -1,4 +1,4 @@
-"""kgan.runs: loading ``.keras`` files that may come from someone else. They load with
+"""kgan.serving.runs: loading ``.keras`` files that may come from someone else. They load with
 ``safe_mode=True``: a Lambda layer (pickled Python code) or a class kgan does not register is
 refused with one line, by the library and by every CLI that takes ``--model``."""
 
@@ -10,8 +10,8 @@ import zipfile
 import keras
 import tensorflow as tf
 
-from kgan import runs
-from kgan.errors import KganError
+from kgan.serving import runs
+from kgan.core.errors import KganError
 from kgan.models import resnet_generator
 from helpers import photo, run_cli
 

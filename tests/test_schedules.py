@@ -1,10 +1,10 @@
-"""Tests for kgan.schedules: LinearDecay against the reference's linear LR rule."""
+"""Tests for kgan.training.schedules: LinearDecay against the reference's linear LR rule."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.schedules import LinearDecay
+from kgan.training.schedules import LinearDecay
 
 LR, EPOCHS, EPOCHS_DECAY, STEPS_PER_EPOCH = 2e-4, 3, 2, 4
 

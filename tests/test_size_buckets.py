@@ -1,4 +1,4 @@
-"""Tests for kgan.size_buckets and its use in kgan.inference (``size_buckets=True``): the bucket
+"""Tests for kgan.serving.size_buckets and its use in kgan.serving.inference (``size_buckets=True``): the bucket
 sizes, the grid-keeping reflect padding and crop, one call per bucket for a folder of sizes,
 and where the outputs change."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan import inference, size_buckets
+from kgan.serving import inference, size_buckets
 from kgan.models import resnet_generator
-from kgan.serving import KerasTranslator
+from kgan.serving.translators import KerasTranslator
 
 from helpers import photo
 

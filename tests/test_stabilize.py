@@ -1,16 +1,16 @@
-"""Tests for kgan.stabilize: on a synthetic pan with known motion and a flickering colouriser the
+"""Tests for kgan.video.stabilize: on a synthetic pan with known motion and a flickering colouriser the
 stabiliser lowers the chroma warping error and keeps the colourfulness; the luma stays
 untouched; a shot cut resets it; the screened Poisson solver matches a direct sparse solve; the
-saved state continues a run exactly. Also kgan.frame_ops (YUV, warp, motion)."""
+saved state continues a run exactly. Also kgan.core.frame_ops (YUV, warp, motion)."""
 
 import numpy as np
 import tensorflow as tf
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
-from kgan import frame_ops
-from kgan.stabilize import StabilizerConfig, TemporalStabilizer, solve_screened_poisson
-from kgan.video_metrics import chroma_warping_error, mean_colourfulness
+from kgan.core import frame_ops
+from kgan.video.stabilize import StabilizerConfig, TemporalStabilizer, solve_screened_poisson
+from kgan.metrics.video import chroma_warping_error, mean_colourfulness
 
 DY, DX = 0, 2  # the window moves by whole, even pixels per frame
 

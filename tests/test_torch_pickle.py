@@ -1,4 +1,4 @@
-"""kgan.torch_pickle: state dicts read back in both formats without torch, hostile pickles
+"""kgan.interop.torch_pickle: state dicts read back in both formats without torch, hostile pickles
 refused before anything runs, corrupt files named; with torch installed, the same files
 compared with torch.load both ways."""
 
@@ -11,8 +11,8 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from kgan import torch_pickle
-from kgan.errors import KganError
+from kgan.interop import torch_pickle
+from kgan.core.errors import KganError
 
 try:
     import torch

@@ -12,7 +12,7 @@ import time
 import tensorflow as tf
 
 import helpers
-from kgan.trainers import loop
+from kgan.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}

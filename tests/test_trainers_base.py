@@ -1,13 +1,13 @@
-"""Tests for kgan.trainers.base: the fused Adam update against Keras' Adam."""
+"""Tests for kgan.training.trainers.base: the fused Adam update against Keras' Adam."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import losses
-from kgan.schedules import LinearDecay
-from kgan.trainers.base import Adam, adam
-from kgan.trainers.cyclegan import build_cyclegan
+from kgan.training import losses
+from kgan.training.schedules import LinearDecay
+from kgan.training.trainers.base import Adam, adam
+from kgan.training.trainers.cyclegan import build_cyclegan
 
 
 def _variables(seed):

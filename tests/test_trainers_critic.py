@@ -1,10 +1,10 @@
-"""kgan.trainers.critic: the critic pretrained as a real-vs-generated classifier."""
+"""kgan.training.trainers.critic: the critic pretrained as a real-vs-generated classifier."""
 
 import tensorflow as tf
 
 from kgan.models import build_generator, critic
-from kgan.trainers.base import adam
-from kgan.trainers.critic import CriticPretrainer
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.critic import CriticPretrainer
 
 
 class CriticPretrainTest(tf.test.TestCase):

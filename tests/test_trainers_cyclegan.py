@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from kgan import losses
+from kgan.training import losses
 from kgan.data import sample_mapping, sample_photos
-from kgan.trainers.cyclegan import build_cyclegan
+from kgan.training.trainers.cyclegan import build_cyclegan
 
 
 def batch(seed, size=32, n=2):

@@ -4,7 +4,7 @@ terms (the paper's "cycle alone" is lambda_gan=0), and ``residual`` generators."
 import numpy as np
 import tensorflow as tf
 
-from kgan.trainers.cyclegan import build_cyclegan
+from kgan.training.trainers.cyclegan import build_cyclegan
 
 
 def batch(seed, size=32, n=1):

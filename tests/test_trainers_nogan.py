@@ -1,4 +1,4 @@
-"""kgan.trainers.nogan and the restoration phases: switcher rule, compiled switching, phases
+"""kgan.training.trainers.nogan and the restoration phases: switcher rule, compiled switching, phases
 running and resuming from the previous one."""
 
 import os
@@ -8,10 +8,10 @@ import tempfile
 
 import tensorflow as tf
 
-from kgan.losses import PixelContentLoss
+from kgan.training.losses import PixelContentLoss
 from kgan.models import critic, unet_generator
-from kgan.trainers.base import adam
-from kgan.trainers.nogan import NoGANTrainer, next_generator_mode
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.nogan import NoGANTrainer, next_generator_mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,11 +1,11 @@
-"""kgan.trainers.pix2pix: the reference's logged terms, and learning a tiny paired task."""
+"""kgan.training.trainers.pix2pix: the reference's logged terms, and learning a tiny paired task."""
 
 import tensorflow as tf
 
 from kgan.data import paired_dataset
 from kgan.models import build_discriminator, unet_generator
-from kgan.trainers.base import adam
-from kgan.trainers.pix2pix import Pix2Pix
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.pix2pix import Pix2Pix
 
 
 class Pix2PixTest(tf.test.TestCase):

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import distribute, losses
+from kgan.training import distribute, losses
 from kgan.models import build_discriminator, build_generator, unet_generator
-from kgan.trainers.base import adam
-from kgan.trainers.cyclegan import CycleGAN, build_cyclegan
-from kgan.trainers.pretrain import GeneratorPretrainer
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.cyclegan import CycleGAN, build_cyclegan
+from kgan.training.trainers.pretrain import GeneratorPretrainer
 
 SIZE = 32
 

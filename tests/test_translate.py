@@ -12,7 +12,8 @@ from PIL import Image
 
 import keras
 
-from kgan import export, inference, serving, tiling, verify
+from kgan.exporting import export, verify
+from kgan.serving import inference, translators as serving, tiling
 from kgan.data import images
 from kgan.models import resnet_generator
 

@@ -1,4 +1,4 @@
-"""Tests for kgan.video on tiny clips made here with the bundled ffmpeg: probing (exact rational
+"""Tests for kgan.video.pipeline on tiny clips made here with the bundled ffmpeg: probing (exact rational
 frame rate, frame count, audio codec), streaming reads from any frame, the frame count, frame
 rate and bit-exact audio of process_video's output, resuming an interrupted run (with and
 without the stabiliser), odd sizes, bad frames and the missing-extra error."""
@@ -15,8 +15,8 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from kgan import video, video_io
-from kgan.stabilize import TemporalStabilizer
+from kgan.video import pipeline as video, ffmpeg as video_io
+from kgan.video.stabilize import TemporalStabilizer
 
 RATE = fractions.Fraction(30000, 1001)
 

@@ -1,11 +1,12 @@
-"""Tests for kgan.video_metrics against numpy hand computations (chroma from
+"""Tests for kgan.metrics.video against numpy hand computations (chroma from
 tf.image.rgb_to_yuv): the warping error with exact and with estimated flow, the occlusion
 mask, the static-pixel chroma flicker, the mean-chroma change and the colourfulness."""
 
 import numpy as np
 import tensorflow as tf
 
-from kgan import frame_ops, video_metrics
+from kgan.core import frame_ops
+from kgan.metrics import video as video_metrics
 
 
 def _chroma(frame):

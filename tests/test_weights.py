@@ -1,11 +1,11 @@
-"""Tests for kgan.weights: where pretrained weights files are looked for."""
+"""Tests for kgan.core.weights: where pretrained weights files are looked for."""
 
 import os
 from unittest import mock
 
 import tensorflow as tf
 
-from kgan.weights import keras_cache_path
+from kgan.core.weights import keras_cache_path
 
 
 class KerasCachePathTest(tf.test.TestCase):

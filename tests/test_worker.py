@@ -1,6 +1,6 @@
-"""Tests for kgan.worker: a translator in a child process gives the in-process results, is
+"""Tests for kgan.serving.worker: a translator in a child process gives the in-process results, is
 replaced when its memory grows past the budget or when it dies, and reports errors as the
-same kinds of exceptions (so kgan.inference skips or tiles as it would in process)."""
+same kinds of exceptions (so kgan.serving.inference skips or tiles as it would in process)."""
 
 import os
 import signal
@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.errors import ModelFileError
+from kgan.core.errors import ModelFileError
 from kgan.models import resnet_generator
-from kgan.serving import load_translator
-from kgan.worker import WorkerDiedError, WorkerTranslator
+from kgan.serving.translators import load_translator
+from kgan.serving.worker import WorkerDiedError, WorkerTranslator
 
 import worker_fakes
 from PIL import Image
@@ -67,7 +67,7 @@ class WorkerTest(tf.test.TestCase):
             self.assertAllEqual(worker(batch(8)), batch(8) + 1)
             self.assertEqual(worker.restarts, 1)
             # Dying mid-call (as under the kernel's OOM killer): MemoryError, so that
-            # kgan.inference retries in tiles, and the worker is ready again.
+            # kgan.serving.inference retries in tiles, and the worker is ready again.
             with self.assertRaisesRegex(MemoryError, "died on a 13x8 batch"):
                 worker(batch(13))
             self.assertEqual(worker.restarts, 2)

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from kgan.errors import ModelFileError
+from kgan.core.errors import ModelFileError
 
 
 class FakeTranslator:

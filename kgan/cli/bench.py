@@ -1,5 +1,5 @@
 """``python -m kgan.bench``: machine peaks and a training configuration's step, memory, input
-pipeline and inference speed, measured in one process (details: kgan.bench).
+pipeline and inference speed, measured in one process (details: kgan.benchmarking.bench).
 
 Takes every ``kgan.train`` flag (the model is built by the same recipe; ``--batch_size`` is the
 global batch) plus the measurement flags below. Example::
@@ -13,11 +13,11 @@ import os
 
 from absl import flags, logging
 
-from kgan import bench
+from kgan.benchmarking import bench
 from kgan.cli.common import module_flag_names, run_cli
 from kgan.cli.train import config_from_flags
-from kgan.flags import FLAG_GROUPS
-from kgan.flags import define_flags as define_train_flags
+from kgan.cli.flags import FLAG_GROUPS
+from kgan.cli.flags import define_flags as define_train_flags
 
 
 def define_flags():
@@ -64,4 +64,4 @@ def run(f):
 def main(argv=None):
     define_flags()
     groups = [("measurement", module_flag_names("kgan.cli.bench"))] + FLAG_GROUPS
-    run_cli("kgan.bench", run, define_flags, doc=__doc__, groups=groups, argv=argv)
+    run_cli("kgan.benchmarking.bench", run, define_flags, doc=__doc__, groups=groups, argv=argv)

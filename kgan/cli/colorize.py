@@ -12,7 +12,7 @@ The model runs on a gray square of 16 x render_factor pixels (default 35 for pho
 videos); its chroma is upsampled to full size and merged with the input's own full-resolution
 luma, so the output is exactly as sharp as the input. Photos become PNG files (alpha kept) named
 after the inputs; unreadable files are skipped by name. Videos (by extension) go through
-kgan.video with kgan.stabilize's temporal stabiliser (--nostabilize turns it off).
+kgan.video.pipeline with kgan.video.stabilize's temporal stabiliser (--nostabilize turns it off).
 """
 
 import os
@@ -22,7 +22,7 @@ import time
 from absl import flags
 
 from kgan.cli.common import run_cli
-from kgan.errors import UsageError
+from kgan.core.errors import UsageError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".ts")
@@ -58,7 +58,7 @@ def is_video(path):
 
 def parse_render_factor(text, video):
     """``--render_factor`` as an int or ``"auto"`` (None: 21 for videos, 35 for photos)."""
-    from kgan.colorization import PHOTO_RENDER_FACTOR, VIDEO_RENDER_FACTOR
+    from kgan.colorization.colorizer import PHOTO_RENDER_FACTOR, VIDEO_RENDER_FACTOR
 
     if text is None or text == "":
         return VIDEO_RENDER_FACTOR if video else PHOTO_RENDER_FACTOR
@@ -111,7 +111,7 @@ def _warn(message):
 def run(f):
     import tensorflow as tf
 
-    from kgan.colorization import Colorizer, colorize_files, load_colorization_model
+    from kgan.colorization.colorizer import Colorizer, colorize_files, load_colorization_model
 
     tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
     video = is_video(f.input)
@@ -148,10 +148,10 @@ def run(f):
 
 def _run_video(f, colorizer, factor):
     try:
-        from kgan.stabilize import TemporalStabilizer
-        from kgan.video import process_video
+        from kgan.video.stabilize import TemporalStabilizer
+        from kgan.video.pipeline import process_video
     except ImportError as error:
-        raise UsageError(f"Video colourisation needs kgan.video and kgan.stabilize ({error}); "
+        raise UsageError(f"Video colourisation needs kgan.video.pipeline and kgan.video.stabilize ({error}); "
                          'install the video extra: pip install -e ".[video]".') from error
     if os.path.isdir(f.output) or not is_video(f.output):
         raise UsageError(f"--output {f.output}: a video input needs a video output file "

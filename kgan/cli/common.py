@@ -21,8 +21,8 @@ import sys
 
 from absl import app, flags
 
-from kgan.atomic import disk_full_message, is_disk_full
-from kgan.errors import KganError
+from kgan.core.atomic import disk_full_message, is_disk_full
+from kgan.core.errors import KganError
 
 FLAGS = flags.FLAGS
 
@@ -96,7 +96,7 @@ def run_cli(prog, run, define_flags, doc=None, groups=None, argv=None):
     """Runs one command line.
 
     Args:
-        prog: the command's name for messages, e.g. ``kgan.export``.
+        prog: the command's name for messages, e.g. ``kgan.exporting.export``.
         run: called with the parsed FlagValues once flags are parsed; its return is ignored.
         define_flags: defines the command's flags (called once).
         doc: help summary (the CLI module's docstring).

@@ -1,5 +1,5 @@
 """Converts a PyTorch reference checkpoint (pytorch-CycleGAN-and-pix2pix ``latest_net_G.pth``)
-to kgan: OUTPUT_DIR/generator.keras plus kgan.export's verified SavedModel, TFLite files,
+to kgan: OUTPUT_DIR/generator.keras plus kgan.exporting.export's verified SavedModel, TFLite files,
 optional ONNX and manifest.json.
 
 Example::
@@ -11,7 +11,7 @@ The network flags are the reference's test flags (``--netG``, ``--ngf``, ``--nor
 ``--no_dropout``); a checkpoint that does not fit them stops with one line naming the flags
 that would. With ``--discriminator`` a ``latest_net_D*.pth`` becomes OUTPUT_DIR/
 discriminator.keras (discriminators are not exported). The .pth file is read without PyTorch
-and without unpickling anything but tensors (kgan.torch_pickle).
+and without unpickling anything but tensors (kgan.interop.torch_pickle).
 """
 
 import json
@@ -20,10 +20,11 @@ import time
 
 from absl import flags, logging
 
-from kgan import export, pytorch_weights
+from kgan.exporting import export
+from kgan.interop import pytorch_weights
 from kgan.cli.common import run_cli
 from kgan.data.images import list_images, load_image
-from kgan.errors import UsageError
+from kgan.core.errors import UsageError
 from kgan.models import DISCRIMINATORS, GENERATORS
 
 NETWORK_FLAGS = ("pytorch", "generator", "ngf", "norm", "no_dropout", "discriminator", "ndf",
@@ -54,7 +55,7 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where generator.keras and the export go, e.g. "
                         "saved_models/horse2zebra.")
     flags.DEFINE_boolean("export", True, "Export the generator (SavedModel, TFLite, ONNX) "
-                         "with kgan.export; --noexport writes generator.keras only.")
+                         "with kgan.exporting.export; --noexport writes generator.keras only.")
     flags.DEFINE_list("tflite", list(export.DEFAULT_TFLITE), "TFLite variants: any of "
                       f"{', '.join(export.TFLITE_VARIANTS)}; empty for none.")
     flags.DEFINE_integer("tflite_size", 256, "Square input size of the TFLite files.")
@@ -90,7 +91,7 @@ def convert(flag_values):
         raise UsageError(f"{output_dir} exists and is not empty; pass --overwrite or choose "
                          "another --output_dir.")
     if flag_values.onnx and flag_values.export:
-        from kgan import onnx_export
+        from kgan.exporting import onnx as onnx_export
         onnx_export.require()
     start = time.time()
     if flag_values.discriminator:

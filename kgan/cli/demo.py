@@ -42,7 +42,7 @@ def define_flags():
 def run(flag_values):
     """Loads the models and serves the page until interrupted."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from kgan import demo_app
+    from kgan.cli import demo_page as demo_app
 
     blocks, output_root = demo_app.build_demo(
         flag_values.model or [], tile=flag_values.tile, title=flag_values.title,

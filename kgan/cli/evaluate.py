@@ -1,5 +1,5 @@
 """``python -m kgan.evaluate``: scores a generator against ground truth beside simple baselines
-(PSNR/SSIM; FID/KID with Inception weights). See kgan.evaluate for the metrics and protocol.
+(PSNR/SSIM; FID/KID with Inception weights). See kgan.evaluation.evaluate for the metrics and protocol.
 
 Examples::
 
@@ -21,10 +21,11 @@ import os
 
 from absl import flags
 
-from kgan import evaluate as evaluation
-from kgan import metrics, runs
+from kgan.evaluation import evaluate as evaluation
+from kgan.metrics import image as metrics
+from kgan.serving import runs
 from kgan.cli.common import run_cli
-from kgan.errors import UsageError
+from kgan.core.errors import UsageError
 
 DEFAULT_CROP_SIZE = 256
 
@@ -107,9 +108,9 @@ def load_generator(f):
 
 def run_colorize(f):
     """``--data=colorize``: colour metrics of a colourisation model beside the gray-input and
-    mean-chroma baselines (kgan.colorization_scoring)."""
-    from kgan import color_metrics
-    from kgan.colorization_scoring import evaluate_colorization_model, load_color_photos
+    mean-chroma baselines (kgan.colorization.scoring)."""
+    from kgan.metrics import color as color_metrics
+    from kgan.colorization.scoring import evaluate_colorization_model, load_color_photos
     from kgan.data.samples import sample_color_photos
 
     generator = load_generator(f)
@@ -131,7 +132,7 @@ def write_json(path, results):
 
 def run_report(f):
     """``--report``: one run's report.html, or (``--runs``) a page comparing runs."""
-    from kgan import report
+    from kgan.evaluation import report
     from kgan.recipes import reporting
     from kgan.recipes.config import read_flagfile
 
@@ -187,4 +188,4 @@ def run(f):
 
 
 def main(argv=None):
-    run_cli("kgan.evaluate", run, define_flags, doc=__doc__, argv=argv)
+    run_cli("kgan.evaluation.evaluate", run, define_flags, doc=__doc__, argv=argv)

@@ -6,7 +6,7 @@ Example::
     python -m kgan.export --checkpoint_dir=runs/quickstart --output_dir=saved_models/quickstart \\
         [--tflite=float32,float16,dynamic] [--tflite_size=256] [--overwrite]
 
-Each generator lands in ``OUTPUT_DIR/<AtoB|BtoA|generator>/`` (layout in kgan.export). With
+Each generator lands in ``OUTPUT_DIR/<AtoB|BtoA|generator>/`` (layout in kgan.exporting.export). With
 ``--overwrite`` the previous export is replaced only after the new one is complete and verified.
 """
 
@@ -18,7 +18,7 @@ from absl import flags, logging
 
 from kgan.cli.common import run_cli
 from kgan.data.images import ImageNotFoundError, ImageReadError, list_images, load_image
-from kgan.export import DEFAULT_TFLITE, SAVED_MODEL_VERSION, TFLITE_VARIANTS, export_run
+from kgan.exporting.export import DEFAULT_TFLITE, SAVED_MODEL_VERSION, TFLITE_VARIANTS, export_run
 
 
 def define_flags():
@@ -85,4 +85,4 @@ def run(f):
 
 
 def main(argv=None):
-    run_cli("kgan.export", run, define_flags, doc=__doc__, argv=argv)
+    run_cli("kgan.exporting.export", run, define_flags, doc=__doc__, argv=argv)

@@ -8,8 +8,8 @@ are replayed. TensorFlow's and Keras' Python INFO lines (SavedModel signature re
 dozens of input names, sharding callback durations) are dropped; their warnings stay.
 ``KGAN_DEBUG=1`` or a user's ``TF_CPP_MIN_LOG_LEVEL=0`` shows everything.
 
-Called by kgan/cli/__init__.py and, for ``python -m kgan.X`` (whose module may import
-TensorFlow before kgan.cli), by kgan/__init__.py.
+Called by kgan/cli/__init__.py, so every ``python -m kgan.X`` shim (which imports kgan.cli.X
+first) starts quietly.
 """
 
 import logging
@@ -70,6 +70,9 @@ def quiet_startup():
     if _done:
         return
     _done.append(True)
+    # Hide TensorFlow's C++ INFO lines (SavedModel loader and TFLite converter chatter); its
+    # warnings and errors still show. A value the user set wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import_tensorflow_quietly()
     if not _verbose():
         import warnings

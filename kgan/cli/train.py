@@ -13,22 +13,22 @@ import os
 import shutil
 import sys
 
-from kgan import distribute
-from kgan.atomic import atomic_path
+from kgan.training import distribute
+from kgan.core.atomic import atomic_path
 from kgan.cli.common import run_cli
-from kgan.flags import ALIASES, FLAG_GROUPS, define_flags
-from kgan.preemption import TrainingInterrupted
+from kgan.cli.flags import ALIASES, FLAG_GROUPS, define_flags
+from kgan.training.preemption import TrainingInterrupted
 from kgan.recipes import FIELD_NAMES, TrainConfig, setup, train, with_model_defaults
-from kgan.run_lock import RunLock
+from kgan.training.run_lock import RunLock
 
-FLAGS_MODULE = "kgan.flags"
+FLAGS_MODULE = "kgan.cli.flags"
 
 
 def config_from_flags(flag_values):
     """The ``TrainConfig`` of parsed flags, with per-model defaults for the flags not given.
 
     Args:
-        flag_values: parsed absl FlagValues holding kgan.flags' definitions.
+        flag_values: parsed absl FlagValues holding kgan.cli.flags' definitions.
     """
     values = {name: flag_values[name].value for name in FIELD_NAMES}
     values["weights_gen"] = tuple(float(w) for w in values["weights_gen"])

@@ -6,8 +6,7 @@ Every dataset builder returns ``(dataset, DatasetInfo)``; batches hold float32 N
 
 from kgan.data.augment import PREPROCESS_MODES, check_preprocess, to_float, to_uint8, transform
 from kgan.data.crappify import (DEFAULT_DEGRADATIONS, DEGRADATIONS, crappify, crappify_array,
-                                crappify_folder,
-                                parse_degradations, restoration_dataset)
+                                crappify_folder, parse_degradations, restoration_dataset)
 from kgan.data.folders import DIRECTIONS, paired_dataset, unpaired_dataset
 from kgan.data.images import (IMAGE_EXTENSIONS, DataError, ImageNotFoundError, ImageReadError,
                               image_size, list_images, load_image, load_image_with_alpha,

@@ -6,8 +6,8 @@ size above ``MAX_PIXELS`` (a decompression bomb: a few-kB PNG claiming 20000x120
 decoded, only the image formats kgan reads are opened (no EPS/PostScript, which would run
 Ghostscript), and broken or looping symlinks are listed so that they are skipped by name.
 
-Called by kgan.data (training pipelines), kgan.inference and the CLIs (translate, colorize,
-evaluate, crappify, demo) and kgan.export (verification images). Depends on Pillow and numpy
+Called by kgan.data (training pipelines), kgan.serving.inference and the CLIs (translate, colorize,
+evaluate, crappify, demo) and kgan.exporting.export (verification images). Depends on Pillow and numpy
 only.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageOps
 
-from kgan.atomic import atomic_path
-from kgan.errors import KganError
+from kgan.core.atomic import atomic_path
+from kgan.core.errors import KganError
 
 # The most pixels kgan decodes from one file (Pillow's own warning threshold, about 89 Mpx:
 # a 100-megapixel camera still fits below twice this; 0.27 GB as uint8 RGB). Above it a file is
@@ -201,7 +201,7 @@ def image_size(path):
 
 def write_png(path, image):
     """Writes uint8 (H, W, 3) or (H, W, 4) ``image`` as a PNG file, atomically (temporary name,
-    then rename; a full disk raises ``kgan.atomic.DiskFullError``), creating the folder."""
+    then rename; a full disk raises ``kgan.core.atomic.DiskFullError``), creating the folder."""
     with atomic_path(path) as partial:
         Image.fromarray(np.asarray(image, np.uint8)).save(partial, format="PNG")
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kgan.data.sources import ImageSource
-from kgan.pixels import to_float, to_uint8
+from kgan.core.pixels import to_float, to_uint8
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
                 "retina")

@@ -10,7 +10,7 @@ until the colour fits the RGB cube. That is the only place the prediction is bou
 pixel is ever clipped; the output's luma equals the input's up to float32 rounding (about
 1e-7), for any prediction.
 
-Called by the colourisation recipe (``--model=colorize``), by ``kgan.colorization`` (the same
+Called by the colourisation recipe (``--model=colorize``), by ``kgan.colorization.colorizer`` (the same
 merge at full resolution at inference) and by the export (which detects ``LumaChromaMerge``).
 """
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from kgan.layers import InstanceNormalization, SizeCheck
+from kgan.models.layers import InstanceNormalization, SizeCheck
 
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 NORMS = ("instance", "batch", "none")

@@ -6,8 +6,8 @@ import functools
 import keras
 from keras import layers
 
-from kgan.layers import (LeakyReLU, SelfAttention2D, SizeCheck,
-                         spectral_norm as wrap_spectral_norm)
+from kgan.models.layers import (LeakyReLU, SelfAttention2D, SizeCheck,
+                                spectral_norm as wrap_spectral_norm)
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
 
 

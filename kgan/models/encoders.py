@@ -15,8 +15,8 @@ import keras
 from absl import logging
 from keras import ops
 
-from kgan.errors import KganError
-from kgan.weights import resolve_weights_file
+from kgan.core.errors import KganError
+from kgan.core.weights import resolve_weights_file
 
 
 ENCODERS = ("none", "resnet50", "mobilenet_v2")

@@ -11,8 +11,8 @@ import functools
 import keras
 from keras import layers
 
-from kgan.layers import (Blur, Cropping2D, PixelShuffle, ReflectionPadding2D, SelfAttention2D,
-                         SigmoidRange, SizeCheck)
+from kgan.models.layers import (Blur, Cropping2D, PixelShuffle, ReflectionPadding2D,
+                                SelfAttention2D, SigmoidRange, SizeCheck)
 from kgan.models import encoders
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
 

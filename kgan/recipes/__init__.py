@@ -3,7 +3,7 @@ into a dataset, a compiled trainer and trained generators. ``train(config)`` run
 validation, seeds, precision policy, strategy, the recipe, then ``samples.png``, the
 generators and (``export_dir``) a verified export.
 
-Called by kgan.cli.train and kgan.bench; usable from Python::
+Called by kgan.cli.train and kgan.benchmarking.bench; usable from Python::
 
     from kgan.recipes import make_config, train
     trainer = train(make_config(model="cycle_gan", ngf=8, crop_size=64, max_steps=20,
@@ -15,9 +15,10 @@ import os
 import keras
 from absl import logging
 
-from kgan import callbacks as kcallbacks
-from kgan import distribute, runs
-from kgan.errors import UsageError
+from kgan.training import callbacks as kcallbacks
+from kgan.training import distribute
+from kgan.serving import runs
+from kgan.core.errors import UsageError
 from kgan.recipes import colorize, cycle_gan, pix2pix, reporting, restore
 from kgan.recipes.common import validate
 from kgan.recipes.config import (DEFAULTS, FIELD_NAMES, MODEL_DEFAULTS, MODELS, TrainConfig,
@@ -54,9 +55,9 @@ def setup(config):
 
 
 def export_generators(generators, export_dir):
-    """Exports each generator with kgan.export (SavedModel + verified TFLite) to
+    """Exports each generator with kgan.exporting.export (SavedModel + verified TFLite) to
     ``export_dir/<name>/``, the layout of ``python -m kgan.export``."""
-    from kgan import export as kexport
+    from kgan.exporting import export as kexport
     manifests = {}
     for name, model in generators.items():
         target = os.path.join(export_dir, name)

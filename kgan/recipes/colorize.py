@@ -5,10 +5,10 @@ only; its RGB output is rebuilt from the input's own luma (kgan.models.colorize)
 detail survives exactly. GAN checkpoints are picked by a colour-aware score (mean CIEDE2000
 plus a colourfulness-ratio penalty; PSNR would pick the grayest one) on held-out colour photos.
 
-Called by kgan.recipes.train and kgan.bench.
+Called by kgan.recipes.train and kgan.benchmarking.bench.
 """
 
-from kgan.errors import UsageError
+from kgan.core.errors import UsageError
 from kgan.models import colorization_generator
 from kgan.recipes import restore
 from kgan.recipes.restore import NoGANSpec
@@ -50,20 +50,20 @@ def colorization_model(config, encoder_weights=None, freeze_encoder=False):
 
 
 def _photos(config):
-    from kgan.colorization_scoring import load_color_photos
+    from kgan.colorization.scoring import load_color_photos
     return load_color_photos(config.dataroot)
 
 
 def _train_uv(config):
-    from kgan import color_metrics
+    from kgan.metrics import color as color_metrics
     from kgan.data.samples import sample_color_photos
     return None if config.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
 
 
 def make_spec(config):
     """The ``NoGANSpec`` of colourisation for ``config`` (its held-out photos and render size)."""
-    from kgan import color_metrics
-    from kgan.colorization_scoring import evaluate_colorization_model, pick_best_colour_checkpoint
+    from kgan.metrics import color as color_metrics
+    from kgan.colorization.scoring import evaluate_colorization_model, pick_best_colour_checkpoint
 
     render_factor = max(1, config.eval_size // 16)
 

@@ -7,8 +7,8 @@ Called by the recipe modules (kgan.recipes.cycle_gan, pix2pix, restore) and kgan
 import dataclasses
 import os
 
-from kgan.errors import UsageError
-from kgan.trainers.loop import LoopOptions
+from kgan.core.errors import UsageError
+from kgan.training.loop import LoopOptions
 
 
 @dataclasses.dataclass
@@ -56,7 +56,7 @@ def check_crop_size(config, generator):
     """Raises a ``UsageError`` naming ``--crop_size`` and ``--generator`` when the training crops
     do not fit the generator (a UNet needs multiples of 2**depth), instead of Keras' error from
     inside the first step."""
-    from kgan.layers import SizeCheck
+    from kgan.models.layers import SizeCheck
     from kgan.models import size_multiple
 
     if config.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
@@ -91,12 +91,12 @@ def loop_options(config):
 
 
 def initialize_from(config, trainer, run_dir):
-    """Loads ``config.init_from`` weights into a new run's networks (kgan.init_from); a run that
+    """Loads ``config.init_from`` weights into a new run's networks (kgan.interop.init_from); a run that
     resumes from its own checkpoint ignores it, as the reference's ``--continue_train``."""
     import tensorflow as tf
     from absl import logging
 
-    from kgan.init_from import init_from_folder, trainer_networks
+    from kgan.interop.init_from import init_from_folder, trainer_networks
 
     if not config.init_from:
         return None
@@ -124,7 +124,7 @@ def train_parts(parts, config, strategy):
     Returns:
         ``(trainer, sample batch, the trainer's generators)``.
     """
-    from kgan.trainers.loop import train_loop
+    from kgan.training.loop import train_loop
 
     train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
                parts.end_step, loop_options(config), parts.sample, config.batch_size)

@@ -1,5 +1,5 @@
 """``TrainConfig``: everything one training run needs, as plain data. Field names and defaults
-are the PyTorch reference's options in snake_case; ``kgan/flags.py`` defines the ``kgan.train``
+are the PyTorch reference's options in snake_case; ``kgan/cli/flags.py`` defines the ``kgan.train``
 flags from these defaults (one source of truth) and the CLI turns parsed flags into a
 ``TrainConfig``. Library users build one directly::
 
@@ -10,7 +10,7 @@ Per-model defaults (pix2pix: unet_256, batch norm, dropout, vanilla GAN, no pool
 batch norm, pixel shuffle, Adam(1e-3, 0.9, 0.99)) apply to the fields a caller did not set, as
 the reference does (``with_model_defaults``).
 
-Called by kgan.recipes, kgan.flags, kgan.cli.train and kgan.bench.
+Called by kgan.recipes, kgan.cli.flags, kgan.cli.train and kgan.benchmarking.bench.
 """
 
 import dataclasses

@@ -1,7 +1,7 @@
 """The CycleGAN recipe: unpaired data (folders, TFDS or the built-in sample task) and the
-reference's CycleGAN trainer (kgan.trainers.cyclegan), from a ``TrainConfig``.
+reference's CycleGAN trainer (kgan.training.trainers.cyclegan), from a ``TrainConfig``.
 
-Called by kgan.recipes.run (training) and kgan.bench (timing a step).
+Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step).
 """
 
 from absl import logging
@@ -9,8 +9,8 @@ from absl import logging
 from kgan.data import unpaired_dataset
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
                                  initialize_from, train_parts)
-from kgan.trainers.cyclegan import build_cyclegan
-from kgan.trainers.loop import end_step_for
+from kgan.training.trainers.cyclegan import build_cyclegan
+from kgan.training.loop import end_step_for
 
 CROPPING_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop")
 

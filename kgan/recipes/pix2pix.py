@@ -2,7 +2,7 @@
 and the pix2pix trainer (UNet generator, PatchGAN on the pair, GAN + lambda_L1 * L1), from a
 ``TrainConfig``.
 
-Called by kgan.recipes.run (training) and kgan.bench (timing a step).
+Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step).
 """
 
 from absl import logging
@@ -11,10 +11,10 @@ from kgan.data import paired_dataset
 from kgan.models import build_discriminator, build_generator
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
                                  initialize_from, train_parts)
-from kgan.schedules import LinearDecay
-from kgan.trainers.base import adam
-from kgan.trainers.loop import end_step_for
-from kgan.trainers.pix2pix import Pix2Pix
+from kgan.training.schedules import LinearDecay
+from kgan.training.trainers.base import adam
+from kgan.training.loop import end_step_for
+from kgan.training.trainers.pix2pix import Pix2Pix
 
 
 def build(config, strategy):

@@ -1,6 +1,6 @@
 """The picture report written at the end of every training run (``OUTPUT_DIR/report.html``):
 held-out images at full size (input / output / target where there is one) through the trained
-generators, the run's metrics (``evaluation.json``) and its loss curves (kgan.report).
+generators, the run's metrics (``evaluation.json``) and its loss curves (kgan.evaluation.report).
 
 Called by kgan.recipes.train and kgan.cli.evaluate (``--report``).
 """
@@ -11,9 +11,10 @@ import os
 import numpy as np
 from absl import logging
 
-from kgan import report, runs
-from kgan.inference import translate_one
-from kgan.serving import KerasTranslator
+from kgan.evaluation import report
+from kgan.serving import runs
+from kgan.serving.inference import translate_one
+from kgan.serving.translators import KerasTranslator
 
 EXAMPLES = 4
 
@@ -42,15 +43,15 @@ def _photos(config, split_folder):
 def held_out_pairs(config):
     """``{generator name: [(name, input uint8, target uint8 or None)]}`` for a run's report."""
     from kgan.data import crappify_array, sample_mapping
-    from kgan.pixels import to_float, to_uint8
+    from kgan.core.pixels import to_float, to_uint8
 
     if config.model == "restore":
         return {"generator": [(name, crappify_array(photo, tuple(config.degradations),
                                                     seed=[config.seed or 0, i]), photo)
                               for i, (name, photo) in enumerate(_photos(config, "test"))]}
     if config.model == "colorize":
-        from kgan.color_metrics import gray_baseline
-        from kgan.colorization_scoring import load_color_photos
+        from kgan.metrics.color import gray_baseline
+        from kgan.colorization.scoring import load_color_photos
         from kgan.data.samples import COLOR_TEST_PHOTOS
 
         photos = load_color_photos(config.dataroot, EXAMPLES)
@@ -66,7 +67,7 @@ def held_out_pairs(config):
         return {"AtoB": [(n, p, None) for n, p in _photos(config, "testA")],
                 "BtoA": [(n, p, None) for n, p in _photos(config, "testB")]}
     if config.model == "pix2pix":
-        from kgan.evaluate import make_dataset
+        from kgan.evaluation.evaluate import make_dataset
 
         pairs = []
         dataset = make_dataset("paired", config.dataroot, crop_size=config.crop_size,
@@ -85,7 +86,7 @@ def _outputs(generator, pairs):
     examples = []
     translator = KerasTranslator(generator)
     if is_colorization_model(generator):
-        from kgan.colorization import Colorizer
+        from kgan.colorization.colorizer import Colorizer
         colorizer = Colorizer(generator)
         run = colorizer.colorize
     else:
@@ -140,5 +141,5 @@ def write_report_safely(config, generators):
 
 
 def generators_of_run(run_dir):
-    """``{name: keras.Model}`` of a finished run's saved generators (kgan.runs)."""
+    """``{name: keras.Model}`` of a finished run's saved generators (kgan.serving.runs)."""
     return {name: runs.load_generator(path) for name, path in runs.find_generators(run_dir).items()}

@@ -1,6 +1,6 @@
 """The restoration recipe: fastai/DeOldify's NoGAN on (degraded, clean) pairs made on the fly
 by kgan.data.crappify. Phases, each resuming from its own checkpoints in
-``OUTPUT_DIR/<phase>/`` and handing weights to the next (kgan.runs):
+``OUTPUT_DIR/<phase>/`` and handing weights to the next (kgan.serving.runs):
 
 1. ``pretrain_g``: the UNet generator with the content loss (optionally first with a frozen
    pretrained encoder, ``pretrain_g_frozen``);
@@ -11,7 +11,7 @@ by kgan.data.crappify. Phases, each resuming from its own checkpoints in
 ``NoGANSpec`` holds what differs between tasks that share this pipeline (the data, the
 generator head, the checkpoint score, the evaluation), so the colourisation recipe reuses it.
 
-Called by kgan.recipes.run and kgan.bench.
+Called by kgan.recipes.run and kgan.benchmarking.bench.
 """
 
 import dataclasses
@@ -23,17 +23,18 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
-from kgan import losses, runs
-from kgan.errors import UsageError
+from kgan.training import losses
+from kgan.serving import runs
+from kgan.core.errors import UsageError
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
 from kgan.recipes.common import check_crop_size, first_batch, loop_options
-from kgan.schedules import LinearDecay
-from kgan.trainers.base import adam
-from kgan.trainers.critic import CriticPretrainer
-from kgan.trainers.loop import train_loop
-from kgan.trainers.nogan import NoGANTrainer
-from kgan.trainers.pretrain import GeneratorPretrainer
+from kgan.training.schedules import LinearDecay
+from kgan.training.trainers.base import adam
+from kgan.training.trainers.critic import CriticPretrainer
+from kgan.training.loop import train_loop
+from kgan.training.trainers.nogan import NoGANTrainer
+from kgan.training.trainers.pretrain import GeneratorPretrainer
 
 # The restoration generator's sigmoid head spans a little more than the data range [-1, 1]
 # so that black and white stay reachable (fastai uses y_range (-3, 3) in ImageNet units).
@@ -91,7 +92,7 @@ def restoration_generator(config, encoder_weights=None, freeze_encoder=False):
 def mean_psnr(generator, dataset):
     """Mean PSNR (dB, images in [-1, 1]) of ``generator(input)`` against the target; higher is
     better."""
-    from kgan.evaluate import evaluate_pairs
+    from kgan.evaluation.evaluate import evaluate_pairs
     return evaluate_pairs(generator, dataset)["model"]["psnr"]
 
 
@@ -101,7 +102,7 @@ def evaluate_restoration(generator, dataset):
     Returns:
         ``(results dict, printable table)``.
     """
-    from kgan.evaluate import evaluate_pairs, format_table
+    from kgan.evaluation.evaluate import evaluate_pairs, format_table
     results = evaluate_pairs(generator, dataset)
     return results, format_table(results)
 

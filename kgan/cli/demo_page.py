@@ -1,0 +1,417 @@
+"""The local web demo: one Gradio tab per exported model, images in, before/after out.
+
+``build_demo(model_paths)`` loads each export (a SavedModel export folder, a CycleGAN export
+folder holding ``AtoB/`` and ``BtoA/``, or a ``.tflite`` file) with kgan.translate's
+translators, reads its ``manifest.json``, and returns a ``gr.Blocks`` page. Users drop one or
+more images (any format and size kgan.translate reads), see input and output at full
+resolution with a before/after slider, and download the output PNGs. Large images go through
+tiles (``kgan.serving.tiling``); unreadable files are reported in the page.
+
+The model-handling functions (``load_demo_model``, ``translate_files``) need no Gradio and are
+what the tests call directly. Called by ``kgan.cli.demo`` (``python -m kgan.demo``). Gradio is
+the optional extra ``kgan[demo]``, imported lazily.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import threading
+import time
+
+from absl import logging
+
+from kgan.core.errors import KganError
+from kgan.data.images import ImageReadError, load_image, write_png
+from kgan.serving.inference import translate_one
+from kgan.serving.worker import load_translator_bounded
+
+DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
+KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
+               "colorize": "Colourisation", "translation": "Translation"}
+AUTO = "auto"
+DIRECTION_LABELS = {"AtoB": "A → B", "BtoA": "B → A", "generator": "generator"}
+
+
+class DemoDependencyError(KganError, ImportError):
+    """Gradio (the ``demo`` extra) is not installed."""
+
+
+class DemoModelError(KganError, FileNotFoundError):
+    """A ``--model`` path that is not an export kgan can serve."""
+
+
+def import_gradio():
+    """Imports Gradio with analytics off, or raises a message naming the extra."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError as error:
+        raise DemoDependencyError('The demo needs Gradio: pip install -e ".[demo]" (or pip '
+                                  'install gradio).') from error
+    return gradio
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass
+class DemoModel:
+    """One tab of the demo.
+
+    Attributes:
+        name: the tab title.
+        path: the ``--model`` path.
+        kind: ``cycle_gan``, ``restore``, ``pix2pix`` or ``translation`` (unknown).
+        translators: ``{direction: translator}`` (``AtoB``/``BtoA`` or ``generator``).
+        facts: ``{direction: [(label, text)]}`` shown in the page (manifest facts).
+    """
+
+    name: str
+    path: str
+    kind: str
+    translators: dict
+    facts: dict
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+
+def find_exports(path):
+    """The exports behind a ``--model`` path: ``{direction: export path}``.
+
+    A ``.tflite`` file or a SavedModel export is one generator; a folder holding ``AtoB/``
+    and/or ``BtoA/`` exports (what ``kgan.exporting.export`` writes for CycleGAN) gives both.
+
+    Raises:
+        DemoModelError: the path is missing or holds no export.
+    """
+    if path.endswith(".tflite"):
+        if not os.path.isfile(path):
+            raise DemoModelError(f"--model={path}: no such .tflite file.")
+        return {"generator": path}
+    if not os.path.isdir(path):
+        raise DemoModelError(f"--model={path} does not exist; pass an export folder "
+                             "(python -m kgan.export --output_dir=...) or a .tflite file.")
+    directions = {d: os.path.join(path, d) for d in ("AtoB", "BtoA", "generator")
+                  if os.path.isfile(os.path.join(path, d, "manifest.json"))}
+    if directions:
+        return directions
+    if (os.path.isfile(os.path.join(path, "manifest.json"))
+            or os.path.isfile(os.path.join(path, "saved_model.pb"))
+            or any(name.isdigit() for name in os.listdir(path))):
+        return {"generator": path}
+    raise DemoModelError(f"--model={path} holds no kgan export (manifest.json, a SavedModel, "
+                         "or AtoB/ and BtoA/ exports).")
+
+
+def read_manifest(export_path):
+    """The ``manifest.json`` of an export folder, ``.tflite`` file or SavedModel version
+    folder; ``{}`` when there is none."""
+    folder = os.path.dirname(export_path) if export_path.endswith(".tflite") else export_path
+    for candidate in (folder, os.path.dirname(os.path.normpath(folder))):
+        path = os.path.join(candidate, "manifest.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+    return {}
+
+
+def _flags_model(folder):
+    """``--model`` from an export's ``flags.cfg`` (``kgan.exporting.export`` copies the run's), or None."""
+    for candidate in (folder, os.path.dirname(os.path.normpath(folder))):
+        path = os.path.join(candidate, "flags.cfg")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip().startswith("--model="):
+                        return line.strip().split("=", 1)[1]
+    return None
+
+
+def model_kind(path, exports, manifests):
+    """What a model does: from its run's flags, else from its layout and network name."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    kind = _flags_model(folder)
+    if kind in KIND_LABELS:
+        return kind
+    if "AtoB" in exports or "BtoA" in exports:
+        return "cycle_gan"
+    if any("colorize_uint8" in m.get("signatures", {}) for m in manifests.values()):
+        return "colorize"
+    names = {m.get("model", {}).get("name", "") for m in manifests.values()}
+    if any(name.startswith("restore") for name in names):
+        return "restore"
+    return "translation"
+
+
+def _error_text(verification):
+    if not verification:
+        return "not verified"
+    return (f"max {verification['max_abs_error']:.2g}, mean {verification['mean_abs_error']:.2g} "
+            "in [-1, 1] units vs the Keras model")
+
+
+def manifest_facts(export_path, manifest):
+    """``[(label, text)]`` describing one export for the page."""
+    model = manifest.get("model", {})
+    facts = [("network", f"{model.get('name', '?')} ({model.get('parameters', 0):,} "
+                         "parameters)" if model else "unknown (no manifest.json)")]
+    if export_path.endswith(".tflite"):
+        variant = os.path.splitext(os.path.basename(export_path))[0]
+        entry = manifest.get("tflite", {}).get(variant, {})
+        shape = entry.get("input", {}).get("shape")
+        facts.append(("file", f"TFLite {variant}" + (f", fixed input {shape}" if shape else "")))
+        facts.append(("measured export error", _error_text(entry.get("verification"))))
+    else:
+        facts.append(("file", "SavedModel, signature translate_uint8 (uint8 any size → "
+                              "same size)"))
+        signatures = manifest.get("signatures")
+        if signatures:
+            facts.append(("signatures", ", ".join(signatures)))
+        facts.append(("measured export error",
+                      _error_text(manifest.get("saved_model", {}).get("verification"))))
+    if model:
+        facts.append(("size multiple", f"{model.get('size_multiple')} (other sizes are "
+                                       "reflect-padded and cropped back)"))
+    versions = manifest.get("versions", {})
+    if versions:
+        facts.append(("exported with", f"kgan {versions.get('kgan')}, TensorFlow "
+                                       f"{versions.get('tensorflow')}"))
+    return facts
+
+
+def load_demo_model(path, max_memory_growth_mib=0):
+    """Loads every generator of one ``--model`` path for the demo.
+
+    Args:
+        path: an export folder, a CycleGAN export folder, a SavedModel or a ``.tflite`` file.
+        max_memory_growth_mib: above 0, each SavedModel generator runs in a worker process
+            replaced once its memory has grown this much (kgan.serving.worker: uploads of many sizes
+            would otherwise grow a long-running demo without bound).
+
+    Returns:
+        A ``DemoModel``.
+
+    Raises:
+        DemoModelError: not an export (the message names what is expected).
+    """
+    exports = find_exports(path)
+    manifests = {d: read_manifest(p) for d, p in exports.items()}
+    translators = {}
+    for direction, export in exports.items():
+        try:
+            translators[direction] = load_translator_bounded(max_memory_growth_mib, export,
+                                                             log=logging.info)
+        except (FileNotFoundError, ValueError, OSError) as error:
+            raise DemoModelError(f"--model={path}: {error}") from error
+    kind = model_kind(path, exports, manifests)
+    base = os.path.basename(os.path.normpath(path))
+    if base in DIRECTION_LABELS or base.isdigit():  # saved_models/NAME/generator -> NAME
+        base = os.path.basename(os.path.dirname(os.path.abspath(path))) or base
+    return DemoModel(name=f"{KIND_LABELS[kind]}: {base}", path=path, kind=kind,
+                     translators=translators,
+                     facts={d: manifest_facts(exports[d], manifests[d]) for d in exports})
+
+
+# ----------------------------------------------------------------------------- translation
+
+
+def translate_array(translator, image, tile=DEFAULT_TILE):
+    """Translates one uint8 (H, W, 3) image as ``kgan.translate`` does: whole, or through
+    overlapping tiles when it is larger than ``tile`` (None or -1: chosen from the model's
+    memory needs; a TFLite model's fixed size), retrying in tiles when memory runs out."""
+    return translate_one(translator, image, tile=tile)[0]
+
+
+def _safe_stem(path, used):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "image"
+    while stem in used:
+        stem += "_"
+    used.add(stem)
+    return stem
+
+
+def colorize_array(translator, image, render_factor):
+    """Colourises one uint8 image (kgan.colorization.colorizer: the model runs at 16 * render_factor px,
+    its chroma is merged with the image's own full-resolution luma); ``render_factor`` may be
+    ``"auto"``."""
+    from kgan.colorization.colorizer import Colorizer
+
+    return Colorizer(translator, render_factor).colorize(image)
+
+
+def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, render_factor=None):
+    """Translates uploaded files into ``output_dir``.
+
+    Args:
+        model: a ``DemoModel``.
+        direction: a key of ``model.translators``.
+        paths: image file paths (any format ``kgan.data.images.load_image`` reads).
+        output_dir: where ``<stem>_input.png`` (the decoded RGB input) and
+            ``<stem>_output.png`` go.
+        tile: tile side for large images.
+        render_factor: colourisation models: 16 * N px, or ``"auto"`` (default 35).
+
+    Returns:
+        ``(results, errors)``: results are dicts with ``name``, ``input``, ``output`` (PNG
+        paths), ``size`` ((H, W)) and ``seconds`` (translation time); errors are one-line
+        messages naming the file (unreadable files, failed translations).
+    """
+    translator = model.translators[direction]
+    os.makedirs(output_dir, exist_ok=True)
+    results, errors, used = [], [], set()
+    for path in paths:
+        name = os.path.basename(path)
+        try:
+            image = load_image(path)
+        except ImageReadError as error:
+            errors.append(str(error).replace(path, name))
+            continue
+        start = time.perf_counter()
+        try:
+            with model.lock:  # TFLite interpreters are not thread-safe
+                if model.kind == "colorize":
+                    output = colorize_array(translator, image, render_factor or 35)
+                else:
+                    output = translate_array(translator, image, tile)
+        except Exception as error:  # noqa: BLE001 - reported in the page, logged in one line
+            logging.warning("Translating %s failed: %s", name, error)
+            errors.append(f"{name}: translation failed ({type(error).__name__}: {error})")
+            continue
+        seconds = time.perf_counter() - start
+        stem = _safe_stem(path, used)
+        result = {"name": name, "input": os.path.join(output_dir, stem + "_input.png"),
+                  "output": os.path.join(output_dir, stem + "_output.png"),
+                  "size": tuple(image.shape[:2]), "seconds": seconds}
+        write_png(result["input"], image)
+        write_png(result["output"], output)
+        results.append(result)
+    return results, errors
+
+
+def summary_markdown(model, direction, results, errors):
+    """The page's text under the images: what ran, the time per image, and any errors."""
+    lines = [f"**Model** `{model.path}` ({DIRECTION_LABELS.get(direction, direction)})"]
+    lines += [f"- {label}: {text}" for label, text in model.facts[direction]]
+    if results:
+        mean = sum(r["seconds"] for r in results) / len(results)
+        lines.append(f"\n**Translated {len(results)} image(s)**, {mean:.2f} s per image:")
+        lines += [f"- {r['name']}: {r['size'][1]}×{r['size'][0]}, {r['seconds']:.2f} s"
+                  for r in results]
+    if errors:
+        lines.append(f"\n**{len(errors)} file(s) not translated:**")
+        lines += [f"- ⚠ {message}" for message in errors]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- page
+
+
+def _file_paths(files):
+    if not files:
+        return []
+    files = files if isinstance(files, list) else [files]
+    return [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+
+
+def _model_tab(gr, model, index, output_root, tile):
+    """The widgets and events of one model's tab."""
+    directions = list(model.translators)
+    with gr.Row():
+        with gr.Column(scale=1):
+            files = gr.File(label="Images (one or more; any size)", file_count="multiple",
+                            type="filepath", elem_id=f"kgan-upload-{index}")
+            direction = gr.Radio([(DIRECTION_LABELS.get(d, d), d) for d in directions],
+                                 value=directions[0], label="Direction",
+                                 visible=len(directions) > 1)
+            colour = model.kind == "colorize"
+            factor = gr.Slider(4, 60, value=35, step=1, visible=colour,
+                               label="Render factor (the model runs at 16 x N px)",
+                               elem_id=f"kgan-render-factor-{index}")
+            auto = gr.Checkbox(False, label="auto (pick the factor per image)", visible=colour,
+                               elem_id=f"kgan-auto-{index}")
+            run = gr.Button("Colourise" if colour else "Translate", variant="primary",
+                            elem_id=f"kgan-run-{index}")
+            info = gr.Markdown(summary_markdown(model, directions[0], [], []),
+                               elem_id=f"kgan-info-{index}")
+        with gr.Column(scale=2):
+            slider = gr.ImageSlider(label="Before / after (full resolution)", type="filepath",
+                                    format="png", elem_id=f"kgan-slider-{index}",
+                                    max_height=2000)
+            gallery = gr.Gallery(label="Outputs (select one to compare)", columns=6,
+                                 height=200, object_fit="contain", format="png", preview=False,
+                                 elem_id=f"kgan-gallery-{index}")
+            downloads = gr.File(label="Download the output PNGs", file_count="multiple",
+                                interactive=False, elem_id=f"kgan-downloads-{index}")
+    state = gr.State([])
+
+    def translate(uploaded, chosen, render_factor=35, use_auto=False):
+        paths = _file_paths(uploaded)
+        if not paths:
+            return (None, [], None, summary_markdown(model, chosen, [], ["no file uploaded"]),
+                    [])
+        folder = tempfile.mkdtemp(prefix="run_", dir=output_root)
+        results, errors = translate_files(model, chosen, paths, folder, tile,
+                                          AUTO if use_auto else int(render_factor))
+        pairs = [(r["input"], r["output"]) for r in results]
+        return (pairs[0] if pairs else None,
+                [(r["output"], r["name"]) for r in results],
+                [r["output"] for r in results] or None,
+                summary_markdown(model, chosen, results, errors), pairs)
+
+    def select(pairs, event: gr.SelectData):
+        return pairs[event.index] if pairs and event.index < len(pairs) else None
+
+    def switch(uploaded, chosen, render_factor, use_auto):
+        if not _file_paths(uploaded):  # nothing to redo yet: only show the new model facts
+            return (gr.update(), gr.update(), gr.update(),
+                    summary_markdown(model, chosen, [], []), gr.update())
+        return translate(uploaded, chosen, render_factor, use_auto)
+
+    outputs = [slider, gallery, downloads, info, state]
+    inputs = [files, direction, factor, auto]
+    files.upload(translate, inputs, outputs)
+    run.click(translate, inputs, outputs)
+    direction.change(switch, inputs, outputs)
+    gallery.select(select, [state], [slider])
+
+
+def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=None,
+               max_memory_growth_mib=0):
+    """Builds the demo page: one tab per model.
+
+    Args:
+        model_paths: ``--model`` paths (export folders, CycleGAN export folders with
+            ``AtoB/``/``BtoA/``, SavedModel folders or ``.tflite`` files).
+        tile: images with a side above this go through tiles (TFLite: its fixed size).
+        title: the page title.
+        output_root: where translated PNGs are written (default: a new temp folder).
+        max_memory_growth_mib: see ``load_demo_model`` (0: the models run in this process).
+
+    Returns:
+        ``(blocks, output_root)``: the ``gr.Blocks`` page and the folder to allow serving.
+
+    Raises:
+        DemoModelError, DemoDependencyError: with the fix in the message.
+    """
+    if not model_paths:
+        raise DemoModelError("Pass at least one --model=EXPORT (an export folder or a "
+                             ".tflite file).")
+    gr = import_gradio()
+    models = [load_demo_model(path, max_memory_growth_mib) for path in model_paths]
+    output_root = output_root or tempfile.mkdtemp(prefix="kgan_demo_")
+    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+        gr.Markdown(f"# {title}\nDrop images on a tab; the output appears next to the input "
+                    "at full resolution. Everything runs on this machine.")
+        with gr.Tabs():
+            for index, model in enumerate(models):
+                with gr.Tab(model.name, id=index):
+                    _model_tab(gr, model, index, output_root, tile)
+    return blocks, output_root
+
+
+def launch(blocks, output_root, host="127.0.0.1", port=7860, share=False, block=True):
+    """Serves the page on ``host:port`` (a public share link only with ``share=True``)."""
+    return blocks.launch(server_name=host, server_port=port, share=share,
+                         allowed_paths=[output_root], prevent_thread_lock=not block,
+                         footer_links=[], quiet=False)

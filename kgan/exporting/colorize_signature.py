@@ -1,0 +1,128 @@
+"""The SavedModel ``colorize_uint8`` signature of colourisation models and its verification.
+
+``kgan.exporting.export`` calls ``add_colorize_endpoint`` for every model and, when it added the
+signature (the model has a ``LumaChromaMerge`` head), ``verify_colorize_signature``. The
+signature runs the whole inference of ``kgan.colorization.colorizer`` in the graph: uint8 images of any
+size in, the gray render square through the model, the chroma upsampled and merged with the
+full-resolution luma, uint8 of the same size out.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from kgan.metrics import color as color_metrics
+from kgan.colorization.colorizer import (PHOTO_RENDER_FACTOR, RENDER_MULTIPLE,
+                                         VIDEO_RENDER_FACTOR, Colorizer, as_translator,
+                                         colorize_float, to_uint8)
+from kgan.models.colorize import is_colorization_model
+
+VERIFY_RENDER_FACTORS = (8, 21)
+
+
+def colorize_signature_fn(model, multiple):
+    """The ``colorize_uint8`` function of a colourisation model's SavedModel:
+    ``(images uint8 (N, H, W, 3), render_factor int32 scalar) -> {"images": uint8 (N, H, W, 3)}``
+    (stretch fit, as ``Colorizer`` by default)."""
+    from kgan.serving.translators import make_translate_uint8
+
+    translate_uint8 = make_translate_uint8(model, multiple)
+
+    def colorize_uint8(images, render_factor):
+        size = RENDER_MULTIPLE * tf.maximum(render_factor, 1)
+        rgb01 = tf.cast(images, tf.float32) / 255.0
+        return {"images": to_uint8(colorize_float(translate_uint8, rgb01, size))}
+
+    return colorize_uint8
+
+
+def add_colorize_endpoint(archive, model, multiple):
+    """Adds ``colorize_uint8`` to an ``ExportArchive`` when ``model`` is a colourisation model.
+
+    Returns:
+        The signature's manifest description, or None (not a colourisation model).
+    """
+    if not is_colorization_model(model):
+        return None
+    archive.add_endpoint(
+        "colorize_uint8", colorize_signature_fn(model, multiple),
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images"),
+                         tf.TensorSpec((), tf.int32, name="render_factor")])
+    return {"inputs": {"images": "uint8 (N, H, W, 3), any H, W (only the luma is used)",
+                       "render_factor": "int32 scalar: the model runs at 16 * render_factor px "
+                                        f"(DeOldify's; {PHOTO_RENDER_FACTOR} photos, "
+                                        f"{VIDEO_RENDER_FACTOR} video)"},
+            "outputs": {"images": "uint8 (N, H, W, 3), same size, the input's luma with the "
+                                  "model's chroma"}}
+
+
+# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
+_RELOAD_SCRIPT = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
+data = np.load(inputs_path, allow_pickle=False)
+function = tf.saved_model.load(saved_model_dir).signatures["colorize_uint8"]
+outputs = {}
+for key in data.files:
+    image, factor = key.rsplit("_", 1)
+    outputs[key] = function(images=tf.constant(data[key]),
+                            render_factor=tf.constant(int(factor), tf.int32))["images"].numpy()
+assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
+np.savez(outputs_path, **outputs)
+"""
+
+
+def verify_colorize_signature(saved_model_dir, model, images, factors=VERIFY_RENDER_FACTORS):
+    """Reloads a SavedModel in a fresh TensorFlow-only process and checks ``colorize_uint8``
+    against ``Colorizer`` on the Keras model (within one uint8 level) and the luma of its
+    outputs against the inputs' (within half a level plus float slack).
+
+    Returns:
+        ``{"colorize_uint8_max_uint8_error": int, "colorize_uint8_max_luma_error": float,
+        "render_factors": [...]}``.
+
+    Raises:
+        ExportVerificationError: a mismatch or a failed reload.
+    """
+    from kgan.exporting.verify import UINT8_TOLERANCE, ExportVerificationError
+
+    inputs = {f"{i}_{factor}": image[np.newaxis] for i, image in enumerate(images)
+              for factor in factors}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs_path, outputs_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(inputs_path, **inputs)
+        result = subprocess.run(
+            [sys.executable, "-c", _RELOAD_SCRIPT, saved_model_dir, inputs_path, outputs_path],
+            capture_output=True, text=True, cwd=tmp,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        if result.returncode != 0:
+            raise ExportVerificationError(
+                f"Reloading {saved_model_dir} for colorize_uint8 in a fresh TensorFlow process "
+                f"failed:\n{result.stderr[-3000:]}")
+        with np.load(outputs_path, allow_pickle=False) as loaded:
+            outputs = {key: loaded[key] for key in loaded.files}
+    worst, worst_luma = 0, 0.0
+    translator = as_translator(model)  # one traced function for every size
+    for key, batch in inputs.items():
+        factor = int(key.rsplit("_", 1)[1])
+        expected = Colorizer(translator, factor).colorize(batch[0])
+        actual = outputs[key][0]
+        if actual.shape != expected.shape:
+            raise ExportVerificationError(f"colorize_uint8 returned shape {actual.shape} for an "
+                                          f"image of shape {expected.shape}.")
+        worst = max(worst, int(np.abs(actual.astype(int) - expected.astype(int)).max()))
+        worst_luma = max(worst_luma, float(np.abs(color_metrics.rgb_luma(actual)
+                                                  - color_metrics.rgb_luma(batch[0])).max()))
+    if worst > UINT8_TOLERANCE or worst_luma > 0.5 + 1e-3:
+        raise ExportVerificationError(
+            f"SavedModel colorize_uint8 differs from the Keras model by {worst} uint8 levels "
+            f"(bound {UINT8_TOLERANCE}) and from the input's luma by {worst_luma:.3f} levels "
+            "(bound 0.5).")
+    return {"colorize_uint8_max_uint8_error": worst, "colorize_uint8_max_luma_error": worst_luma,
+            "render_factors": list(factors)}

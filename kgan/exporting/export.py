@@ -1,0 +1,404 @@
+"""Exports generators to a SavedModel (for TF Serving) and TFLite files, each verified
+numerically (kgan.exporting.verify) before the export is declared done.
+
+An export directory looks like::
+
+    EXPORT_DIR/
+      1/                    SavedModel, version 1 (TF Serving's model_base_path is EXPORT_DIR)
+      float32.tflite        fixed-size (tflite_size x tflite_size) TFLite variants
+      float16.tflite
+      dynamic.tflite
+      int8.tflite           only when "int8" is asked
+      manifest.json         input contract, signatures, file sizes, measured errors, versions
+
+An export is written into a hidden folder beside ``EXPORT_DIR``, verified there, and only then
+renamed into place (an existing export is replaced only after that, with ``overwrite``), so a
+failed or killed export never leaves a folder that kgan.translate or TF Serving would load, and
+never destroys the previous good export.
+
+The SavedModel is written by ``keras.export.ExportArchive`` and the TFLite files are converted
+from SavedModels written the same way: TFLite from a tf.function of a Keras 3 model gave wrong
+numbers on TF 2.21 (ARCHITECTURE.md, "traps").
+
+Called by kgan.cli.export (``python -m kgan.export`` runs it), kgan.cli.train (``--export_dir``)
+and kgan.cli.convert.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+import kgan
+from kgan.serving import runs
+from kgan.core.atomic import process_exists
+from kgan.exporting.colorize_signature import add_colorize_endpoint, verify_colorize_signature
+from kgan.core.errors import UsageError
+from kgan.models import size_multiple
+from kgan.serving.precision import computes_in_float32, with_precision
+from kgan.serving.translators import SAVED_MODEL_VERSION, TFLiteRunner, make_translate_uint8
+from kgan.serving.tiling import whole_image_pixel_limit
+from kgan.exporting.verify import (ERROR_BOUNDS, ExportVerificationError, check_images,
+                                   resize_square, sample_images, verify_saved_model, verify_tflite)
+
+TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
+DEFAULT_TFLITE = ("float32", "float16", "dynamic")
+__all__ = ["ERROR_BOUNDS", "ExportVerificationError", "SAVED_MODEL_VERSION", "export_generator",
+           "export_run", "export_saved_model", "convert_tflite"]
+
+
+
+def _build_archive(model, multiple):
+    """An ``ExportArchive`` holding ``model`` with the three serving signatures."""
+    translate_uint8 = make_translate_uint8(model, multiple)
+
+    def serving_default(images):
+        return {"images": model(images, training=False)}
+
+    def translate_uint8_endpoint(images):
+        return {"images": translate_uint8(images)}
+
+    def translate_bytes(image_bytes):
+        def one(data):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+            return tf.io.encode_png(translate_uint8(image[tf.newaxis])[0])
+
+        png = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))
+        return {"png_bytes": png}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default", serving_default,
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32, name="images")])
+    archive.add_endpoint(
+        "translate_uint8", translate_uint8_endpoint,
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")])
+    archive.add_endpoint(
+        "translate_bytes", translate_bytes,
+        input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+    return archive
+
+
+def export_saved_model(model, saved_model_dir):
+    """Writes ``model`` as a SavedModel with the ``serving_default``, ``translate_uint8`` and
+    ``translate_bytes`` signatures, plus ``colorize_uint8`` for a colourisation model
+    (``kgan.exporting.colorize_signature.add_colorize_endpoint``).
+
+    Args:
+        model: a kgan generator.
+        saved_model_dir: the directory to write (must not exist or be empty).
+
+    Returns:
+        The signature descriptions recorded in the manifest.
+    """
+    multiple = size_multiple(model)
+    archive = _build_archive(model, multiple)
+    colorize = add_colorize_endpoint(archive, model, multiple)  # colourisation models only
+    archive.write_out(saved_model_dir, verbose=False)
+    signatures = {
+        "serving_default": {
+            "inputs": {"images": "float32 (N, H, W, 3) in [-1, 1]; H, W multiples of "
+                                 f"{multiple}"},
+            "outputs": {"images": "float32 (N, H, W, 3) in [-1, 1]"}},
+        "translate_uint8": {
+            "inputs": {"images": "uint8 (N, H, W, 3), any H, W"},
+            "outputs": {"images": "uint8 (N, H, W, 3), same size"}},
+        "translate_bytes": {
+            "inputs": {"image_bytes": "string (N,): encoded JPEG/PNG/GIF/BMP, any sizes"},
+            "outputs": {"png_bytes": "string (N,): encoded PNG, same sizes"}},
+    }
+    if colorize:
+        signatures["colorize_uint8"] = colorize
+    return signatures
+
+
+def _representative_batches(images, size):
+    """Yields float32 (1, size, size, 3) batches for int8 calibration (each image and its
+    mirror, resized to ``size``)."""
+    for image in images:
+        x = resize_square(image, size)
+        yield [x]
+        yield [x[:, :, ::-1, :].copy()]
+
+
+def convert_tflite(model, tflite_path, variant, size, representative_images=None):
+    """Converts ``model`` at a fixed (1, size, size, 3) input to a TFLite file.
+
+    The route is ExportArchive SavedModel -> ``TFLiteConverter.from_saved_model`` with builtin
+    ops only (reflect padding becomes MIRROR_PAD).
+
+    Args:
+        model: a kgan generator.
+        tflite_path: the ``.tflite`` file to write.
+        variant: ``float32``, ``float16`` (float16 weights), ``dynamic`` (int8 weights,
+            dynamic-range activations) or ``int8`` (full integer, uint8 input and output).
+        size: the square input size; a multiple of the network's size multiple.
+        representative_images: uint8 (H, W, 3) images for ``int8`` calibration.
+
+    Returns:
+        The file size in bytes.
+    """
+    if variant not in TFLITE_VARIANTS:
+        raise UsageError(f"Unknown TFLite variant {variant!r}; use one of "
+                         f"{', '.join(TFLITE_VARIANTS)}.")
+    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
+        raise ValueError("The int8 TFLite variant needs representative_images for calibration.")
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serving_default", lambda images: {"images": model(images, training=False)},
+            input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32, name="images")])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if variant != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if variant == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if variant == "int8":
+            converter.representative_dataset = lambda: _representative_batches(
+                representative_images, size)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8
+            converter.inference_output_type = tf.uint8
+        flatbuffer = converter.convert()
+    with open(tflite_path, "wb") as f:
+        f.write(flatbuffer)
+    return len(flatbuffer)
+
+
+def _parse_variants(tflite):
+    if isinstance(tflite, str):
+        tflite = [v for v in tflite.split(",") if v.strip()]
+    variants = [v.strip() for v in tflite]
+    unknown = [v for v in variants if v not in TFLITE_VARIANTS]
+    if unknown:
+        raise UsageError(f"Unknown TFLite variant(s) {unknown}; use any of "
+                         f"{', '.join(TFLITE_VARIANTS)} (comma-separated), or none.")
+    return list(dict.fromkeys(variants))
+
+
+def _directory_size(path):
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+
+
+def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
+                     representative_images=None, verify_images=None, bounds=None,
+                     overwrite=False, verify=True, source=None, onnx=False):
+    """Exports one generator: SavedModel (three signatures), TFLite variants, manifest.json
+    (and ``model.onnx`` with ``onnx=True``).
+
+    Args:
+        model: a kgan generator (``keras.Model``, float32 [-1, 1] in and out); one built
+            under ``mixed_bfloat16``/``mixed_float16`` is exported computing in float32.
+        export_dir: the directory to write (see the module docstring for its layout).
+        tflite: TFLite variants, a sequence or comma-separated string out of ``float32``,
+            ``float16``, ``dynamic`` and ``int8``; empty for none.
+        tflite_size: the square TFLite input size; a multiple of the network's size multiple.
+        representative_images: uint8 (H, W, 3) images calibrating ``int8`` (default
+            ``sample_images("train")``; pass images of your domain for a better int8 model).
+        verify_images: uint8 (H, W, 3) images the verification runs on (default
+            ``sample_images("test")``: two held-out real photos at odd sizes).
+        bounds: overrides of ``ERROR_BOUNDS`` entries, e.g. ``{"int8": {"max": 1, "mean": .2}}``.
+        overwrite: replace an existing non-empty ``export_dir``.
+        verify: verify every file (turn off only when verifying separately).
+        source: optional dict recorded in the manifest (where the model came from).
+        onnx: also write ``model.onnx`` (``kgan.exporting.onnx``, needs the ``onnx`` extra),
+            verified like the TFLite files; its entry goes to ``manifest["onnx"]``.
+
+    Returns:
+        The manifest dict (also written to ``export_dir/manifest.json``).
+
+    Raises:
+        ExportVerificationError: when a file does not reproduce the model.
+    """
+    variants = _parse_variants(tflite)
+    if not computes_in_float32(model):
+        # Trained under mixed_bfloat16/float16: the export is a float32 graph of the same
+        # weights (exact to verify, what TFLite and Serving expect); bf16 inference stays a
+        # choice at translate time (--precision=bfloat16 rebuilds it from the .keras source).
+        model = with_precision(model, "float32")
+    multiple = size_multiple(model)
+    if variants and (tflite_size < multiple or tflite_size % multiple):
+        fit = max(multiple, tflite_size // multiple * multiple)
+        raise UsageError(f"tflite_size={tflite_size} is not a multiple of {multiple}, which "
+                         f"{model.name} needs; use e.g. {fit}.")
+    bounds = {**ERROR_BOUNDS, **(bounds or {})}
+    if onnx:
+        from kgan.exporting import onnx as onnx_export
+        onnx_export.require()  # fail before the long export when the extra is missing
+    # Absolute: the SavedModel check runs in a fresh process with another working directory.
+    final_dir = os.path.abspath(export_dir)
+    if os.path.isdir(final_dir) and os.listdir(final_dir) and not overwrite:
+        raise FileExistsError(f"{export_dir} exists and is not empty; pass overwrite=True "
+                              "(--overwrite) or choose another output directory.")
+    verify_images = check_images(verify_images if verify_images is not None
+                                  else sample_images(), "verify_images")
+    if "int8" in variants:
+        if representative_images is None:
+            representative_images = sample_images("train")
+        representative_images = check_images(representative_images, "representative_images")
+
+    start = time.time()
+    parent = os.path.dirname(final_dir)
+    os.makedirs(parent, exist_ok=True)
+    _remove_abandoned_partials(final_dir)
+    export_dir = tempfile.mkdtemp(
+        prefix=f".{os.path.basename(final_dir)}.partial-{socket.gethostname()}.{os.getpid()}-",
+        dir=parent)
+    try:
+        manifest = _write_export(model, export_dir, variants, tflite_size, representative_images,
+                                 verify_images, bounds, verify, source, multiple, start, onnx)
+    except BaseException:
+        shutil.rmtree(export_dir, ignore_errors=True)
+        raise
+    _swap_into_place(export_dir, final_dir)
+    return manifest
+
+
+def _remove_abandoned_partials(final_dir):
+    """Deletes the hidden half-written exports of ``final_dir`` left by a process of this host
+    that no longer runs (a ``kill -9`` mid-export); a live export's folder is left alone."""
+    name, parent = os.path.basename(final_dir), os.path.dirname(final_dir)
+    pattern = re.compile(re.escape(f".{name}.partial-{socket.gethostname()}.") + r"(\d+)-\w+$")
+    for entry in os.listdir(parent) if os.path.isdir(parent) else []:
+        match = pattern.match(entry)
+        if match and not process_exists(int(match.group(1))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _swap_into_place(new_dir, final_dir):
+    """Renames the finished export ``new_dir`` to ``final_dir``; a previous export there is moved
+    aside first and deleted only once the new one is in place."""
+    old_dir = None
+    if os.path.exists(final_dir):
+        old_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(final_dir)}.old-",
+                                   dir=os.path.dirname(final_dir))
+        os.rmdir(old_dir)
+        os.replace(final_dir, old_dir)
+    os.replace(new_dir, final_dir)
+    if old_dir:
+        shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def _write_export(model, export_dir, variants, tflite_size, representative_images,
+                  verify_images, bounds, verify, source, multiple, start, onnx=False):
+    """Writes and verifies every file of one export into ``export_dir``; returns the manifest."""
+    saved_model_dir = os.path.join(export_dir, SAVED_MODEL_VERSION)
+    signatures = export_saved_model(model, saved_model_dir)
+    saved_model = {"path": SAVED_MODEL_VERSION, "size_bytes": _directory_size(saved_model_dir),
+                   "bound": bounds["saved_model"]}
+    if verify:
+        saved_model["verification"] = verify_saved_model(saved_model_dir, model, verify_images,
+                                                         bounds["saved_model"])
+        if "colorize_uint8" in signatures:
+            saved_model["verification"].update(
+                verify_colorize_signature(saved_model_dir, model, verify_images))
+    tflite_files = {}
+    for variant in variants:
+        path = os.path.join(export_dir, f"{variant}.tflite")
+        size_bytes = convert_tflite(model, path, variant, tflite_size, representative_images)
+        entry = {"path": f"{variant}.tflite", "size_bytes": size_bytes,
+                 "input": _tflite_input_contract(path), "bound": bounds[variant]}
+        if verify:
+            entry["verification"] = verify_tflite(path, model, verify_images, bounds[variant])
+        tflite_files[variant] = entry
+    onnx_entry = None
+    if onnx:
+        from kgan.exporting import onnx as onnx_export
+        onnx_entry = onnx_export.export_and_verify(
+            saved_model_dir, export_dir, model, verify_images if verify else None,
+            bounds.get("onnx", onnx_export.ERROR_BOUND))
+
+    manifest = {
+        "model": {"name": model.name, "parameters": int(model.count_params()),
+                  "size_multiple": multiple},
+        # kgan.translate tiles images with more pixels than this (self-attention memory).
+        "whole_image_pixel_limit": whole_image_pixel_limit(model),
+        "input_contract": {
+            "dtype": "float32", "range": [-1.0, 1.0], "layout": "NHWC", "channels": 3,
+            "size_multiple": multiple,
+            "note": f"serving_default needs H, W multiples of {multiple}; translate_uint8 and "
+                    "translate_bytes take any size (reflect-padded inside the graph)."},
+        "signatures": signatures,
+        "saved_model": saved_model,
+        "tflite_size": tflite_size if variants else None,
+        "tflite": tflite_files,
+        **({"onnx": onnx_entry} if onnx else {}),
+        "verified": bool(verify),
+        "verify_image_sizes": [list(image.shape[:2]) for image in verify_images],
+        "source": source or {},
+        "versions": {"kgan": kgan.__version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "ai_edge_litert": _litert_version(),
+                     "python": sys.version.split()[0]},
+        "export_seconds": round(time.time() - start, 1),
+    }
+    with open(os.path.join(export_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+def _tflite_input_contract(path):
+    runner = TFLiteRunner(path)
+    details = runner.input
+    scale, zero = details["quantization"]
+    contract = {"shape": [int(d) for d in details["shape"]],
+                "dtype": np.dtype(details["dtype"]).name}
+    if np.issubdtype(details["dtype"], np.integer):
+        contract["quantization"] = {"scale": float(scale), "zero_point": int(zero),
+                                    "real_value": "(q - zero_point) * scale, in [-1, 1]"}
+        out_scale, out_zero = runner.output["quantization"]
+        contract["output_quantization"] = {"scale": float(out_scale), "zero_point": int(out_zero)}
+    else:
+        contract["range"] = [-1.0, 1.0]
+    return contract
+
+
+def _litert_version():
+    try:
+        from importlib.metadata import version
+        return version("ai-edge-litert")
+    except Exception:  # noqa: BLE001 - the version is informational only
+        return "unknown"
+
+
+def export_run(checkpoint_dir, output_dir, **options):
+    """Exports every generator of a training run to ``output_dir/<name>/``.
+
+    CycleGAN runs give ``output_dir/AtoB/`` and ``output_dir/BtoA/``; pix2pix and restoration
+    runs give ``output_dir/generator/``. The run's ``flags.cfg`` is copied to
+    ``output_dir/flags.cfg`` when present.
+
+    Args:
+        checkpoint_dir: the training run directory (its ``--output_dir``).
+        output_dir: where the exports go.
+        **options: ``export_generator`` keyword arguments.
+
+    Returns:
+        ``{name: manifest}``.
+    """
+    generators = runs.find_generators(checkpoint_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    flags_path = os.path.join(checkpoint_dir, "flags.cfg")
+    if os.path.isfile(flags_path):
+        shutil.copyfile(flags_path, os.path.join(output_dir, "flags.cfg"))
+    manifests = {}
+    for name, path in generators.items():
+        source = {"checkpoint": os.path.abspath(path),
+                  "flags": os.path.abspath(flags_path) if os.path.isfile(flags_path) else None}
+        manifests[name] = export_generator(runs.load_generator(path), os.path.join(output_dir, name),
+                                           source=source, **options)
+    return manifests

@@ -1,0 +1,255 @@
+"""Numerical verification of exports: every SavedModel signature and TFLite file is run and
+compared with the Keras model it came from before an export is declared done; the SavedModel
+is reloaded in a fresh Python process that imports only TensorFlow. A mismatch raises
+``ExportVerificationError``.
+
+The expected outputs here are computed with numpy padding and a numpy uint8 formula on purpose,
+independent of kgan.serving.translators's graph code and kgan.core.pixels, so a bug there is caught rather than
+reproduced.
+
+Called by kgan.exporting.export (and its tests); verification images are kgan's built-in sample photos.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from kgan.core.errors import KganError
+from kgan.models import size_multiple
+from kgan.serving.translators import TFLiteRunner
+
+SIGNATURES = ("serving_default", "translate_uint8", "translate_bytes")
+
+
+
+# Verification bounds in [-1, 1] units (max and mean absolute error over all verify pixels).
+# Measured on resnet_9blocks (ngf 64, random normal(0, 0.02) weights) at 256x256, int8
+# calibrated on the train sample photos, verified on the test ones (and on 3 other photos):
+# SavedModel 0; float32 TFLite max 1.8e-5, mean 1.6e-6 on astronaut/coffee/chelsea (4.0e-4
+# before InstanceNormalization summed its mean in two stages: TFLite's MEAN kernel adds the
+# 65,536 pixels of one long reduction sequentially in float32); float16 7.8e-3 / 6.4e-4;
+# dynamic 0.40 / 0.041; int8 1.88 / 0.32 (full-integer instance norm is lossy: the int8 bound
+# only catches a broken file, it does not promise quality). Bounds leave headroom above these.
+ERROR_BOUNDS = {
+    "saved_model": {"max": 1e-4, "mean": 1e-5},
+    "float32": {"max": 1e-4, "mean": 1e-5},
+    "float16": {"max": 3e-2, "mean": 3e-3},
+    "dynamic": {"max": 0.75, "mean": 0.08},
+    "int8": {"max": 2.0, "mean": 0.5},
+}
+
+
+UINT8_TOLERANCE = 1  # uint8 signatures may differ from the Keras reference by one level
+
+
+class ExportVerificationError(KganError, RuntimeError):
+    """An exported file does not reproduce the Keras model within its error bound."""
+
+
+def sample_images(split="test", max_side=256):
+    """Real photos for verification and calibration: kgan's built-in sample photos
+    (``kgan.data.samples``, bundled with scikit-image), downscaled so the longest side is
+    ``max_side``. Their sizes are not multiples of the networks' size multiples.
+
+    Args:
+        split: ``"test"`` (2 held-out photos, used to verify) or ``"train"`` (6 photos, used to
+            calibrate int8), so calibration and verification never share an image.
+        max_side: the longest side after downscaling.
+
+    Returns:
+        A list of uint8 (H, W, 3) arrays.
+    """
+    from kgan.data.samples import sample_photos
+
+    images = []
+    for photo in sample_photos(split):
+        height, width = photo.shape[:2]
+        scale = min(1.0, max_side / max(height, width))
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        resized = tf.image.resize(photo[np.newaxis].astype(np.float32), size, antialias=True)
+        images.append(np.clip(np.round(resized[0].numpy()), 0, 255).astype(np.uint8))
+    return images
+
+
+def resize_square(image, size):
+    """uint8 (H, W, 3) -> float32 (1, size, size, 3) in [-1, 1] (bilinear, antialiased)."""
+    x = tf.image.resize(tf.cast(image, tf.float32)[tf.newaxis], (size, size), antialias=True)
+    return (tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0).numpy().astype(np.float32)
+
+
+def check_images(images, what):
+    images = [np.asarray(image) for image in images]
+    for image in images:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"{what} must be uint8 (H, W, 3) arrays, got {image.dtype} "
+                             f"{image.shape}.")
+    if not images:
+        raise ValueError(f"{what} is empty; pass at least one uint8 (H, W, 3) image.")
+    return images
+
+
+def reference_uint8(model, image, multiple=None):
+    """The Keras model's uint8 output for one uint8 image of any size, computed with numpy
+    padding (independent of the graph code the signatures use)."""
+    multiple = int(multiple or size_multiple(model))
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    top, left = pad_h // 2, pad_w // 2
+    padded = np.pad(image, ((top, pad_h - top), (left, pad_w - left), (0, 0)), mode="reflect")
+    x = padded[np.newaxis].astype(np.float32) / 127.5 - 1.0
+    y = np.asarray(model(x, training=False))[0, top:top + height, left:left + width]
+    return np.clip(np.round((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _errors(expected, actual):
+    diff = np.abs(np.asarray(expected, np.float64) - np.asarray(actual, np.float64))
+    return {"max_abs_error": float(diff.max()), "mean_abs_error": float(diff.mean())}
+
+
+def _check_bound(what, errors, bound):
+    if not (errors["max_abs_error"] <= bound["max"] and errors["mean_abs_error"] <= bound["mean"]):
+        raise ExportVerificationError(
+            f"{what} does not match the Keras model: max abs error {errors['max_abs_error']:.3g} "
+            f"(bound {bound['max']:g}), mean {errors['mean_abs_error']:.3g} (bound "
+            f"{bound['mean']:g}) in [-1, 1] units. The export is wrong; do not ship it.")
+
+
+# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
+
+
+# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
+_RELOAD_SCRIPT = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
+data = np.load(inputs_path, allow_pickle=False)
+signatures = tf.saved_model.load(saved_model_dir).signatures
+outputs = {}
+for i in range(int(data["count"])):
+    outputs[f"float_{i}"] = signatures["serving_default"](
+        images=tf.constant(data[f"float_{i}"]))["images"].numpy()
+    outputs[f"uint8_{i}"] = signatures["translate_uint8"](
+        images=tf.constant(data[f"uint8_{i}"]))["images"].numpy()
+encoded = [data[f"png_{i}"].tobytes() for i in range(int(data["count"]))]
+pngs = signatures["translate_bytes"](image_bytes=tf.constant(encoded))["png_bytes"].numpy()
+for i, png in enumerate(pngs):
+    outputs[f"bytes_{i}"] = tf.io.decode_png(png, channels=3).numpy()
+assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
+outputs["signatures"] = np.array(sorted(signatures.keys()))
+np.savez(outputs_path, **outputs)
+"""
+
+
+def verify_saved_model(saved_model_dir, model, images, bound=None):
+    """Reloads a SavedModel in a fresh process that imports only TensorFlow and compares all
+    three signatures with ``model`` on ``images``.
+
+    ``serving_default`` gets each image reflect-padded to the size multiple (float32);
+    ``translate_uint8`` and ``translate_bytes`` get the images at their own (odd) sizes and
+    must match the Keras model within one uint8 level.
+
+    Args:
+        saved_model_dir: the SavedModel directory.
+        model: the Keras generator it was exported from.
+        images: uint8 (H, W, 3) arrays.
+        bound: ``{"max": ..., "mean": ...}`` for the float signature (default
+            ``ERROR_BOUNDS["saved_model"]``).
+
+    Returns:
+        A dict of measured errors.
+
+    Raises:
+        ExportVerificationError: when a signature is missing or an output is off.
+    """
+    bound = bound or ERROR_BOUNDS["saved_model"]
+    images = check_images(images, "verify_images")
+    multiple = size_multiple(model)
+    inputs, expected_float, expected_uint8 = {"count": len(images)}, [], []
+    for i, image in enumerate(images):
+        height, width = image.shape[:2]
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        x = padded[np.newaxis].astype(np.float32) / 127.5 - 1.0
+        inputs[f"float_{i}"] = x
+        inputs[f"uint8_{i}"] = image[np.newaxis]
+        inputs[f"png_{i}"] = np.frombuffer(tf.io.encode_png(image).numpy(), np.uint8)
+        expected_float.append(np.asarray(model(x, training=False)))
+        expected_uint8.append(reference_uint8(model, image, multiple))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs_path = os.path.join(tmp, "inputs.npz")
+        outputs_path = os.path.join(tmp, "outputs.npz")
+        np.savez(inputs_path, **inputs)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        result = subprocess.run(
+            [sys.executable, "-c", _RELOAD_SCRIPT, os.path.abspath(saved_model_dir), inputs_path,
+             outputs_path],
+            capture_output=True, text=True, cwd=tmp, env=env)
+        if result.returncode != 0:
+            raise ExportVerificationError(
+                f"Reloading the SavedModel {saved_model_dir} in a fresh TensorFlow process "
+                f"failed:\n{result.stderr[-3000:]}")
+        with np.load(outputs_path, allow_pickle=False) as loaded:
+            outputs = {key: loaded[key] for key in loaded.files}
+
+    missing = set(SIGNATURES) - set(outputs["signatures"].tolist())
+    if missing:
+        raise ExportVerificationError(f"SavedModel lacks the signatures {sorted(missing)}.")
+    float_errors = _errors(np.concatenate([e.ravel() for e in expected_float]),
+                           np.concatenate([outputs[f"float_{i}"].ravel()
+                                           for i in range(len(images))]))
+    _check_bound("SavedModel serving_default", float_errors, bound)
+    levels = {}
+    for key in ("uint8", "bytes"):
+        worst = 0
+        for i, expected in enumerate(expected_uint8):
+            actual = outputs[f"{key}_{i}"]
+            actual = actual[0] if key == "uint8" else actual
+            if actual.shape != expected.shape:
+                raise ExportVerificationError(
+                    f"SavedModel translate_{key} returned shape {actual.shape} for an image of "
+                    f"shape {expected.shape}.")
+            worst = max(worst, int(np.abs(actual.astype(int) - expected.astype(int)).max()))
+        if worst > UINT8_TOLERANCE:
+            raise ExportVerificationError(
+                f"SavedModel translate_{key} differs from the Keras model by {worst} uint8 "
+                f"levels (bound {UINT8_TOLERANCE}).")
+        levels[f"translate_{key}_max_uint8_error"] = worst
+    return {**float_errors, **levels,
+            "image_sizes": [list(image.shape[:2]) for image in images]}
+
+
+def verify_tflite(tflite_path, model, images, bound):
+    """Runs a ``.tflite`` file with ``ai_edge_litert`` on ``images`` resized to its input size
+    and compares it with ``model``.
+
+    Args:
+        tflite_path: the ``.tflite`` file.
+        model: the Keras generator it was converted from.
+        images: uint8 (H, W, 3) arrays.
+        bound: ``{"max": ..., "mean": ...}`` in [-1, 1] units.
+
+    Returns:
+        A dict of measured errors.
+
+    Raises:
+        ExportVerificationError: when the file cannot run or an output is off.
+    """
+    images = check_images(images, "verify_images")
+    try:
+        runner = TFLiteRunner(tflite_path)
+    except (ValueError, RuntimeError) as error:
+        raise ExportVerificationError(f"{tflite_path} does not load: {error}") from error
+    x = np.concatenate([resize_square(image, runner.size) for image in images])
+    expected = np.asarray(model(x, training=False))
+    actual = runner(x)
+    if not np.all(np.isfinite(actual)):
+        raise ExportVerificationError(f"{tflite_path} produced non-finite values.")
+    errors = _errors(expected, actual)
+    _check_bound(os.path.basename(tflite_path), errors, bound)
+    return errors

@@ -1,0 +1,158 @@
+"""Temporal-consistency metrics of a colourised video, on the chroma (BT.601 U and V on the 0-1
+scale of ``kgan.core.frame_ops.rgb_to_yuv``):
+
+- ``chroma_warping_error``: Lai et al. (ECCV 2018) warping error,
+  E = 1/(T-1) sum_t sum_i M_t(i) |C_t(i) - warp(C_{t+1})(i)|^2 / sum_i M_t(i), with the flow
+  computed on the INPUT frames (or given exactly, e.g. for a synthetic pan) and M masking
+  pixels whose source leaves the frame or fails the forward-backward flow check (occlusions).
+- ``static_chroma_flicker``: mean |C_t - C_{t+1}| (Euclidean over U, V) at pixels whose input
+  luma did not change; flow-free.
+- ``mean_chroma_change``: mean |mean(C_t) - mean(C_{t+1})| over consecutive frames; flow-free,
+  measures global hue swings.
+- ``colourfulness``: Hasler & Suesstrunk (2003) on sRGB 0-255, the signed version (rg and yb
+  not taken absolute).
+
+Every function streams: frames may be any iterables of HxWx3 uint8 RGB (e.g. the generator of
+``kgan.video.pipeline.read_frames``), so a long video is never held in memory. Called by
+``benchmarks/video_stability.py`` and the colourisation evaluation.
+"""
+
+import itertools
+
+import numpy as np
+
+from kgan.core.frame_ops import estimate_motion, luma, rgb_to_yuv, warp
+
+
+def chroma(frame):
+    """HxWx2 float32 (U, V) of an HxWx3 uint8 RGB frame."""
+    return rgb_to_yuv(frame)[..., 1:]
+
+
+def colourfulness(rgb):
+    """Hasler-Suesstrunk colourfulness M of an HxWx3 RGB image on the 0-255 scale.
+
+    rg = R - G, yb = (R + G) / 2 - B, M = sqrt(var rg + var yb) + 0.3 sqrt(mean rg^2 + mean yb^2)
+    (the signed means, as in the paper; the widely copied |rg|, |yb| variant gives other
+    numbers).
+    """
+    rgb = np.asarray(rgb, np.float64)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.sqrt(rg.var() + yb.var()) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2))
+
+
+def mean_colourfulness(frames):
+    """Mean ``colourfulness`` over the frames of a video."""
+    values = [colourfulness(f) for f in frames]
+    if not values:
+        raise ValueError("no frames")
+    return float(np.mean(values))
+
+
+def occlusion_mask(flow_fw, flow_bw):
+    """Pixels of frame t whose flow to t+1 is consistent with the flow back (Sundaram et al.).
+
+    Args:
+        flow_fw: 2xHxW flow from t to t+1 (``warp(frame_{t+1}, flow_fw)`` ~ frame_t).
+        flow_bw: 2xHxW flow from t+1 to t.
+
+    Returns:
+        HxW bool: True where |f_fw + f_bw(x + f_fw)|^2 < 0.01 (|f_fw|^2 + |f_bw(..)|^2) + 0.5.
+    """
+    bw_warped, _ = warp(np.moveaxis(flow_bw, 0, -1), flow_fw)
+    bw_warped = np.moveaxis(bw_warped, -1, 0)
+    gap = ((flow_fw + bw_warped) ** 2).sum(axis=0)
+    scale = (flow_fw ** 2).sum(axis=0) + (bw_warped ** 2).sum(axis=0)
+    return gap < 0.01 * scale + 0.5
+
+
+def _flows(flows):
+    """An iterator of per-pair flows from a single 2xHxW array (reused) or an iterable."""
+    if flows is None:
+        return itertools.repeat(None)
+    if isinstance(flows, np.ndarray) and flows.ndim == 3:
+        return itertools.repeat(flows)
+    return iter(flows)
+
+
+def chroma_warping_error(outputs, inputs=None, flows=None, motion="flow", occlusion=True,
+                         max_side=256):
+    """Lai et al.'s warping error of the outputs' chroma.
+
+    Args:
+        outputs: iterable of HxWx3 uint8 RGB output frames.
+        inputs: iterable of the input frames (RGB or gray HxWx3 uint8) the flow is computed on;
+            needed unless ``flows`` is given.
+        flows: exact flows instead of estimated ones: one 2xHxW array used for every pair (a
+            constant pan, ``kgan.core.frame_ops.constant_flow``) or an iterable of T-1 arrays; flow
+            t maps frame t to t+1 (``frame_{t+1}(x + f(x)) = frame_t(x)``). Only the
+            inside-the-frame mask applies then.
+        motion: ``estimate_motion`` method when the flow is estimated.
+        occlusion: with estimated flow, also mask pixels failing the forward-backward check.
+        max_side: size the optical flow is estimated at.
+
+    Returns:
+        The mean over consecutive pairs of the masked mean squared chroma difference.
+    """
+    if inputs is None and flows is None:
+        raise ValueError("chroma_warping_error needs the input frames or exact flows")
+    input_iter = iter(inputs) if inputs is not None else itertools.repeat(None)
+    flow_iter = _flows(flows)
+    errors = []
+    prev_out = prev_in = None
+    for out, inp in zip(outputs, input_iter):
+        cur_c = chroma(out)
+        cur_y = luma(inp) if inp is not None else None
+        if prev_out is not None:
+            flow = next(flow_iter)
+            if flow is None:
+                flow = estimate_motion(prev_in, cur_y, motion, max_side)
+                warped, mask = warp(cur_c, flow)
+                if occlusion:
+                    mask &= occlusion_mask(flow, estimate_motion(cur_y, prev_in, motion,
+                                                                 max_side))
+            else:
+                warped, mask = warp(cur_c, flow)
+            if mask.any():
+                errors.append(float((((prev_out - warped) ** 2).sum(-1))[mask].mean()))
+        prev_out, prev_in = cur_c, cur_y
+    if not errors:
+        raise ValueError("the warping error needs at least two frames with overlap")
+    return float(np.mean(errors))
+
+
+def static_chroma_flicker(outputs, inputs=None, luma_threshold=1.0 / 255):
+    """Mean chroma change at pixels whose input luma stayed within ``luma_threshold``.
+
+    Args:
+        outputs: iterable of HxWx3 uint8 RGB output frames.
+        inputs: iterable of input frames whose luma decides which pixels are static; the
+            outputs' own luma when None.
+        luma_threshold: largest |Y_t - Y_{t+1}| (0-1 scale) of a static pixel.
+
+    Returns:
+        Mean over consecutive pairs of the mean Euclidean (U, V) change at static pixels.
+    """
+    input_iter = iter(inputs) if inputs is not None else itertools.repeat(None)
+    values = []
+    prev_c = prev_y = None
+    for out, inp in zip(outputs, input_iter):
+        cur_c = chroma(out)
+        cur_y = luma(out if inp is None else inp)
+        if prev_c is not None:
+            static = np.abs(cur_y - prev_y) <= luma_threshold
+            if static.any():
+                values.append(float(np.sqrt(((cur_c - prev_c) ** 2).sum(-1))[static].mean()))
+        prev_c, prev_y = cur_c, cur_y
+    if not values:
+        raise ValueError("no static pixels between consecutive frames")
+    return float(np.mean(values))
+
+
+def mean_chroma_change(outputs):
+    """Mean over consecutive frames of the Euclidean change of the mean (U, V)."""
+    means = [chroma(out).reshape(-1, 2).mean(axis=0) for out in outputs]
+    if len(means) < 2:
+        raise ValueError("mean_chroma_change needs at least two frames")
+    return float(np.mean(np.linalg.norm(np.diff(np.array(means), axis=0), axis=1)))

@@ -1,0 +1,125 @@
+"""The fastai / DeOldify decoder layers: the ICNR initialiser, the pixel-shuffle upsampler it
+feeds, the blur that removes pixel-shuffle checkerboards, and the sigmoid range head. All are
+registered serializable (``kgan`` package) and re-exported by kgan.models.layers.
+
+Called by kgan.models (UNet decoders) through kgan.models.layers.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ICNR(keras.initializers.Initializer):
+    """ICNR initialiser (Aitken et al., arXiv 1707.02937) for a conv feeding a pixel shuffle.
+
+    Draws a kernel for ``filters // scale**2`` output channels and repeats each one
+    ``scale**2`` times in the channel order ``tf.nn.depth_to_space`` expects, so the
+    conv + shuffle starts as nearest-neighbour upsampling: no checkerboard at init.
+
+    Args:
+        scale: the pixel-shuffle factor.
+        initializer: the base initialiser for the reduced kernel.
+    """
+
+    def __init__(self, scale=2, initializer="he_normal"):
+        self.scale = int(scale)
+        self.initializer = keras.initializers.get(initializer)
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, cin, cout = shape
+        sub = self.scale ** 2
+        if cout % sub:
+            raise ValueError(f"ICNR needs filters divisible by scale**2={sub}, got {cout}.")
+        base = self.initializer((kh, kw, cin, cout // sub), dtype=dtype)
+        # depth_to_space reads channel index as (dy * scale + dx) * C_out + c: repeat the whole
+        # block of C_out channels scale**2 times.
+        return ops.tile(base, (1, 1, 1, sub))
+
+    def get_config(self):
+        return {"scale": self.scale,
+                "initializer": keras.initializers.serialize(self.initializer)}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class PixelShuffle(keras.layers.Layer):
+    """Sub-pixel upsampling: a 1x1 conv to ``filters * scale**2`` channels, ICNR-initialised,
+    optionally ReLU, then ``depth_to_space`` (fastai ``PixelShuffle_ICNR``).
+
+    Args:
+        filters: output channels.
+        scale: upsampling factor.
+        activation: applied before the shuffle (fastai uses ReLU).
+        kernel_initializer: base initialiser given to ICNR.
+    """
+
+    def __init__(self, filters, scale=2, activation="relu", kernel_initializer="he_normal",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.scale = int(scale)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.conv = keras.layers.Conv2D(
+            self.filters * self.scale ** 2, 1, name="conv",
+            kernel_initializer=ICNR(self.scale, self.kernel_initializer))
+        self.conv.build(input_shape)
+
+    def call(self, inputs):
+        y = self.activation(self.conv(inputs))
+        return tf.nn.depth_to_space(y, self.scale)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        up = lambda s: None if s is None else s * self.scale
+        return (n, up(h), up(w), self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "scale": self.scale,
+            "activation": keras.activations.serialize(self.activation),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class Blur(keras.layers.Layer):
+    """fastai's blur after pixel shuffle (arXiv 1806.02658): replicate-pad left/top by 1, then
+    a 2x2 average with stride 1. Keeps the spatial size."""
+
+    def call(self, inputs):
+        x = ops.pad(inputs, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="symmetric")
+        return ops.average_pool(x, pool_size=2, strides=1, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class SigmoidRange(keras.layers.Layer):
+    """``sigmoid(x) * (high - low) + low`` (fastai's y_range head), computed in float32.
+
+    Args:
+        low: lower bound of the output.
+        high: upper bound of the output.
+    """
+
+    def __init__(self, low=-1.0, high=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.low = float(low)
+        self.high = float(high)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        return ops.sigmoid(x) * (self.high - self.low) + self.low
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "low": self.low, "high": self.high}

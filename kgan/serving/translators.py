@@ -1,0 +1,299 @@
+"""Running a trained generator on uint8 images of any size: reflect padding to the network's
+size multiple, the ``translate_uint8`` graph function the SavedModel signatures are built from,
+the TFLite runner, and the translators over a SavedModel export, a ``.tflite`` file or a
+``.keras`` generator, each in float32 or bfloat16 compute (``precision=``; kgan.serving.precision).
+A SavedModel's graph is fixed float32, so bfloat16 from an export runs the ``.keras`` generator
+it was exported from (``manifest.json``'s ``source.checkpoint``).
+
+Called by kgan.exporting.export (signatures), kgan.exporting.verify (TFLite runner), kgan.serving.inference and the
+translate / evaluate / bench / demo CLIs. A translator is a callable
+``uint8 (N, H, W, 3) -> uint8 (N, H, W, 3)`` with a ``fixed_size`` attribute (None, or the
+square side of a TFLite file), ``pixel_limit`` (the largest H·W it translates in one piece;
+larger images go through tiles, kgan.serving.tiling) and ``multiple`` (the network's size multiple).
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kgan.serving import runs
+from kgan.core.errors import ModelFileError, ModelNotFoundError, UsageError
+from kgan.models import size_multiple
+from kgan.serving.precision import check_precision, computes_in_float32, with_precision
+from kgan.core.pixels import to_float, to_uint8
+from kgan.serving.tiling import DEFAULT_TILE, whole_image_pixel_limit
+
+SAVED_MODEL_VERSION = "1"
+
+
+def _reflect_indices(size, before, after):
+    """Indices into [0, size) that reflect-pad a side by ``before``/``after`` (any amounts, also
+    more than ``size - 1``: the reflection repeats, as ``numpy.pad(mode="reflect")``)."""
+    positions = tf.range(-before, size + after)
+    period = tf.maximum(2 * (size - 1), 1)
+    folded = tf.math.floormod(positions, period)
+    return tf.where(folded >= size, period - folded, folded) * tf.cast(size > 1, tf.int32)
+
+
+def reflect_pad_to_multiple(images, multiple):
+    """Reflect-pads NHWC ``images`` so that height and width are multiples of ``multiple``.
+
+    Padding is split between both sides so that the network sees the image centred.
+
+    Args:
+        images: (N, H, W, C) tensor of any size.
+        multiple: the network's size multiple.
+
+    Returns:
+        ``(padded, top, left)``; crop ``padded[:, top:top + H, left:left + W]`` after the network.
+    """
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    top, left = pad_h // 2, pad_w // 2
+    images = tf.gather(images, _reflect_indices(height, top, pad_h - top), axis=1)
+    images = tf.gather(images, _reflect_indices(width, left, pad_w - left), axis=2)
+    return images, top, left
+
+
+def make_translate_uint8(model, multiple=None):
+    """Returns ``fn(uint8 (N, H, W, 3)) -> uint8 (N, H, W, 3)`` for images of any size: reflect
+    pad to the network multiple, run ``model``, crop back, round.
+
+    Args:
+        model: a kgan generator (float32 [-1, 1] in and out).
+        multiple: the size multiple; default ``kgan.models.size_multiple(model)``.
+
+    Returns:
+        A Python function of one uint8 tensor (trace it with ``tf.function``).
+    """
+    multiple = int(multiple or size_multiple(model))
+
+    def translate_uint8(images):
+        shape = tf.shape(images)
+        padded, top, left = reflect_pad_to_multiple(to_float(images), multiple)
+        outputs = model(padded, training=False)
+        outputs = outputs[:, top:top + shape[1], left:left + shape[2], :]
+        return to_uint8(outputs)
+
+    return translate_uint8
+
+
+class TFLiteRunner:
+    """Runs a kgan ``.tflite`` generator with ``ai_edge_litert`` on float images in [-1, 1],
+    quantising the input and dequantising the output when the file has integer edges.
+
+    Args:
+        path: the ``.tflite`` file.
+        num_threads: interpreter threads (None: the interpreter's default).
+    """
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = path
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.size = int(self.input["shape"][1])
+
+    def __call__(self, images):
+        """float32 (N, size, size, 3) in [-1, 1] -> float32 (N, size, size, 3)."""
+        images = np.asarray(images, np.float32)
+        if images.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"{self.path} takes (N, {self.size}, {self.size}, 3) images, "
+                             f"got {images.shape}.")
+        return np.concatenate([self._run_one(x[np.newaxis]) for x in images])
+
+    def _run_one(self, x):
+        dtype = self.input["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero = self.input["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self.output["index"])
+        if np.issubdtype(y.dtype, np.integer):
+            scale, zero = self.output["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+
+class SavedModelTranslator:
+    """uint8 (N, H, W, 3) -> uint8 through a SavedModel's ``translate_uint8`` signature (any size).
+
+    Args:
+        path: an export directory (holding ``1/``) or a SavedModel directory.
+    """
+
+    fixed_size = None
+    precision = "float32"
+
+    def __init__(self, path):
+        self.path = resolve_saved_model(path)
+        manifest = read_manifest(os.path.dirname(self.path))
+        self.multiple = manifest.get("model", {}).get("size_multiple", 1)
+        self.pixel_limit = manifest.get("whole_image_pixel_limit", DEFAULT_TILE * DEFAULT_TILE)
+        self.loaded = tf.saved_model.load(self.path)
+        if "translate_uint8" not in self.loaded.signatures:
+            raise ModelFileError(f"{self.path} has no translate_uint8 signature; export it with "
+                                 "python -m kgan.export.")
+        self.function = self.loaded.signatures["translate_uint8"]
+
+    def __call__(self, images):
+        return self.function(images=tf.constant(images, tf.uint8))["images"].numpy()
+
+
+class KerasTranslator:
+    """uint8 (N, H, W, 3) -> uint8 with a live Keras generator (any size: reflect padded to the
+    network's multiple, cropped back).
+
+    Args:
+        model: a kgan generator.
+        precision: ``float32`` or ``bfloat16`` compute (a converted copy of ``model`` runs
+            when its layers compute in another dtype; ``model`` itself is not changed).
+    """
+
+    fixed_size = None
+
+    def __init__(self, model, precision="float32"):
+        self.precision = check_precision(precision)
+        if precision == "bfloat16" or not computes_in_float32(model):
+            model = with_precision(model, precision)
+        self.model = model
+        self.multiple = size_multiple(model)
+        self.pixel_limit = whole_image_pixel_limit(model)
+        self.function = tf.function(
+            make_translate_uint8(model),
+            input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)])
+
+    def __call__(self, images):
+        return self.function(tf.constant(images, tf.uint8)).numpy()
+
+
+class TFLiteTranslator:
+    """uint8 (N, h, w, 3) -> uint8 with a fixed-size ``.tflite`` generator; images up to its
+    size are reflect-padded to it and cropped back (larger ones go through tiles).
+
+    Args:
+        path: the ``.tflite`` file.
+    """
+
+    precision = "float32"  # of its inputs and outputs; the file's own variant sets the compute
+
+    def __init__(self, path):
+        self.runner = TFLiteRunner(path)
+        self.fixed_size = self.runner.size
+        self.multiple = 1
+        self.pixel_limit = self.fixed_size * self.fixed_size
+
+    def __call__(self, images):
+        images = np.asarray(images)
+        height, width = images.shape[1:3]
+        size = self.fixed_size
+        if height > size or width > size:
+            raise ValueError(f"The TFLite model takes at most {size}x{size}; got {height}x{width}.")
+        top, left = (size - height) // 2, (size - width) // 2
+        padded = np.pad(images, ((0, 0), (top, size - height - top), (left, size - width - left),
+                                 (0, 0)), mode="reflect")
+        outputs = self.runner(to_float(padded))
+        return to_uint8(outputs[:, top:top + height, left:left + width])
+
+
+def read_manifest(export_dir):
+    """The ``manifest.json`` kgan.exporting.export wrote in ``export_dir`` ({} when there is none)."""
+    path = os.path.join(export_dir, "manifest.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def resolve_saved_model(path):
+    """Returns the SavedModel directory for ``path``: itself when it holds ``saved_model.pb``,
+    else its highest numeric version sub-directory (TF Serving layout).
+
+    Raises:
+        ModelFileError: with a hint when ``path`` is not an export.
+    """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if not os.path.isdir(path):
+        raise ModelNotFoundError(f"--model {path} does not exist; pass an export directory "
+                             "(python -m kgan.export --output_dir), a .tflite or a .keras file.")
+    versions = sorted((int(name) for name in os.listdir(path) if name.isdigit()
+                       and os.path.isfile(os.path.join(path, name, "saved_model.pb"))))
+    if versions:
+        return os.path.join(path, str(versions[-1]))
+    exports = sorted(name for name in os.listdir(path) if os.path.isfile(
+        os.path.join(path, name, SAVED_MODEL_VERSION, "saved_model.pb")))
+    if exports:
+        raise ModelNotFoundError(f"{path} holds several exports ({', '.join(exports)}); pass "
+                             f"one of them, e.g. --model={os.path.join(path, exports[0])}.")
+    raise ModelNotFoundError(f"{path} is not a SavedModel export (no saved_model.pb); export "
+                         "with python -m kgan.export or pass a .tflite or .keras file.")
+
+
+def keras_source(export_path):
+    """The ``.keras`` generator an export was made from (its manifest's ``source.checkpoint``),
+    or None when the manifest does not name one that exists."""
+    saved_model = resolve_saved_model(export_path)
+    for folder in (os.path.dirname(saved_model), saved_model):
+        source = read_manifest(folder).get("source") or {}
+        path = source.get("checkpoint")
+        if path and path.endswith(".keras") and os.path.isfile(path):
+            return path
+    return None
+
+
+def _bfloat16_from_export(path):
+    source = keras_source(path)
+    if source is None:
+        raise UsageError(f"--precision=bfloat16: the SavedModel {path} holds a float32 graph and "
+                         "its manifest names no .keras generator to rebuild in bfloat16; pass "
+                         "the .keras file (--model=RUN/generators/NAME.keras) or "
+                         "--checkpoint_dir=RUN instead.")
+    return KerasTranslator(runs.load_generator(source), "bfloat16")
+
+
+def load_translator(model=None, checkpoint_dir=None, direction=None, precision="float32"):
+    """Builds a translator from ``model`` (export directory, SavedModel, ``.tflite`` or
+    ``.keras`` file) or ``checkpoint_dir`` (a training run's ``generators/<direction>.keras``).
+
+    Args:
+        model: path of an export directory, SavedModel directory, ``.tflite`` or ``.keras`` file.
+        checkpoint_dir: a training run directory (used when ``model`` is None).
+        direction: the generator of the run: ``AtoB``, ``BtoA`` or ``generator``; default the
+            only one, or ``AtoB``.
+        precision: ``float32`` or ``bfloat16`` compute. bfloat16 from a SavedModel export runs
+            the ``.keras`` generator it was exported from; a ``.tflite`` file has its own fixed
+            precision (its float16/int8 variants), so only float32 applies to it.
+
+    Returns:
+        A callable uint8 (N, H, W, 3) -> uint8 (N, H, W, 3) with a ``fixed_size`` attribute.
+    """
+    if (model is None) == (checkpoint_dir is None):
+        raise ModelFileError("Pass exactly one of --model (an export, .tflite or .keras file) "
+                             "and --checkpoint_dir (a training run).")
+    if model is not None:
+        if model.endswith((".tflite", ".keras")):
+            if not os.path.isfile(model):
+                raise ModelNotFoundError(f"--model {model} does not exist.")
+            if model.endswith(".keras"):
+                return KerasTranslator(runs.load_generator(model), precision)
+            if check_precision(precision) != "float32":
+                raise UsageError(f"--precision={precision} does not apply to a .tflite file "
+                                 "(its precision is fixed at conversion: float32, float16 or "
+                                 "int8 variants); pass the export directory or the .keras "
+                                 "generator.")
+            return TFLiteTranslator(model)
+        if check_precision(precision) == "bfloat16":
+            return _bfloat16_from_export(model)
+        return SavedModelTranslator(model)
+    return KerasTranslator(runs.load_generator(runs.generator_path(checkpoint_dir, direction)),
+                           precision)

@@ -1,0 +1,264 @@
+"""Temporal stabilisation of per-frame colourisation (blind temporal consistency, after Bonneel
+et al., SIGGRAPH Asia 2015, written from the paper; their code is GPL and not used).
+
+A colouriser run frame by frame flickers: each frame's hue and saturation swing a little
+(DeOldify #343, #476). ``TemporalStabilizer`` keeps the luma of every frame untouched and, per
+frame t, replaces the chroma P_t of the per-frame output by the solution S of the screened
+Poisson problem
+
+    min_S  sum |grad S - grad P_t|^2  +  w_t |S - warp(S_{t-1})|^2,
+    w_t = strength * exp(-(Y_t - warp(Y_{t-1}))^2 / (2 sigma^2)),
+
+for U and V separately: S keeps the chroma edges of this frame and takes its low frequencies
+(the global hue swings) from the motion-compensated previous output wherever the input's luma
+says the warp is right. Motion comes from the luma (optical flow or one global shift); a shot
+cut (a jump of the luma histogram) resets it. The problem is solved for the correction
+D = S - P on a 2x pyramid (coarse solution as the start) with Jacobi-preconditioned conjugate
+gradients, at most ``max_side`` pixels on the longest side; the correction is smooth, so it is
+computed small and scaled up to the frame.
+
+Called by ``kgan.video.pipeline.process_video`` (through ``frame_fn`` results) and the colourisation
+CLI; ``benchmarks/video_stability.py`` measures it.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from kgan.core.frame_ops import (MOTIONS, estimate_motion, resize_plane, rgb_to_yuv, warp,
+                                 yuv_to_rgb_uint8)
+
+HIST_BINS = 32
+
+
+@dataclasses.dataclass
+class StabilizerConfig:
+    """Settings of ``TemporalStabilizer``.
+
+    Attributes:
+        strength: lambda, how much the previous frame is trusted where the luma agrees; larger
+            is steadier (and slower to follow a real colour change).
+        sigma: luma difference (0-1 scale) at which the trust falls to exp(-1/2).
+        motion: ``"flow"`` (optical flow), ``"shift"`` (one global translation, fastest) or
+            ``"none"`` (a static camera).
+        max_side: longest side the chroma correction is solved at.
+        cut_threshold: half the L1 distance of consecutive luma histograms (0-1) above which a
+            frame starts a new shot (the stabiliser resets).
+        max_iterations: conjugate-gradient iterations per pyramid level at most.
+        tolerance: relative residual at which the solver stops.
+    """
+    strength: float = 1.0
+    sigma: float = 0.05
+    motion: str = "flow"
+    max_side: int = 512
+    cut_threshold: float = 0.4
+    max_iterations: int = 40
+    tolerance: float = 1e-3
+
+    def __post_init__(self):
+        if self.motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {MOTIONS}, not {self.motion!r}")
+        if self.strength < 0 or self.sigma <= 0 or self.max_side < 8:
+            raise ValueError("strength must be >= 0, sigma > 0 and max_side >= 8")
+
+
+def _laplacian(x):
+    """Graph Laplacian (4-neighbour, Neumann borders) of a CxHxW array: deg*x - neighbours."""
+    out = np.zeros_like(x)
+    d = x[:, 1:] - x[:, :-1]
+    out[:, 1:] += d
+    out[:, :-1] -= d
+    d = x[:, :, 1:] - x[:, :, :-1]
+    out[:, :, 1:] += d
+    out[:, :, :-1] -= d
+    return out
+
+
+def _degree(height, width):
+    deg = np.full((1, height, width), 4.0, np.float32)
+    deg[:, 0] -= 1
+    deg[:, -1] -= 1
+    deg[:, :, 0] -= 1
+    deg[:, :, -1] -= 1
+    return deg
+
+
+def _dot(a, b):
+    """Per-channel dot products of two CxHxW arrays, shaped Cx1x1."""
+    return np.einsum("chw,chw->c", a, b)[:, None, None]
+
+
+def _pcg(b, weight, x, max_iterations, tolerance):
+    """Solves (L + diag(weight)) x = b per channel with Jacobi-preconditioned CG from ``x``.
+
+    Arrays are HxWxC (weight HxWx1); the work is done channel-first for contiguous sums.
+    """
+    b = np.ascontiguousarray(np.moveaxis(b, -1, 0))
+    weight = np.ascontiguousarray(np.moveaxis(weight, -1, 0))
+    x = np.ascontiguousarray(np.moveaxis(x, -1, 0))
+    inv_diag = 1.0 / (_degree(*b.shape[1:]) + weight)
+    r = b - (_laplacian(x) + weight * x)
+    limit = (tolerance ** 2) * _dot(b, b)
+    z = r * inv_diag
+    p = z.copy()
+    rz = _dot(r, z)
+    for _ in range(max_iterations):
+        if np.all(_dot(r, r) <= limit):
+            break
+        ap = _laplacian(p)
+        ap += weight * p
+        alpha = rz / np.maximum(_dot(p, ap), 1e-30)
+        x += alpha * p
+        r -= alpha * ap
+        np.multiply(r, inv_diag, out=z)
+        rz_new = _dot(r, z)
+        p *= rz_new / np.maximum(rz, 1e-30)
+        p += z
+        rz = rz_new
+    return np.moveaxis(x, 0, -1)
+
+
+def solve_screened_poisson(b, weight, max_iterations=40, tolerance=1e-3, min_side=16):
+    """Solves (L + diag(weight)) x = b, L the grid Laplacian, coarse to fine.
+
+    The coarse problem on a grid of half the size is (L_c + 4 W_c) x_c = 4 b_c (the Laplacian
+    of a grid twice as coarse is four times weaker per pixel); its scaled-up solution starts the
+    conjugate gradients at the finer level.
+
+    Args:
+        b: HxWxC float32 right-hand side.
+        weight: HxWx1 float32 screening weights (>= 0).
+        max_iterations: CG iterations per level at most.
+        tolerance: relative residual to stop at.
+        min_side: coarsest grid's shorter side.
+
+    Returns:
+        HxWxC float32 solution.
+    """
+    height, width = b.shape[:2]
+    if min(height, width) >= 2 * min_side:
+        small_h, small_w = (height + 1) // 2, (width + 1) // 2
+        coarse = solve_screened_poisson(4.0 * resize_plane(b, small_h, small_w),
+                                        4.0 * resize_plane(weight, small_h, small_w),
+                                        max_iterations, tolerance, min_side)
+        x = resize_plane(coarse, height, width)
+    else:
+        x = np.zeros_like(b)
+    return _pcg(b, weight, x, max_iterations, tolerance)
+
+
+def luma_histogram_distance(luma_a, luma_b):
+    """Half the L1 distance of two luma histograms (0 = same, 1 = disjoint)."""
+    ha, _ = np.histogram(luma_a, bins=HIST_BINS, range=(0.0, 1.0))
+    hb, _ = np.histogram(luma_b, bins=HIST_BINS, range=(0.0, 1.0))
+    return 0.5 * float(np.abs(ha / max(ha.sum(), 1) - hb / max(hb.sum(), 1)).sum())
+
+
+class TemporalStabilizer:
+    """Stabilises the chroma of a stream of per-frame outputs; call it once per frame, in order.
+
+    Example::
+
+        stabilizer = TemporalStabilizer()
+        for frame in frames:
+            out = stabilizer(colorize(frame), guide=frame)
+
+    ``get_state``/``set_state`` carry what the next frame needs across a resumed run.
+    """
+
+    def __init__(self, config=None, **overrides):
+        """Args:
+            config: a ``StabilizerConfig`` (default settings when None).
+            **overrides: fields of ``StabilizerConfig`` to change.
+        """
+        config = config or StabilizerConfig()
+        self.config = dataclasses.replace(config, **overrides) if overrides else config
+        self.cuts = 0  # shot cuts seen (resets after the first frame)
+        self.reset()
+
+    def reset(self):
+        """Forgets the previous frame: the next output equals its per-frame input."""
+        self._prev_luma = None
+        self._prev_chroma = None
+
+    def settings(self):
+        """The settings as a plain dict (part of a resumable run's fingerprint)."""
+        return dataclasses.asdict(self.config)
+
+    def get_state(self):
+        """What the next frame needs: {} before the first frame, else two float32 arrays."""
+        if self._prev_luma is None:
+            return {}
+        return {"luma": self._prev_luma.copy(), "chroma": self._prev_chroma.copy()}
+
+    def set_state(self, state):
+        """Restores ``get_state()``'s result (an empty dict resets)."""
+        if not state:
+            self.reset()
+            return
+        self._prev_luma = np.asarray(state["luma"], np.float32)
+        self._prev_chroma = np.asarray(state["chroma"], np.float32)
+
+    def _work_size(self, height, width):
+        side = self.config.max_side
+        if max(height, width) <= side:
+            return height, width
+        scale = side / max(height, width)
+        return max(8, round(height * scale)), max(8, round(width * scale))
+
+    def stabilize_yuv(self, yuv, guide_luma=None):
+        """Stabilises one frame given as float YUV.
+
+        Args:
+            yuv: HxWx3 float YUV (``kgan.core.frame_ops.rgb_to_yuv``) of the per-frame output.
+            guide_luma: HxW luma of the source frame for motion and trust; the output's own Y
+                when None.
+
+        Returns:
+            HxWx3 float32 YUV whose Y channel is ``yuv``'s, unchanged.
+        """
+        yuv = np.asarray(yuv, np.float32)
+        height, width = yuv.shape[:2]
+        guide = yuv[..., 0] if guide_luma is None else np.asarray(guide_luma, np.float32)
+        small_h, small_w = self._work_size(height, width)
+        luma_small = resize_plane(guide, small_h, small_w)
+        chroma_small = resize_plane(yuv[..., 1:], small_h, small_w)
+        prev_ok = (self._prev_luma is not None and self._prev_luma.shape == luma_small.shape)
+        if prev_ok and luma_histogram_distance(luma_small, self._prev_luma) > \
+                self.config.cut_threshold:
+            self.cuts += 1
+            prev_ok = False
+        if not prev_ok or self.config.strength == 0:
+            correction = np.zeros_like(chroma_small)
+        else:
+            flow = estimate_motion(luma_small, self._prev_luma, self.config.motion)
+            prev_luma_w, valid = warp(self._prev_luma, flow)
+            prev_chroma_w, _ = warp(self._prev_chroma, flow)
+            weight = self.config.strength * np.exp(
+                -(luma_small - prev_luma_w) ** 2 / (2.0 * self.config.sigma ** 2)) * valid
+            weight = weight[..., None].astype(np.float32)
+            correction = solve_screened_poisson(weight * (prev_chroma_w - chroma_small), weight,
+                                                self.config.max_iterations,
+                                                self.config.tolerance)
+        self._prev_luma = luma_small
+        self._prev_chroma = (chroma_small + correction).astype(np.float32)
+        out = yuv.copy()
+        out[..., 1:] += resize_plane(correction, height, width)
+        return out
+
+    def __call__(self, frame, guide=None):
+        """Stabilises one uint8 RGB per-frame output.
+
+        Args:
+            frame: HxWx3 uint8 RGB output of the per-frame model for this frame.
+            guide: the source frame (HxWx3 uint8 RGB or HxW luma) for motion; ``frame`` when
+                None.
+
+        Returns:
+            HxWx3 uint8 RGB with ``frame``'s luma (to rounding) and stabilised chroma.
+        """
+        guide_luma = None
+        if guide is not None:
+            guide = np.asarray(guide)
+            guide_luma = rgb_to_yuv(guide)[..., 0] if guide.ndim == 3 else guide
+        return yuv_to_rgb_uint8(self.stabilize_yuv(rgb_to_yuv(frame), guide_luma))
