@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 import pytorch_reference_nets as ref  # noqa: E402
-from kgan.exporting import export, onnx as onnx_export, verify
+from kgan.exporting import onnx as onnx_export, saved_model, tflite, verify
 from kgan.core import measure
 from kgan.interop import pytorch_weights
 from kgan.serving import translators as serving  # noqa: E402
@@ -85,15 +85,15 @@ def runtimes(model, tmp, x, runs):
     expected = np.asarray(model(x, training=False))
     out = {"keras": {"images_per_s": rate(lambda b: model(b, training=False), x, runs)}}
     saved_model_dir = os.path.join(tmp, "1")
-    export.export_saved_model(model, saved_model_dir)
-    serving = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
-    run_sm = lambda b: serving(images=tf.constant(b))["images"].numpy()  # noqa: E731
+    saved_model.export_saved_model(model, saved_model_dir)
+    signature = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    run_sm = lambda b: signature(images=tf.constant(b))["images"].numpy()  # noqa: E731
     out["saved_model"] = {**errors(expected, np.concatenate([run_sm(b[None]) for b in x])),
                           "images_per_s": rate(run_sm, x, runs)}
     tflite_path = os.path.join(tmp, "float32.tflite")
-    export.convert_tflite(model, tflite_path, "float32", x.shape[1])
-    tflite = serving.TFLiteRunner(tflite_path)
-    out["tflite_float32"] = {**errors(expected, tflite(x)), "images_per_s": rate(tflite, x, runs)}
+    tflite.convert_tflite(model, tflite_path, "float32", x.shape[1])
+    runner = serving.TFLiteRunner(tflite_path)
+    out["tflite_float32"] = {**errors(expected, runner(x)), "images_per_s": rate(runner, x, runs)}
     onnx_path = os.path.join(tmp, "model.onnx")
     start = time.perf_counter()
     onnx_export.export_onnx(saved_model_dir, onnx_path)

@@ -208,15 +208,15 @@ def translate_job(count, folder, interval, html=True):
 PARTS_SCRIPT = """
 import glob, os, sys, tempfile
 import numpy as np
-from kgan.data.images import image_size, load_image, write_png
-from kgan.serving.translators import load_translator
+from kgan.data.images import image_size, load_image, write_image
+from kgan.serving.loading import load_model
 
 def rss():
     with open("/proc/self/status") as handle:
         return [int(l.split()[1]) / 1024 for l in handle if l.startswith("VmRSS")][0]
 
 photos, model, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-translator = load_translator(model)
+translator = load_model(model)
 shapes = [(4, 64, 64, 3), (4, 48, 80, 3), (4, 96, 72, 3)]
 calls = count // 4
 for i in range(calls):  # the translator alone, fresh arrays each call
@@ -227,7 +227,7 @@ out = tempfile.mkdtemp()
 files = sorted(glob.glob(os.path.join(photos, "*.png")))
 for i, path in enumerate(files):  # the file reader and writer alone
     image_size(path)
-    write_png(os.path.join(out, os.path.basename(path)), load_image(path))
+    write_image(os.path.join(out, os.path.basename(path)), load_image(path))
     if i + 1 in (len(files) // 10, len(files)):
         print(f"files {i + 1} {rss():.1f}", flush=True)
 """

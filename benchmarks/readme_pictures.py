@@ -64,9 +64,9 @@ def _labelled(columns, labels, header=18):
 def quickstart_picture(model_path, output_path, crop):
     """Writes degraded | restored | original crops of the held-out photos; returns the path."""
     from kgan.data import crappify_array, sample_photos
-    from kgan.serving.translators import load_translator
+    from kgan.serving.loading import load_model
 
-    translator = load_translator(model=model_path)
+    translator = load_model(model_path)
     rows = []
     for photo in sample_photos("test"):
         degraded = np.asarray(crappify_array(photo, "downscale,jpeg", seed=0))
@@ -85,10 +85,11 @@ def colorize_picture(model_path, output_path, render_factor, height):
     """Writes gray input | colourised | original rows of the held-out colour photos, each photo
     scaled to ``height`` px (bicubic, after colourising at full size); returns the path."""
     from kgan.metrics.color import gray_baseline
-    from kgan.colorization.colorizer import Colorizer, load_colorization_model
+    from kgan.colorization.colorizer import Colorizer
+    from kgan.serving.loading import load_model
     from kgan.data.samples import sample_color_photos
 
-    colorizer = Colorizer(load_colorization_model(model_path), render_factor)
+    colorizer = Colorizer(load_model(model_path), render_factor)
     rows = []
     for photo in sample_color_photos("test"):
         gray = gray_baseline(photo)

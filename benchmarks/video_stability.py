@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from kgan.core import frame_ops
-from kgan.video import pipeline as video
+from kgan.video import ffmpeg, pipeline as video
 from kgan.metrics import video as video_metrics
 from kgan.video.stabilize import TemporalStabilizer
 
@@ -106,7 +106,7 @@ def make_source_video(frames, path, fps="30000/1001"):
         writer.write(frame)
     writer.close()
     seconds = len(frames) * 1001 / 30000
-    subprocess.run([video.ffmpeg_exe(), "-v", "error", "-y", "-i", tmp, "-f", "lavfi", "-i",
+    subprocess.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-i", tmp, "-f", "lavfi", "-i",
                     "sine=frequency=440:sample_rate=44100", "-t", f"{seconds:.3f}",
                     "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", path],
                    check=True)

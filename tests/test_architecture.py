@@ -1,6 +1,8 @@
-"""The package's layout rules (ARCHITECTURE.md): no import cycle, absl.flags/absl.app only in
-the CLIs, every module opens with a docstring, no module near 500 lines, every registered
-layer survives a safe_mode round trip."""
+"""The package's layout rules (ARCHITECTURE.md): one subpackage per row, imports only to the
+same or a lower row (module level, inside functions and in ``__main__`` blocks alike), no import
+cycle, nothing but the command shims at the top of ``kgan/``, absl.flags/absl.app only in the
+CLIs, every module opens with a docstring, no module near 500 lines, every registered layer
+survives a safe_mode round trip."""
 
 import ast
 import os
@@ -10,8 +12,14 @@ import tensorflow as tf
 from helpers import LAYER_EXAMPLES, ROOT, kgan_layer_classes, round_trip_layer
 
 PACKAGE = os.path.join(ROOT, "kgan")
-FLAG_MODULES_ALLOWED = ("kgan.cli", "kgan.cli.flags")
+FLAG_MODULES_ALLOWED = ("kgan.cli",)
 MAX_LINES = 450
+# ARCHITECTURE.md's rows, bottom to top: a module may import its own row or a lower one.
+ROWS = ("core", "data", "models", "metrics", "training", "serving", "video", "colorization",
+        "interop", "exporting", "evaluation", "recipes", "benchmarking", "cli")
+# The ``python -m kgan.X`` commands: the only modules at the top of kgan/ besides __init__.
+COMMANDS = ("bench", "colorize", "convert", "crappify", "demo", "evaluate", "export",
+            "train", "translate")
 
 
 def _modules():
@@ -28,33 +36,14 @@ def _modules():
     return modules
 
 
-def _is_main_block(node):
-    """``if __name__ == "__main__":`` — run only as a script, where the module is ``__main__``
-    (``python -m kgan.export`` hands over to kgan.cli.export there): not an import edge."""
-    test = getattr(node, "test", None)
-    return (isinstance(node, ast.If) and isinstance(test, ast.Compare)
-            and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__"
-                    for c in test.comparators))
-
-
-def _walk(tree):
-    """``ast.walk`` without the ``__main__`` blocks."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(child for child in ast.iter_child_nodes(node) if not _is_main_block(child))
-
-
 def _imports(path, module, modules):
-    """kgan modules imported by a file (module level and inside functions alike), and the
-    absl modules it imports."""
+    """kgan modules imported by a file (module level, inside functions and in ``__main__``
+    blocks alike), and the absl modules it imports."""
     with open(path) as handle:
         tree = ast.parse(handle.read())
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     found, absl = set(), set()
-    for node in _walk(tree):
+    for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -81,6 +70,23 @@ def _graph():
 
 def _is_ancestor(package, module):
     return module.startswith(package + ".")
+
+
+def _row(module):
+    """The row index of a kgan module: its subpackage's place in ROWS; the command shims sit
+    above every row, and the ``kgan`` package itself (only ``__version__``) below all."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return -1
+    if parts[1] in ROWS:
+        return ROWS.index(parts[1])
+    return len(ROWS)
+
+
+def upward_imports(graph):
+    """``[(module, imported module)]`` where the import points to a higher row."""
+    return sorted((name, dep) for name, (deps, _) in graph.items() for dep in deps
+                  if _row(dep) > _row(name))
 
 
 class ArchitectureTest(tf.test.TestCase):
@@ -111,6 +117,40 @@ class ArchitectureTest(tf.test.TestCase):
         self.assertEqual(cycle, [], "import cycles: "
                          + "; ".join(" -> ".join(c) for c in cycle))
 
+    def test_imports_point_to_the_same_or_a_lower_row(self):
+        _, graph = _graph()
+        self.assertEqual(upward_imports(graph), [])
+
+    def test_the_row_check_sees_function_level_and_main_block_imports(self):
+        source = ("def f():\n    from kgan.cli.train import main\n"
+                  "if __name__ == '__main__':\n    from kgan.recipes import train\n")
+        path = os.path.join(self.get_temp_dir(), "fake.py")
+        with open(path, "w") as handle:
+            handle.write(source)
+        modules = {"kgan.cli.train": "", "kgan.recipes": "", "kgan.core.fake": path}
+        deps, _ = _imports(path, "kgan.core.fake", modules)
+        self.assertEqual(upward_imports({"kgan.core.fake": (deps, set())}),
+                         [("kgan.core.fake", "kgan.cli.train"), ("kgan.core.fake", "kgan.recipes")])
+
+    def test_every_module_lives_in_a_row_and_the_top_holds_only_the_command_shims(self):
+        for name in _modules():
+            parts = name.split(".")
+            if len(parts) == 1:
+                continue
+            self.assertTrue(parts[1] in ROWS or (len(parts) == 2 and parts[1] in COMMANDS),
+                            f"{name} is in no row of ARCHITECTURE.md")
+        for command in COMMANDS:
+            with open(os.path.join(PACKAGE, command + ".py")) as handle:
+                tree = ast.parse(handle.read())
+            body = tree.body[1:]  # after the docstring
+            self.assertEqual([type(node).__name__ for node in body], ["ImportFrom", "If"],
+                             f"kgan/{command}.py holds more than the shim")
+            self.assertEqual(body[0].module, f"kgan.cli.{command}")
+        with open(os.path.join(PACKAGE, "__init__.py")) as handle:
+            tree = ast.parse(handle.read())
+        self.assertEqual([type(node).__name__ for node in tree.body], ["Expr", "Assign"],
+                         "kgan/__init__.py holds the docstring and __version__ only")
+
     def test_absl_flags_and_app_only_in_the_clis(self):
         _, graph = _graph()
         offenders = {name: sorted(absl & {"flags", "app"}) for name, (_, absl) in graph.items()
@@ -126,10 +166,7 @@ class ArchitectureTest(tf.test.TestCase):
             self.assertLess(text.count("\n"), MAX_LINES, f"{name} is {text.count(chr(10))} lines")
 
     def test_every_cli_has_a_python_m_entry_point(self):
-        clis = [n[:-3] for n in os.listdir(os.path.join(PACKAGE, "cli"))
-                if n.endswith(".py") and n not in ("__init__.py", "common.py", "startup.py")]
-        self.assertNotEmpty(clis)
-        for cli in clis:
+        for cli in COMMANDS:
             with open(os.path.join(PACKAGE, cli + ".py")) as handle:
                 self.assertIn(f"from kgan.cli.{cli} import main", handle.read(), cli)
 

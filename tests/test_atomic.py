@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from kgan.serving.loading import load_model
 from kgan.core import atomic
-from kgan.serving import runs, translators as serving
+from kgan.serving import runs
 from kgan.data import images
 from kgan.core.errors import KganError
 from kgan.models import resnet_generator
@@ -77,10 +78,10 @@ class AtomicPathTest(tf.test.TestCase):
     def test_png_and_generator_saves_on_a_full_disk(self):
         folder = tempfile.mkdtemp()
         png = os.path.join(folder, "out.png")
-        images.write_png(png, np.zeros((4, 4, 3), np.uint8))
+        images.write_image(png, np.zeros((4, 4, 3), np.uint8))
         with mock.patch.object(Image.Image, "save", side_effect=ENOSPC):
             with self.assertRaises(atomic.DiskFullError):
-                images.write_png(png, np.full((4, 4, 3), 255, np.uint8))
+                images.write_image(png, np.full((4, 4, 3), 255, np.uint8))
         self.assertAllEqual(images.load_image(png), np.zeros((4, 4, 3), np.uint8))
 
         model = resnet_generator(n_blocks=1, ngf=4)
@@ -129,7 +130,7 @@ class KilledExportTest(tf.test.TestCase):
         self._export_and_kill(model_path, export_dir, overwrite=False)
         self.assertFalse(os.path.exists(export_dir))
         with self.assertRaisesRegex(KganError, "does not exist"):
-            serving.load_translator(export_dir)
+            load_model(export_dir)
         abandoned = glob.glob(os.path.join(folder, ".export.partial-*"))
         self.assertLen(abandoned, 1)
         # A live export's hidden folder (this process's) is not touched by the next export.
@@ -141,7 +142,7 @@ class KilledExportTest(tf.test.TestCase):
         self.assertEqual(glob.glob(os.path.join(folder, ".export.partial-*")), [live],
                          "the killed export's folder is removed by the next export")
         self._export_and_kill(model_path, export_dir, overwrite=True)
-        translator = serving.load_translator(export_dir)
+        translator = load_model(export_dir)
         self.assertEqual(translator(np.zeros((1, 32, 32, 3), np.uint8)).shape, (1, 32, 32, 3))
         self.assertFalse(os.path.exists(os.path.join(export_dir, "model_float32.tflite")),
                          "the old export, not a mix of old and new")

@@ -20,7 +20,8 @@ import keras
 
 from kgan.metrics import color as cm
 from kgan.exporting import export
-from kgan.colorization.colorizer import Colorizer, load_colorization_model
+from kgan.colorization.colorizer import Colorizer, check_render_factor
+from kgan.serving.loading import load_model
 from kgan.models.colorize import colorization_generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,9 +85,9 @@ class ColorizeCliTest(tf.test.TestCase):
                           f"--output={self.tmp}/x", *args])
             self.assertEqual(exit_.exception.code, 2)
             self.assertIn(message, stderr.getvalue())
-        self.assertEqual(cli.parse_render_factor(None, video=True), 21)
-        self.assertEqual(cli.parse_render_factor("", video=False), 35)
-        self.assertEqual(cli.parse_render_factor("Auto", video=False), "auto")
+        self.assertEqual(check_render_factor(None, video=True), 21)
+        self.assertEqual(check_render_factor("", video=False), 35)
+        self.assertEqual(check_render_factor("Auto", video=False), "auto")
         self.assertTrue(cli.is_video("a/b.MKV"))
         self.assertFalse(cli.is_video("a/b.png"))
 
@@ -103,9 +104,9 @@ class ColorizeCliTest(tf.test.TestCase):
             self.assertIn("colorize_uint8", json.load(f)["signatures"])
         image = _photo(45, 61, 6)
         expected = Colorizer(self.model, 4).colorize(image)
-        saved = Colorizer(load_colorization_model(export_dir), 4).colorize(image)
+        saved = Colorizer(load_model(export_dir), 4).colorize(image)
         self.assertLessEqual(np.abs(saved.astype(int) - expected.astype(int)).max(), 1)
-        tflite = load_colorization_model(os.path.join(export_dir, "float32.tflite"))
+        tflite = load_model(os.path.join(export_dir, "float32.tflite"))
         self.assertEqual(tflite.fixed_size, 64)
         from_tflite = Colorizer(tflite, 35).colorize(image)  # runs at its own 64 px
         self.assertLessEqual(np.abs(from_tflite.astype(int) - expected.astype(int)).max(), 1)

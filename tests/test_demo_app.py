@@ -2,7 +2,6 @@
 about them, translation of uploaded files (whole, tiled, TFLite), unreadable files, and the
 message when Gradio is missing."""
 
-import json
 import os
 import shutil
 import sys
@@ -58,7 +57,7 @@ class DemoAppTest(tf.test.TestCase):
         return np.clip(np.round((y + 1) * 127.5), 0, 255)
 
     def test_cyclegan_folder_gives_both_directions_and_its_facts(self):
-        model = demo_app.load_demo_model(self.cyclegan)
+        model = demo_app.demo_model(self.cyclegan)
         self.assertEqual(model.kind, "cycle_gan")
         self.assertEqual(model.name, "CycleGAN: cyclegan")
         self.assertEqual(list(model.translators), ["AtoB", "BtoA"])
@@ -70,8 +69,8 @@ class DemoAppTest(tf.test.TestCase):
     def test_models_in_worker_processes_give_the_same_outputs(self):
         from kgan.serving.worker import WorkerTranslator
 
-        local = demo_app.load_demo_model(self.cyclegan)
-        workers = demo_app.load_demo_model(self.cyclegan, max_memory_growth_mib=2048)
+        local = demo_app.demo_model(self.cyclegan)
+        workers = demo_app.demo_model(self.cyclegan, max_memory_growth_mib=2048)
         try:
             self.assertIsInstance(workers.translators["BtoA"], WorkerTranslator)
             paths = [self.path("small.jpg"), self.path("big.tiff")]
@@ -93,13 +92,13 @@ class DemoAppTest(tf.test.TestCase):
         shutil.copytree(os.path.join(self.cyclegan, "BtoA"), os.path.join(folder, "generator"))
         with open(os.path.join(folder, "flags.cfg"), "w") as f:
             f.write("--crop_size=64\n--model=restore\n")
-        model = demo_app.load_demo_model(folder)
+        model = demo_app.demo_model(folder)
         self.assertEqual((model.kind, list(model.translators)), ("restore", ["generator"]))
-        single = demo_app.load_demo_model(os.path.join(folder, "generator"))
+        single = demo_app.demo_model(os.path.join(folder, "generator"))
         self.assertEqual(single.name, "Restoration: restore_export")
 
     def test_files_are_translated_whole_or_tiled_and_bad_files_reported(self):
-        model = demo_app.load_demo_model(self.cyclegan)
+        model = demo_app.demo_model(self.cyclegan)
         out = os.path.join(self.root, "out_savedmodel")
         paths = [self.path("small.jpg"), self.path("notes.txt"), self.path("big.tiff")]
         results, errors = demo_app.translate_files(model, "BtoA", paths, out, tile=64)
@@ -128,7 +127,7 @@ class DemoAppTest(tf.test.TestCase):
         folder = os.path.join(self.root, "colorize", "generator")
         export_generator(colorization_generator(num_downs=5, ngf=4, self_attention=False),
                          folder, tflite="", verify=False)
-        model = demo_app.load_demo_model(folder)
+        model = demo_app.demo_model(folder)
         self.assertEqual(model.kind, "colorize")
         self.assertTrue(model.name.startswith("Colourisation"))
         gray = gray_baseline(self.image)
@@ -144,7 +143,7 @@ class DemoAppTest(tf.test.TestCase):
             self.assertLessEqual(np.abs(rgb_luma(output) - gray[..., 0]).max(), 1.0)
 
     def test_tflite_file_and_images_larger_than_its_fixed_size(self):
-        model = demo_app.load_demo_model(os.path.join(self.cyclegan, "AtoB", "float32.tflite"))
+        model = demo_app.demo_model(os.path.join(self.cyclegan, "AtoB", "float32.tflite"))
         self.assertEqual(model.translators["generator"].fixed_size, 32)
         facts = dict(model.facts["generator"])
         self.assertIn("TFLite float32, fixed input [1, 32, 32, 3]", facts["file"])
@@ -160,9 +159,9 @@ class DemoAppTest(tf.test.TestCase):
 
     def test_paths_that_are_not_exports_name_the_fix(self):
         with self.assertRaisesRegex(demo_app.DemoModelError, "does not exist"):
-            demo_app.load_demo_model(self.path("missing"))
+            demo_app.demo_model(self.path("missing"))
         with self.assertRaisesRegex(demo_app.DemoModelError, "holds no kgan export"):
-            demo_app.load_demo_model(tempfile.mkdtemp(dir=self.root))
+            demo_app.demo_model(tempfile.mkdtemp(dir=self.root))
         with self.assertRaisesRegex(demo_app.DemoModelError, "at least one --model"):
             demo_app.build_demo([])
 

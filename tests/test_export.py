@@ -126,26 +126,26 @@ class ExportTest(tf.test.TestCase):
             actual = runner(x)
             self.assertEqual(actual.shape, expected.shape)
             error = np.abs(actual - expected)
-            bound = 1e-4 if variant == "float32" else export.ERROR_BOUNDS[variant]["max"]
+            bound = 1e-4 if variant == "float32" else verify.ERROR_BOUNDS[variant]["max"]
             self.assertLessEqual(error.max(), bound, variant)
-            self.assertLessEqual(error.mean(), export.ERROR_BOUNDS[variant]["mean"], variant)
+            self.assertLessEqual(error.mean(), verify.ERROR_BOUNDS[variant]["mean"], variant)
 
     def test_broken_exports_are_caught(self):
         wrong = resnet_generator(n_blocks=1, ngf=4)
         wrong.set_weights([w * 1.5 for w in self.model.get_weights()])
         float32 = os.path.join(self.export_dir, "float32.tflite")
-        with self.assertRaisesRegex(export.ExportVerificationError, "does not match"):
+        with self.assertRaisesRegex(verify.ExportVerificationError, "does not match"):
             verify.verify_tflite(float32, wrong, self.verify_images,
-                                 export.ERROR_BOUNDS["float32"])
-        with self.assertRaises(export.ExportVerificationError):
+                                 verify.ERROR_BOUNDS["float32"])
+        with self.assertRaises(verify.ExportVerificationError):
             verify.verify_saved_model(os.path.join(self.export_dir, "1"), wrong,
                                       self.verify_images[:1])
         truncated = os.path.join(self.tmp, "truncated.tflite")
         with open(float32, "rb") as f, open(truncated, "wb") as g:
             g.write(f.read()[:4000])
-        with self.assertRaisesRegex(export.ExportVerificationError, "does not load"):
+        with self.assertRaisesRegex(verify.ExportVerificationError, "does not load"):
             verify.verify_tflite(truncated, self.model, self.verify_images,
-                                 export.ERROR_BOUNDS["float32"])
+                                 verify.ERROR_BOUNDS["float32"])
 
     def test_reflect_padding_matches_numpy_for_any_size(self):
         for height, width, multiple in ((5, 7, 4), (3, 2, 16), (1, 6, 8), (8, 8, 4)):
@@ -219,8 +219,8 @@ class ExportTest(tf.test.TestCase):
         with open(os.path.join(target, "manifest.json")) as f:
             before = f.read()
         with mock.patch.object(export, "verify_saved_model",
-                               side_effect=export.ExportVerificationError("simulated")):
-            with self.assertRaisesRegex(export.ExportVerificationError, "simulated"):
+                               side_effect=verify.ExportVerificationError("simulated")):
+            with self.assertRaisesRegex(verify.ExportVerificationError, "simulated"):
                 export.export_generator(self.model, target, tflite=(), overwrite=True)
         with open(os.path.join(target, "manifest.json")) as f:
             self.assertEqual(f.read(), before)

@@ -189,8 +189,8 @@ class LargePhotoTest(tf.test.TestCase):
         script = textwrap.dedent(f"""
             import json, resource
             from kgan.serving.inference import translate_images
-            from kgan.serving.translators import load_translator
-            translator = load_translator({model_path!r})
+            from kgan.serving.loading import load_model
+            translator = load_model({model_path!r})
             base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             summary = translate_images(translator, {os.path.join(root, 'big.png')!r},
                                        {os.path.join(root, 'out')!r}, html=False)

@@ -10,7 +10,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from kgan.exporting import export, onnx as onnx_export
+from kgan.exporting import export, onnx as onnx_export, saved_model
 from kgan.models import build_generator
 
 
@@ -25,9 +25,9 @@ class OnnxExportTest(tf.test.TestCase):
         super().setUpClass()
         cls.tmp = tempfile.TemporaryDirectory()
         cls.model = build_generator("resnet_6blocks", ngf=4)
-        saved_model = os.path.join(cls.tmp.name, "1")
-        export.export_saved_model(cls.model, saved_model)
-        cls.entry = onnx_export.export_and_verify(saved_model, cls.tmp.name, cls.model,
+        saved_model_dir = os.path.join(cls.tmp.name, "1")
+        saved_model.export_saved_model(cls.model, saved_model_dir)
+        cls.entry = onnx_export.export_and_verify(saved_model_dir, cls.tmp.name, cls.model,
                                                   [_photo(37, 45), _photo(20, 28, 1)])
         cls.path = os.path.join(cls.tmp.name, "model.onnx")
 

@@ -11,8 +11,9 @@ import tensorflow as tf
 from helpers import photo, run_cli
 
 from kgan.serving import precision, runs, translators as serving
+from kgan.serving.loading import load_model
 from kgan.core.errors import UsageError
-from kgan.exporting.export import export_saved_model
+from kgan.exporting.saved_model import export_saved_model
 from kgan.models import build_generator
 from kgan.models.colorize import colorization_generator
 from kgan.models.generators import unet_generator
@@ -95,8 +96,8 @@ class TranslatorPrecisionTest(tf.test.TestCase):
         cls.photos = np.stack([photo(48, 40, "astronaut"), photo(48, 40, "coffee")])
 
     def test_bf16_translator_within_bound_on_photos(self):
-        f32 = serving.load_translator(model=self.keras_path)
-        bf16 = serving.load_translator(model=self.keras_path, precision="bfloat16")
+        f32 = load_model(self.keras_path)
+        bf16 = load_model(self.keras_path, precision="bfloat16")
         self.assertEqual((f32.precision, bf16.precision), ("float32", "bfloat16"))
         a, b = f32(self.photos).astype(int), bf16(self.photos).astype(int)
         self.assertEqual(b.shape, self.photos.shape)
@@ -108,18 +109,18 @@ class TranslatorPrecisionTest(tf.test.TestCase):
 
     def test_checkpoint_dir_and_export_source(self):
         run_dir = os.path.dirname(os.path.dirname(self.keras_path))
-        from_run = serving.load_translator(checkpoint_dir=run_dir, precision="bfloat16")
+        from_run = load_model(run_dir, precision="bfloat16")
         self.assertEqual(_graph_dtypes(from_run.model, ("Conv2D",)), {"bfloat16"})
         export_dir = os.path.join(self.tmp, "export")
         export_saved_model(self.model, os.path.join(export_dir, "1"))
         with self.assertRaisesRegex(UsageError, "names no .keras"):
-            serving.load_translator(model=export_dir, precision="bfloat16")
+            load_model(export_dir, precision="bfloat16")
         with open(os.path.join(export_dir, "manifest.json"), "w") as f:
             json.dump({"source": {"checkpoint": self.keras_path}}, f)
-        from_export = serving.load_translator(model=export_dir, precision="bfloat16")
+        from_export = load_model(export_dir, precision="bfloat16")
         self.assertIsInstance(from_export, serving.KerasTranslator)
         self.assertAllEqual(from_export(self.photos), from_run(self.photos))
-        self.assertIsInstance(serving.load_translator(model=export_dir),
+        self.assertIsInstance(load_model(export_dir),
                               serving.SavedModelTranslator)
 
     def test_tflite_refuses_bf16(self):
@@ -127,7 +128,7 @@ class TranslatorPrecisionTest(tf.test.TestCase):
         with open(path, "wb") as f:
             f.write(b"not read")
         with self.assertRaisesRegex(UsageError, "tflite"):
-            serving.load_translator(model=path, precision="bfloat16")
+            load_model(path, precision="bfloat16")
 
     def test_translate_cli_bf16(self):
         from PIL import Image
@@ -138,7 +139,7 @@ class TranslatorPrecisionTest(tf.test.TestCase):
                          f"--output={out}", "--precision=bfloat16", "--nohtml")
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         written = np.asarray(Image.open(os.path.join(out, "a.png")))
-        expected = serving.load_translator(model=self.keras_path, precision="bfloat16")(
+        expected = load_model(self.keras_path, precision="bfloat16")(
             self.photos[:1])[0]
         self.assertLessEqual(np.abs(written.astype(int) - expected).max(), 1)
 
@@ -148,7 +149,8 @@ class ColorizePrecisionTest(tf.test.TestCase):
     def test_colorize_bf16_keeps_luma_and_is_close_to_float32(self):
         from PIL import Image
 
-        from kgan.colorization.colorizer import Colorizer, load_colorization_model
+        from kgan.colorization.colorizer import Colorizer
+        from kgan.serving.loading import load_model
         from kgan.models.colorize import luma
 
         keras.utils.set_random_seed(0)
@@ -156,7 +158,7 @@ class ColorizePrecisionTest(tf.test.TestCase):
         path = os.path.join(tmp, "colorize.keras")
         colorization_generator(num_downs=5, ngf=4, norm="none", last_cross=True).save(path)
         gray = photo(40, 56, "coffee")
-        outputs = {p: Colorizer(load_colorization_model(path, p), render_factor=2).colorize(gray)
+        outputs = {p: Colorizer(load_model(path, precision=p), render_factor=2).colorize(gray)
                    for p in ("float32", "bfloat16")}
         error = np.abs(outputs["float32"].astype(int) - outputs["bfloat16"])
         self.assertLess(error.mean(), 1.0)

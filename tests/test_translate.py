@@ -12,8 +12,10 @@ from PIL import Image
 
 import keras
 
+from kgan.cli.common import model_or_run
+from kgan.serving.loading import load_model
 from kgan.exporting import export, verify
-from kgan.serving import inference, translators as serving, tiling
+from kgan.serving import inference, tiling
 from kgan.data import images
 from kgan.models import resnet_generator
 
@@ -65,7 +67,7 @@ class TranslateTest(tf.test.TestCase):
 
     def test_folder_through_saved_model_matches_keras(self):
         out = os.path.join(self.tmp, "out_saved_model")
-        translator = serving.load_translator(model=self.export_dir)
+        translator = load_model(self.export_dir)
         messages = []
         summary = inference.translate_images(translator, self.inputs, out, batch_size=2,
                                              log=messages.append)
@@ -84,14 +86,14 @@ class TranslateTest(tf.test.TestCase):
         self.assertIn("corrupt.jpg", page)
 
     def test_tflite_and_training_run_sources(self):
-        tflite = serving.load_translator(model=os.path.join(self.export_dir, "float32.tflite"))
+        tflite = load_model(os.path.join(self.export_dir, "float32.tflite"))
         self.assertEqual(tflite.fixed_size, 32)
         out = os.path.join(self.tmp, "out_tflite")
         self._check_outputs(inference.translate_images(tflite, self.inputs, out, html=False,
                                                        log=lambda _: None), out)
         self.assertFalse(os.path.exists(os.path.join(out, "index.html")))
 
-        keras_translator = serving.load_translator(checkpoint_dir=self.run_dir,
+        keras_translator = load_model(self.run_dir,
                                                      direction="BtoA")
         image = photo(24, 18)
         self.assertAllEqual(keras_translator(image[np.newaxis])[0],
@@ -103,7 +105,7 @@ class TranslateTest(tf.test.TestCase):
 
     def test_tiles_blend_without_seams(self):
         image = photo(96, 136)
-        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+        translator = load_model(self.run_dir)
         whole = translator(image[np.newaxis])[0].astype(int)
         tiled = tiling.translate_tiled(translator, image, tile=64, overlap=24).astype(int)
         self.assertEqual(tiled.shape, whole.shape)
@@ -119,7 +121,7 @@ class TranslateTest(tf.test.TestCase):
         Image.fromarray(gray8.astype(np.uint16) * 257).save(os.path.join(folder, "sixteen.png"))
         self.assertEqual(Image.open(os.path.join(folder, "sixteen.png")).mode[:3], "I;1")
         out = os.path.join(self.tmp, "out_bit_depths")
-        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+        translator = load_model(self.run_dir)
         summary = inference.translate_images(translator, folder, out, log=lambda _: None)
         self.assertEqual(summary["translated"], 2)
         eight = np.asarray(Image.open(os.path.join(out, "eight.png")))
@@ -128,7 +130,7 @@ class TranslateTest(tf.test.TestCase):
 
     def test_keras_file_is_a_model(self):
         path = os.path.join(self.run_dir, "generators", "AtoB.keras")
-        translator = serving.load_translator(model=path)
+        translator = load_model(path)
         image = photo(24, 18)
         self.assertAllEqual(translator(image[np.newaxis])[0],
                             verify.reference_uint8(self.model, image))
@@ -138,7 +140,7 @@ class TranslateTest(tf.test.TestCase):
         self.assertIn("6 translated, 1 skipped", result.stdout)
 
     def test_large_images_tile_automatically_and_out_of_memory_retries_in_tiles(self):
-        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+        translator = load_model(self.run_dir)
         self.assertIsNone(inference.choose_tile(translator, 40, 52))
         # A self-attention model's limit: the translator tiles above it.
         calls = []
@@ -163,7 +165,7 @@ class TranslateTest(tf.test.TestCase):
         self.assertLessEqual(side, 64)
 
     def test_one_failing_file_does_not_end_the_run(self):
-        translator = serving.load_translator(checkpoint_dir=self.run_dir)
+        translator = load_model(self.run_dir)
 
         def flaky(images):
             if images.shape[1:3] == (21, 30):  # alpha.png
@@ -179,15 +181,17 @@ class TranslateTest(tf.test.TestCase):
                       reasons[os.path.join(self.inputs, "alpha.png")])
 
     def test_names_and_errors(self):
-        names = inference.output_names(["x/a.jpg", "x/a.png", "x/b.gif"])
+        names = images.output_names(["x/a.jpg", "x/a.png", "x/b.gif"])
         self.assertEqual(names, {"x/a.jpg": "a_jpg.png", "x/a.png": "a_png.png",
                                  "x/b.gif": "b.png"})
         with self.assertRaisesRegex(ValueError, "exactly one"):
-            serving.load_translator()
+            model_or_run(None, None)
+        with self.assertRaisesRegex(ValueError, "exactly one"):
+            model_or_run("a", "b")
         with self.assertRaisesRegex(ValueError, "--direction=CtoD"):
-            serving.load_translator(checkpoint_dir=self.run_dir, direction="CtoD")
+            load_model(self.run_dir, direction="CtoD")
         with self.assertRaisesRegex(FileNotFoundError, "several exports"):
-            serving.load_translator(model=self._two_exports())
+            load_model(self._two_exports())
         with self.assertRaisesRegex(FileNotFoundError, "does not exist"):
             images.list_images(os.path.join(self.tmp, "missing"))
         with self.assertRaisesRegex(ValueError, "is the input folder"):

@@ -15,7 +15,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from kgan.video import pipeline as video, ffmpeg as video_io
+from kgan.video import ffmpeg, pipeline as video
 from kgan.video.stabilize import TemporalStabilizer
 
 RATE = fractions.Fraction(30000, 1001)
@@ -23,7 +23,7 @@ RATE = fractions.Fraction(30000, 1001)
 
 def _make_clip(path, frames=16, size="48x32", rate="30000/1001", audio=True, pix_fmt="yuv420p"):
     """A scrolling testsrc clip with an optional sine-wave AAC track."""
-    args = [video.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
+    args = [ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
             "-i", f"testsrc=size={size}:rate={rate},scroll=horizontal=0.05"]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-c:a", "aac",
@@ -34,7 +34,7 @@ def _make_clip(path, frames=16, size="48x32", rate="30000/1001", audio=True, pix
 
 def _audio_packets(path):
     """(size, md5) of every packet of the audio stream, plus its codec header's md5."""
-    out = subprocess.run([video.ffmpeg_exe(), "-v", "error", "-i", path, "-map", "0:a:0",
+    out = subprocess.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-i", path, "-map", "0:a:0",
                           "-c", "copy", "-f", "framemd5", "-"], check=True,
                          stdout=subprocess.PIPE).stdout.decode()
     extradata = [line for line in out.splitlines() if line.startswith("#extradata")]
@@ -82,7 +82,7 @@ class VideoTest(tf.test.TestCase):
         self.assertTrue(info.has_audio)
 
     def test_probe_missing_or_unreadable_file(self):
-        with self.assertRaises(video.VideoNotFoundError):
+        with self.assertRaises(ffmpeg.VideoNotFoundError):
             video.probe(self._out("nope.mp4"))
         garbage = self._out("garbage.mp4")
         with open(garbage, "wb") as f:
@@ -93,9 +93,9 @@ class VideoTest(tf.test.TestCase):
     def test_millisecond_timestamps_snap_to_the_exact_rate(self):
         # Matroska stores 24000/1001 fps as rounded milliseconds.
         pts = [round(i * 1001 / 24) for i in range(30)]
-        rate = video_io._frame_rate(pts, [41] * 30, fractions.Fraction(1, 1000), "")
+        rate = ffmpeg._frame_rate(pts, [41] * 30, fractions.Fraction(1, 1000), "")
         self.assertEqual(rate, fractions.Fraction(24000, 1001))
-        self.assertEqual(video_io._frame_rate([0, 1001, 2002], [], fractions.Fraction(1, 30000),
+        self.assertEqual(ffmpeg._frame_rate([0, 1001, 2002], [], fractions.Fraction(1, 30000),
                                            ""), RATE)
 
     def test_read_frames_from_any_frame(self):
@@ -124,7 +124,7 @@ class VideoTest(tf.test.TestCase):
         error = np.mean([np.abs(r.astype(float) - (255 - s)).mean()
                          for r, s in zip(result, source)])
         self.assertLess(error, 8.0)  # H.264 at CRF 17 on a 48x32 test pattern
-        header = subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-i", out],
+        header = subprocess.run([ffmpeg.ffmpeg_exe(), "-hide_banner", "-i", out],
                                 stderr=subprocess.PIPE).stderr.decode()
         self.assertIn("yuv420p", header)
         self.assertFalse(os.path.exists(os.path.join(self.get_temp_dir(), ".out.mp4.parts")))
@@ -173,9 +173,9 @@ class VideoTest(tf.test.TestCase):
         self.assertEqual(fn.calls, 16)
 
     def test_is_video_path(self):
-        self.assertTrue(video.is_video_path("a/Clip.MP4"))
-        self.assertTrue(video.is_video_path("film.mkv"))
-        self.assertFalse(video.is_video_path("photo.jpg"))
+        self.assertTrue(ffmpeg.is_video_path("a/Clip.MP4"))
+        self.assertTrue(ffmpeg.is_video_path("film.mkv"))
+        self.assertFalse(ffmpeg.is_video_path("photo.jpg"))
 
     def test_short_tail_joins_the_last_segment(self):
         self.assertEqual(video._segment_length(0, 8, 20), 8)
@@ -204,8 +204,8 @@ class VideoTest(tf.test.TestCase):
 
     def test_missing_extra_names_it(self):
         with mock.patch.dict(sys.modules, {"imageio_ffmpeg": None}):
-            with self.assertRaisesRegex(video.VideoDependencyError, r"\.\[video\]"):
-                video.ffmpeg_exe()
+            with self.assertRaisesRegex(ffmpeg.VideoDependencyError, r"\.\[video\]"):
+                ffmpeg.ffmpeg_exe()
             with self.assertRaises(ImportError):
                 video.process_video(self.clip, self._out("x.mp4"), lambda f: f)
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from kgan.core.errors import ModelFileError
 from kgan.models import resnet_generator
-from kgan.serving.translators import load_translator
+from kgan.serving.loading import load_model
 from kgan.serving.worker import WorkerDiedError, WorkerTranslator
 
 import worker_fakes
@@ -35,8 +35,9 @@ class WorkerTest(tf.test.TestCase):
         path = os.path.join(tempfile.mkdtemp(), "g.keras")
         resnet_generator(n_blocks=1, ngf=4).save(path)
         images = np.stack([photo(36, 44), photo(36, 44, "chelsea")])
-        local = load_translator(path)
-        with WorkerTranslator(load_translator, (path,)) as worker:
+        local = load_model(path)
+        with load_model(path, max_memory_growth_mib=2048) as worker:
+            self.assertIsInstance(worker, WorkerTranslator)
             self.assertAllEqual(worker(images), local(images))
             self.assertEqual((worker.multiple, worker.fixed_size, worker.precision),
                              (local.multiple, None, "float32"))

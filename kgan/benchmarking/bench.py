@@ -203,7 +203,8 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
     Returns:
         ``{"keras": ips, "saved_model": ips, "tflite_float32": ips}`` (images per second).
     """
-    from kgan.exporting.export import convert_tflite, export_saved_model
+    from kgan.exporting.saved_model import export_saved_model
+    from kgan.exporting.tflite import convert_tflite
     from kgan.serving.translators import TFLiteRunner
 
     rng = np.random.default_rng(0)

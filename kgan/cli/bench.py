@@ -8,12 +8,11 @@ global batch) plus the measurement flags below. Example::
         --compare=mixed_precision=mixed_bfloat16 --output_json=bench.json
 """
 
-import json
-import os
 
 from absl import flags, logging
 
 from kgan.benchmarking import bench
+from kgan.core.atomic import write_json
 from kgan.cli.common import module_flag_names, run_cli
 from kgan.cli.train import config_from_flags
 from kgan.cli.flags import FLAG_GROUPS
@@ -55,9 +54,7 @@ def run(f):
     report = bench.benchmark(config, options, compare, f.peak_size, f.peak_reps, f.peaks)
     print(bench.format_report(report))
     if f.output_json:
-        os.makedirs(os.path.dirname(os.path.abspath(f.output_json)), exist_ok=True)
-        with open(f.output_json, "w") as handle:
-            json.dump(report, handle, indent=2)
+        write_json(f.output_json, report)
         print(f"wrote {f.output_json}")
 
 

@@ -56,24 +56,6 @@ def is_video(path):
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def parse_render_factor(text, video):
-    """``--render_factor`` as an int or ``"auto"`` (None: 21 for videos, 35 for photos)."""
-    from kgan.colorization.colorizer import PHOTO_RENDER_FACTOR, VIDEO_RENDER_FACTOR
-
-    if text is None or text == "":
-        return VIDEO_RENDER_FACTOR if video else PHOTO_RENDER_FACTOR
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UsageError(f"--render_factor={text}: use a positive integer (the model runs at "
-                         "16 x N px) or auto.")
-    return value
-
-
 class Progress:
     """A progress line with rate and ETA on stderr: updated in place (``\\r``) on a terminal,
     one line per tenth of the work otherwise (logs stay readable)."""
@@ -111,14 +93,17 @@ def _warn(message):
 def run(f):
     import tensorflow as tf
 
-    from kgan.colorization.colorizer import Colorizer, colorize_files, load_colorization_model
+    from kgan.colorization.colorizer import (Colorizer, check_colorizer, check_render_factor,
+                                             colorize_files)
+    from kgan.serving.loading import load_model
 
     tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
     video = is_video(f.input)
-    factor = parse_render_factor(f.render_factor, video)
+    factor = check_render_factor(f.render_factor, video)
     if not os.path.exists(f.input):
         raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
-    translator = load_colorization_model(f.model, f.precision)
+    translator = load_model(f.model, precision=f.precision)
+    check_colorizer(translator, f.model, log=_warn)
     fixed = getattr(translator, "fixed_size", None)
     if fixed:
         if factor == "auto":

@@ -22,7 +22,7 @@ import sys
 from absl import app, flags
 
 from kgan.core.atomic import disk_full_message, is_disk_full
-from kgan.core.errors import KganError
+from kgan.core.errors import KganError, UsageError
 
 FLAGS = flags.FLAGS
 
@@ -142,3 +142,16 @@ def run_cli(prog, run, define_flags, doc=None, groups=None, argv=None):
                                          or "the output folder", error))
 
     app.run(main, argv=argv, flags_parser=parse)
+
+
+def model_or_run(model, checkpoint_dir):
+    """The path a command's ``--model`` / ``--checkpoint_dir`` pair names, for
+    ``kgan.serving.loading.load_model``.
+
+    Raises:
+        UsageError: both or neither were given.
+    """
+    if bool(model) == bool(checkpoint_dir):
+        raise UsageError("Pass exactly one of --model (an export, .tflite or .keras file) and "
+                         "--checkpoint_dir (a training run).")
+    return model or checkpoint_dir

@@ -20,12 +20,13 @@ import time
 
 from absl import flags, logging
 
-from kgan.exporting import export
+from kgan.exporting import export, tflite
 from kgan.interop import pytorch_weights
 from kgan.cli.common import run_cli
 from kgan.data.images import list_images, load_image
 from kgan.core.errors import UsageError
 from kgan.models import DISCRIMINATORS, GENERATORS
+from kgan.serving.exports import MANIFEST
 
 NETWORK_FLAGS = ("pytorch", "generator", "ngf", "norm", "no_dropout", "discriminator", "ndf",
                  "n_layers_d")
@@ -56,8 +57,8 @@ def define_flags():
                         "saved_models/horse2zebra.")
     flags.DEFINE_boolean("export", True, "Export the generator (SavedModel, TFLite, ONNX) "
                          "with kgan.exporting.export; --noexport writes generator.keras only.")
-    flags.DEFINE_list("tflite", list(export.DEFAULT_TFLITE), "TFLite variants: any of "
-                      f"{', '.join(export.TFLITE_VARIANTS)}; empty for none.")
+    flags.DEFINE_list("tflite", list(tflite.DEFAULT_TFLITE), "TFLite variants: any of "
+                      f"{', '.join(tflite.TFLITE_VARIANTS)}; empty for none.")
     flags.DEFINE_integer("tflite_size", 256, "Square input size of the TFLite files.")
     flags.DEFINE_boolean("onnx", False, "Also write model.onnx (tf2onnx, verified with "
                          "onnxruntime; needs pip install -e \".[onnx]\").")
@@ -125,7 +126,7 @@ def convert(flag_values):
     tmp = keras_path[:-len(".keras")] + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, keras_path)
-    manifest = os.path.join(export_dir, "manifest.json")
+    manifest = os.path.join(export_dir, MANIFEST)
     return {"keras": keras_path, "manifest": manifest if os.path.isfile(manifest) else None,
             "conversion_seconds": round(seconds, 2)}
 

@@ -1,19 +1,18 @@
 """The local web demo: one Gradio tab per exported model, images in, before/after out.
 
 ``build_demo(model_paths)`` loads each export (a SavedModel export folder, a CycleGAN export
-folder holding ``AtoB/`` and ``BtoA/``, or a ``.tflite`` file) with kgan.translate's
-translators, reads its ``manifest.json``, and returns a ``gr.Blocks`` page. Users drop one or
-more images (any format and size kgan.translate reads), see input and output at full
-resolution with a before/after slider, and download the output PNGs. Large images go through
+folder holding ``AtoB/`` and ``BtoA/``, or a ``.tflite`` file) with
+``kgan.serving.loading.load_model``, reads its ``manifest.json`` (kgan.serving.exports), and
+returns a ``gr.Blocks`` page. Users drop one or more images (any format and size
+kgan.translate reads), see input and output at full resolution with a before/after slider, and download the output PNGs. Large images go through
 tiles (``kgan.serving.tiling``); unreadable files are reported in the page.
 
-The model-handling functions (``load_demo_model``, ``translate_files``) need no Gradio and are
+The model-handling functions (``demo_model``, ``translate_files``) need no Gradio and are
 what the tests call directly. Called by ``kgan.cli.demo`` (``python -m kgan.demo``). Gradio is
 the optional extra ``kgan[demo]``, imported lazily.
 """
 
 import dataclasses
-import json
 import os
 import tempfile
 import threading
@@ -22,9 +21,11 @@ import time
 from absl import logging
 
 from kgan.core.errors import KganError
-from kgan.data.images import ImageReadError, load_image, write_png
+from kgan.data.images import ImageReadError, load_image, write_image
+from kgan.colorization.colorizer import Colorizer, default_render_factor
+from kgan.serving import exports, runs
 from kgan.serving.inference import translate_one
-from kgan.serving.worker import load_translator_bounded
+from kgan.serving.loading import load_model
 
 DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
 KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
@@ -75,62 +76,11 @@ class DemoModel:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
 
-def find_exports(path):
-    """The exports behind a ``--model`` path: ``{direction: export path}``.
-
-    A ``.tflite`` file or a SavedModel export is one generator; a folder holding ``AtoB/``
-    and/or ``BtoA/`` exports (what ``kgan.exporting.export`` writes for CycleGAN) gives both.
-
-    Raises:
-        DemoModelError: the path is missing or holds no export.
-    """
-    if path.endswith(".tflite"):
-        if not os.path.isfile(path):
-            raise DemoModelError(f"--model={path}: no such .tflite file.")
-        return {"generator": path}
-    if not os.path.isdir(path):
-        raise DemoModelError(f"--model={path} does not exist; pass an export folder "
-                             "(python -m kgan.export --output_dir=...) or a .tflite file.")
-    directions = {d: os.path.join(path, d) for d in ("AtoB", "BtoA", "generator")
-                  if os.path.isfile(os.path.join(path, d, "manifest.json"))}
-    if directions:
-        return directions
-    if (os.path.isfile(os.path.join(path, "manifest.json"))
-            or os.path.isfile(os.path.join(path, "saved_model.pb"))
-            or any(name.isdigit() for name in os.listdir(path))):
-        return {"generator": path}
-    raise DemoModelError(f"--model={path} holds no kgan export (manifest.json, a SavedModel, "
-                         "or AtoB/ and BtoA/ exports).")
-
-
-def read_manifest(export_path):
-    """The ``manifest.json`` of an export folder, ``.tflite`` file or SavedModel version
-    folder; ``{}`` when there is none."""
-    folder = os.path.dirname(export_path) if export_path.endswith(".tflite") else export_path
-    for candidate in (folder, os.path.dirname(os.path.normpath(folder))):
-        path = os.path.join(candidate, "manifest.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-    return {}
-
-
-def _flags_model(folder):
-    """``--model`` from an export's ``flags.cfg`` (``kgan.exporting.export`` copies the run's), or None."""
-    for candidate in (folder, os.path.dirname(os.path.normpath(folder))):
-        path = os.path.join(candidate, "flags.cfg")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip().startswith("--model="):
-                        return line.strip().split("=", 1)[1]
-    return None
-
-
 def model_kind(path, exports, manifests):
     """What a model does: from its run's flags, else from its layout and network name."""
     folder = path if os.path.isdir(path) else os.path.dirname(path)
-    kind = _flags_model(folder)
+    kind = (runs.read_flags(folder) or runs.read_flags(os.path.dirname(os.path.normpath(folder)))
+            ).get("model")
     if kind in KIND_LABELS:
         return kind
     if "AtoB" in exports or "BtoA" in exports:
@@ -179,14 +129,15 @@ def manifest_facts(export_path, manifest):
     return facts
 
 
-def load_demo_model(path, max_memory_growth_mib=0):
-    """Loads every generator of one ``--model`` path for the demo.
+def demo_model(path, max_memory_growth_mib=0):
+    """One tab of the demo: every generator behind a ``--model`` path, loaded with
+    ``kgan.serving.loading.load_model``, and the facts its manifests give.
 
     Args:
         path: an export folder, a CycleGAN export folder, a SavedModel or a ``.tflite`` file.
         max_memory_growth_mib: above 0, each SavedModel generator runs in a worker process
-            replaced once its memory has grown this much (kgan.serving.worker: uploads of many sizes
-            would otherwise grow a long-running demo without bound).
+            replaced once its memory has grown this much (kgan.serving.worker: uploads of many
+            sizes would otherwise grow a long-running demo without bound).
 
     Returns:
         A ``DemoModel``.
@@ -194,22 +145,25 @@ def load_demo_model(path, max_memory_growth_mib=0):
     Raises:
         DemoModelError: not an export (the message names what is expected).
     """
-    exports = find_exports(path)
-    manifests = {d: read_manifest(p) for d, p in exports.items()}
+    try:
+        found = exports.find_exports(path)
+    except FileNotFoundError as error:
+        raise DemoModelError(str(error)) from error
+    manifests = {d: exports.read_manifest(p) for d, p in found.items()}
     translators = {}
-    for direction, export in exports.items():
+    for direction, export in found.items():
         try:
-            translators[direction] = load_translator_bounded(max_memory_growth_mib, export,
-                                                             log=logging.info)
+            translators[direction] = load_model(export, max_memory_growth_mib=max_memory_growth_mib,
+                                                log=logging.info)
         except (FileNotFoundError, ValueError, OSError) as error:
             raise DemoModelError(f"--model={path}: {error}") from error
-    kind = model_kind(path, exports, manifests)
+    kind = model_kind(path, found, manifests)
     base = os.path.basename(os.path.normpath(path))
     if base in DIRECTION_LABELS or base.isdigit():  # saved_models/NAME/generator -> NAME
         base = os.path.basename(os.path.dirname(os.path.abspath(path))) or base
     return DemoModel(name=f"{KIND_LABELS[kind]}: {base}", path=path, kind=kind,
                      translators=translators,
-                     facts={d: manifest_facts(exports[d], manifests[d]) for d in exports})
+                     facts={d: manifest_facts(found[d], manifests[d]) for d in found})
 
 
 # ----------------------------------------------------------------------------- translation
@@ -235,8 +189,6 @@ def colorize_array(translator, image, render_factor):
     """Colourises one uint8 image (kgan.colorization.colorizer: the model runs at 16 * render_factor px,
     its chroma is merged with the image's own full-resolution luma); ``render_factor`` may be
     ``"auto"``."""
-    from kgan.colorization.colorizer import Colorizer
-
     return Colorizer(translator, render_factor).colorize(image)
 
 
@@ -250,7 +202,8 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, rend
         output_dir: where ``<stem>_input.png`` (the decoded RGB input) and
             ``<stem>_output.png`` go.
         tile: tile side for large images.
-        render_factor: colourisation models: 16 * N px, or ``"auto"`` (default 35).
+        render_factor: colourisation models: 16 * N px, or ``"auto"`` (default: DeOldify's
+            photo factor, ``kgan.colorization.colorizer.default_render_factor``).
 
     Returns:
         ``(results, errors)``: results are dicts with ``name``, ``input``, ``output`` (PNG
@@ -271,7 +224,8 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, rend
         try:
             with model.lock:  # TFLite interpreters are not thread-safe
                 if model.kind == "colorize":
-                    output = colorize_array(translator, image, render_factor or 35)
+                    output = colorize_array(translator, image,
+                                            render_factor or default_render_factor())
                 else:
                     output = translate_array(translator, image, tile)
         except Exception as error:  # noqa: BLE001 - reported in the page, logged in one line
@@ -283,8 +237,8 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, rend
         result = {"name": name, "input": os.path.join(output_dir, stem + "_input.png"),
                   "output": os.path.join(output_dir, stem + "_output.png"),
                   "size": tuple(image.shape[:2]), "seconds": seconds}
-        write_png(result["input"], image)
-        write_png(result["output"], output)
+        write_image(result["input"], image)
+        write_image(result["output"], output)
         results.append(result)
     return results, errors
 
@@ -325,7 +279,7 @@ def _model_tab(gr, model, index, output_root, tile):
                                  value=directions[0], label="Direction",
                                  visible=len(directions) > 1)
             colour = model.kind == "colorize"
-            factor = gr.Slider(4, 60, value=35, step=1, visible=colour,
+            factor = gr.Slider(4, 60, value=default_render_factor(), step=1, visible=colour,
                                label="Render factor (the model runs at 16 x N px)",
                                elem_id=f"kgan-render-factor-{index}")
             auto = gr.Checkbox(False, label="auto (pick the factor per image)", visible=colour,
@@ -345,7 +299,7 @@ def _model_tab(gr, model, index, output_root, tile):
                                 interactive=False, elem_id=f"kgan-downloads-{index}")
     state = gr.State([])
 
-    def translate(uploaded, chosen, render_factor=35, use_auto=False):
+    def translate(uploaded, chosen, render_factor=default_render_factor(), use_auto=False):
         paths = _file_paths(uploaded)
         if not paths:
             return (None, [], None, summary_markdown(model, chosen, [], ["no file uploaded"]),
@@ -398,7 +352,7 @@ def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=No
         raise DemoModelError("Pass at least one --model=EXPORT (an export folder or a "
                              ".tflite file).")
     gr = import_gradio()
-    models = [load_demo_model(path, max_memory_growth_mib) for path in model_paths]
+    models = [demo_model(path, max_memory_growth_mib) for path in model_paths]
     output_root = output_root or tempfile.mkdtemp(prefix="kgan_demo_")
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
         gr.Markdown(f"# {title}\nDrop images on a tab; the output appears next to the input "

@@ -16,15 +16,17 @@ command prints the same table the run printed at the end of training.
 """
 
 import dataclasses
-import json
 import os
 
 from absl import flags
 
 from kgan.evaluation import evaluate as evaluation
 from kgan.metrics import image as metrics
+from kgan.core.atomic import write_json
 from kgan.serving import runs
-from kgan.cli.common import run_cli
+from kgan.cli.common import model_or_run, run_cli
+from kgan.colorization.colorizer import default_render_factor
+from kgan.serving.loading import load_model
 from kgan.core.errors import UsageError
 
 DEFAULT_CROP_SIZE = 256
@@ -39,7 +41,8 @@ def define_flags():
                       "restoration: clean images crappified on the fly; paired: test/ of "
                       "aligned pairs; unpaired: testA/testB (FID/KID only); colorize: colour "
                       "photos made gray, scored with colour metrics.")
-    flags.DEFINE_integer("render_factor", 35, "--data=colorize: the model runs at 16 x N px.")
+    flags.DEFINE_integer("render_factor", default_render_factor(), "--data=colorize: the model "
+                         "runs at 16 x N px.")
     flags.DEFINE_string("dataroot", None, "Data folder (default: the run's, else the built-in "
                         "held-out photos).")
     flags.DEFINE_string("degradations", "downscale,jpeg", "Crappify degradations "
@@ -64,26 +67,13 @@ def define_flags():
                         "runs_compared.html in the first run's parent folder).")
 
 
-def read_run_flags(run_dir):
-    """The ``--name=value`` lines of a run's flags.cfg as a dict of strings ({} without one)."""
-    path = os.path.join(run_dir, runs.FLAGFILE)
-    values = {}
-    if os.path.isfile(path):
-        with open(path) as handle:
-            for line in handle:
-                name, _, value = line.strip().lstrip("-").partition("=")
-                if value:
-                    values[name] = value
-    return values
-
-
 def data_options(f):
     """The evaluation data options: given flags first, then the run's flags.cfg, then defaults.
 
     Returns:
         A dict with dataroot, degradations, seed and crop_size.
     """
-    run_flags = read_run_flags(f.checkpoint_dir) if f.checkpoint_dir else {}
+    run_flags = runs.read_flags(f.checkpoint_dir) if f.checkpoint_dir else {}
     given = lambda name: f[name].present  # noqa: E731
     options = {
         "dataroot": f.dataroot if given("dataroot") else run_flags.get("dataroot"),
@@ -97,13 +87,18 @@ def data_options(f):
 
 
 def load_generator(f):
-    if bool(f.checkpoint_dir) == bool(f.model):
-        raise UsageError("Pass exactly one of --checkpoint_dir=RUN or --model=PATH.keras.")
-    if f.model:
-        return runs.load_generator(f.model)
-    generators = runs.find_generators(f.checkpoint_dir)
-    name = "generator" if "generator" in generators else f.direction
-    return runs.load_generator(runs.generator_path(f.checkpoint_dir, name))
+    """The Keras generator to score (kgan.serving.loading: a run folder or a ``.keras`` file;
+    the float graph is scored, so exports without their ``.keras`` source do not apply)."""
+    path = model_or_run(f.model, f.checkpoint_dir)
+    direction = None
+    if f.checkpoint_dir and "generator" not in runs.find_generators(f.checkpoint_dir):
+        direction = f.direction
+    translator = load_model(path, direction)
+    if getattr(translator, "model", None) is None:
+        raise UsageError(f"kgan.evaluate scores a Keras generator; {path} is an export. Pass "
+                         "its .keras file (--model=RUN/generators/NAME.keras) or "
+                         "--checkpoint_dir=RUN.")
+    return translator.model
 
 
 def run_colorize(f):
@@ -123,10 +118,8 @@ def run_colorize(f):
     return results
 
 
-def write_json(path, results):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as out:
-        json.dump(results, out, indent=2)
+def write_results(path, results):
+    write_json(path, results)
     print(f"wrote {path}")
 
 
@@ -165,7 +158,7 @@ def run(f):
     if f.data == "colorize":
         results = run_colorize(f)
         if f.output_json:
-            write_json(f.output_json, results)
+            write_results(f.output_json, results)
         return
     names = evaluation.parse_metrics(f.metrics, f.data)
     if any(m in evaluation.SET_METRICS for m in names):
@@ -184,7 +177,7 @@ def run(f):
         "seed": options["seed"], "crop_size": options["crop_size"]}
     print(evaluation.format_table(results))
     if f.output_json:
-        write_json(f.output_json, results)
+        write_results(f.output_json, results)
 
 
 def main(argv=None):

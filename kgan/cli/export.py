@@ -18,7 +18,9 @@ from absl import flags, logging
 
 from kgan.cli.common import run_cli
 from kgan.data.images import ImageNotFoundError, ImageReadError, list_images, load_image
-from kgan.exporting.export import DEFAULT_TFLITE, SAVED_MODEL_VERSION, TFLITE_VARIANTS, export_run
+from kgan.exporting.export import export_run
+from kgan.exporting.tflite import DEFAULT_TFLITE, TFLITE_VARIANTS
+from kgan.serving.exports import MANIFEST, SAVED_MODEL_VERSION
 
 
 def define_flags():
@@ -80,7 +82,7 @@ def run(f):
             logging.info("%s: model.onnx (%.2f MB) max abs error %s", name,
                          manifest["onnx"]["size_bytes"] / 1e6,
                          manifest["onnx"].get("verification", {}).get("max_abs_error"))
-    print(json.dumps({name: os.path.join(f.output_dir, name, "manifest.json")
+    print(json.dumps({name: os.path.join(f.output_dir, name, MANIFEST)
                       for name in manifests}))
 
 

@@ -1,8 +1,8 @@
-"""The absl flags of ``python -m kgan.train`` (and kgan.benchmarking.bench), named as the PyTorch reference
+"""The absl flags of ``python -m kgan.train`` (and kgan.bench), named as the PyTorch reference
 (snake_case) with its defaults, plus the reference's own spellings (old and new) as aliases.
 Defaults come from ``kgan.recipes.config.TrainConfig`` (one source of truth); per-model defaults
-(pix2pix: unet_256, batch norm, dropout, vanilla GAN, no pool) apply to flags the user did not
-set, as the reference does.
+(each recipe registers its own, kgan.recipes.registry; pix2pix: unet_256, batch norm, dropout,
+vanilla GAN, no pool) apply to flags the user did not set, as the reference does.
 
 Called by kgan.cli.train and kgan.cli.bench; ``FLAG_GROUPS`` orders ``--help``.
 """
@@ -11,9 +11,10 @@ from absl import flags
 
 from kgan.models import DISCRIMINATORS, ENCODERS, GENERATORS
 from kgan.recipes.config import DEFAULTS as D
-from kgan.recipes.config import FIELD_NAMES, MODEL_DEFAULTS, MODELS, PREPROCESS, RESTORE_PHASES
+from kgan.recipes import registry
+from kgan.recipes.config import FIELD_NAMES, PREPROCESS, RESTORE_PHASES
 
-__all__ = ["ALIASES", "FLAG_GROUPS", "MODEL_DEFAULTS", "define_flags"]
+__all__ = ["ALIASES", "FLAG_GROUPS", "define_flags"]
 
 # (group title, first flag of the group) in definition order; --help lists flags by group.
 _GROUP_STARTS = (("model", "model"), ("losses", "gan_mode"), ("training", "lr"),
@@ -28,8 +29,8 @@ def define_flags():
         return
     d = flags
     # What to train.
-    d.DEFINE_enum("model", D.model, MODELS, "cycle_gan | pix2pix | restore (NoGAN) | "
-                  "colorize (NoGAN on gray -> colour, luma-preserving).")
+    d.DEFINE_enum("model", D.model, registry.names(), " | ".join(
+        f"{name} ({registry.get(name).summary})" for name in registry.names()) + ".")
     d.DEFINE_enum("generator", D.generator, GENERATORS, "Generator architecture.")
     d.DEFINE_enum("discriminator", D.discriminator, DISCRIMINATORS,
                   "basic (70x70 PatchGAN) | n_layers | pixel (1x1).")

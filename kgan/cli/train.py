@@ -14,12 +14,13 @@ import shutil
 import sys
 
 from kgan.training import distribute
-from kgan.core.atomic import atomic_path
+from kgan.core.atomic import write_text
 from kgan.cli.common import run_cli
 from kgan.cli.flags import ALIASES, FLAG_GROUPS, define_flags
 from kgan.training.preemption import TrainingInterrupted
 from kgan.recipes import FIELD_NAMES, TrainConfig, setup, train, with_model_defaults
 from kgan.training.run_lock import RunLock
+from kgan.serving import runs
 
 FLAGS_MODULE = "kgan.cli.flags"
 
@@ -59,20 +60,15 @@ def flagfile_lines(config):
 
 def write_flagfile(path, config):
     """Writes the flagfile of ``config`` atomically."""
-    with atomic_path(path, "the flagfile") as partial:
-        with open(partial, "w") as handle:
-            handle.write("\n".join(flagfile_lines(config)) + "\n")
+    write_text(path, "\n".join(flagfile_lines(config)) + "\n", "the flagfile")
 
 
 def predates_residual_option(run_dir):
     """True when ``run_dir/flags.cfg`` was written by kgan before cycle_gan and pix2pix honoured
     ``--residual`` (it then wrote ``--residual`` for every model and had no ``--lambda_gan``)."""
-    path = os.path.join(run_dir, "flags.cfg")
-    if not os.path.isfile(path):
-        return False
-    with open(path) as handle:
-        lines = handle.read().split()
-    return "--residual" in lines and not any(line.startswith("--lambda_gan=") for line in lines)
+    flags_cfg = runs.read_flags(run_dir)
+    return "residual" in flags_cfg and flags_cfg["residual"] is None \
+        and "lambda_gan" not in flags_cfg
 
 
 def run(flag_values):

@@ -34,9 +34,10 @@ import time
 
 from absl import flags, logging
 
-from kgan.cli.common import run_cli
+from kgan.cli.common import model_or_run, run_cli
 from kgan.serving.inference import translate_images
-from kgan.serving.worker import WorkerTranslator, load_translator_bounded
+from kgan.serving.loading import load_model
+from kgan.serving.worker import WorkerTranslator
 
 
 def define_flags():
@@ -75,8 +76,8 @@ def run(f):
     start = time.time()
     # A single image has nothing to gain from a worker.
     growth_mib = f.max_memory_growth_mib if os.path.isdir(f.input) else 0
-    translator = load_translator_bounded(growth_mib, f.model, f.checkpoint_dir, f.direction,
-                                         f.precision, log=logging.info)
+    translator = load_model(model_or_run(f.model, f.checkpoint_dir), f.direction, f.precision,
+                            max_memory_growth_mib=growth_mib, log=logging.info)
     logging.info("Loaded the model in %.1f s.", time.time() - start)
     try:
         summary = translate_images(translator, f.input, f.output, batch_size=f.batch_size,

@@ -21,8 +21,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kgan.core.errors import KganError, ModelFileError, UsageError
+import keras
+
+from kgan.core.errors import KganError, UsageError
+from kgan.data.images import load_image_with_alpha, plan_outputs, write_image
 from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
+from kgan.serving.translators import KerasTranslator
 
 RENDER_MULTIPLE = 16
 PHOTO_RENDER_FACTOR = 35
@@ -32,6 +36,37 @@ AUTO_FACTORS = (14, 21, 28, 35, 42)
 FITS = ("stretch", "pad")
 _AUTO_COMPARE_SIDE = 256
 _OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
+
+
+def default_render_factor(video=False):
+    """DeOldify's recommended render factor: 21 for video frames, 35 for photos."""
+    return VIDEO_RENDER_FACTOR if video else PHOTO_RENDER_FACTOR
+
+
+def check_render_factor(value, video=False):
+    """A render factor as given by a user or a caller: a positive integer, ``"auto"``, or
+    None / ``""`` for the default (``default_render_factor(video)``); text is parsed.
+
+    Returns:
+        An int, or ``"auto"``.
+
+    Raises:
+        UsageError: anything else (one line naming what is accepted).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default_render_factor(video)
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        try:
+            value = int(value)
+        except ValueError:
+            value = 0
+    if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) \
+            or value < 1:
+        raise UsageError(f"render_factor={value!r}: use a positive integer (the model runs at "
+                         f"{RENDER_MULTIPLE} x N px) or auto.")
+    return int(value)
 
 
 class ColorizeError(KganError, RuntimeError):
@@ -47,7 +82,7 @@ class ColorizeOutOfMemoryError(ColorizeError, MemoryError):
 # SavedModel's colorize_uint8 signature.
 
 
-def to_uint8(rgb01):
+def rgb01_to_uint8(rgb01):
     """float RGB in [0, 1] -> uint8, rounded and clipped."""
     return tf.cast(tf.clip_by_value(tf.round(rgb01 * 255.0), 0.0, 255.0), tf.uint8)
 
@@ -86,7 +121,7 @@ def render_input(y, size, fit="stretch"):
     top, left = (size - inner_h) // 2, (size - inner_w) // 2
     small = tf.gather(small, _edge_indices(inner_h, top, size - inner_h - top), axis=1)
     small = tf.gather(small, _edge_indices(inner_w, left, size - inner_w - left), axis=2)
-    gray = to_uint8(small)
+    gray = rgb01_to_uint8(small)
     return tf.concat([gray, gray, gray], axis=-1), (top, left, inner_h, inner_w)
 
 
@@ -146,10 +181,7 @@ def _as_rgb01(image):
 def as_translator(model):
     """A uint8 batch -> uint8 batch callable (``fixed_size`` attribute) for a Keras model, or
     ``model`` itself when it already is one (``kgan.translate`` translators)."""
-    import keras
-
     if isinstance(model, keras.Model):
-        from kgan.serving.translators import KerasTranslator
         return KerasTranslator(model)
     if not callable(model):
         raise UsageError(f"Expected a keras.Model or a translator, got {type(model).__name__}.")
@@ -161,7 +193,7 @@ class Colorizer:
     running out of memory.
 
     Args:
-        model: a colourisation ``keras.Model`` or a translator (``load_colorization_model``).
+        model: a colourisation ``keras.Model`` or a translator (``kgan.serving.loading``).
         render_factor: the model runs at ``16 * render_factor`` px, or ``"auto"`` (the factor
             of ``auto_factors`` whose chroma agrees best with the per-pixel median over all of
             them). A fixed-size (TFLite) model always runs at its own size.
@@ -176,15 +208,12 @@ class Colorizer:
                  log=logging.warning):
         self.translator = as_translator(model)
         self.fixed_size = getattr(self.translator, "fixed_size", None)
+        render_factor = check_render_factor(render_factor)
         self.auto = render_factor == "auto"
         if self.auto and self.fixed_size:
             raise UsageError(f"render_factor=auto needs a model that takes any size; this one "
                              f"runs at a fixed {self.fixed_size} px (TFLite). Use a SavedModel "
                              "export or a .keras file.")
-        if not self.auto and (not isinstance(render_factor, (int, np.integer))
-                              or render_factor < 1):
-            raise UsageError(f"render_factor must be a positive integer or 'auto', got "
-                             f"{render_factor!r}.")
         if fit not in FITS:
             raise UsageError(f"Unknown fit {fit!r}; use one of {', '.join(FITS)}.")
         self.render_factor = None if self.auto else int(render_factor)
@@ -271,7 +300,7 @@ class Colorizer:
             factor, (output, box) = self._square_with_fallback(y, self.render_factor)
         self.last_render_factor = factor
         uv = square_chroma(output, box, rgb01.shape[1], rgb01.shape[2])
-        result = to_uint8(merge_luma_chroma(y, uv))[0].numpy()
+        result = rgb01_to_uint8(merge_luma_chroma(y, uv))[0].numpy()
         if alpha is not None:
             result = np.concatenate([result, alpha[..., None]], axis=-1)
         return result
@@ -294,59 +323,32 @@ def colorize_image(model, image, render_factor=PHOTO_RENDER_FACTOR, fit="stretch
     return Colorizer(model, render_factor, fit, **options).colorize(image)
 
 
-def load_colorization_model(path, precision="float32"):
-    """A translator for ``path``: a ``.keras`` file, a SavedModel export or a ``.tflite`` file,
-    computing in ``precision`` (``float32`` or ``bfloat16``; see ``kgan.serving.translators``).
+def check_colorizer(translator, path, log=logging.warning):
+    """Says (through ``log``) when ``translator`` is not a colourisation model: one without
+    kgan's luma-preserving head, or an export without a ``colorize_uint8`` signature. Only its
+    chroma is then used.
 
-    A model without kgan's luma-preserving head (any RGB generator trained on gray inputs)
-    works too: only its chroma is used; a warning says so.
+    Args:
+        translator: from ``kgan.serving.loading.load_model``.
+        path: the model's path, for the message.
+        log: called with the message.
 
-    Raises:
-        ModelFileError: the path is missing or not a model.
+    Returns:
+        True when it is a colourisation model.
     """
-    from kgan.serving.translators import KerasTranslator, SavedModelTranslator, load_translator
-
-    if not os.path.exists(path):
-        raise ModelFileError(f"--model {path} does not exist; pass a colourisation export "
-                             "(python -m kgan.export), a .keras or a .tflite file.")
-    if path.endswith(".keras"):
-        from kgan.serving.runs import load_generator
-        model = load_generator(path)
-        if not is_colorization_model(model):
-            logging.warning("%s has no LumaChromaMerge head; using the chroma of its RGB output.",
-                            path)
-        return KerasTranslator(model, precision)
-    try:
-        translator = load_translator(model=path, precision=precision)
-    except (FileNotFoundError, ValueError) as error:
-        raise ModelFileError(str(error)) from error
-    if isinstance(translator, SavedModelTranslator) and (
-            "colorize_uint8" not in translator.loaded.signatures):
-        logging.warning("%s has no colorize_uint8 signature (not exported from a colourisation "
-                        "model); using the chroma of its translate_uint8 output.", path)
-    return translator
+    model = getattr(translator, "model", None)
+    loaded = getattr(translator, "loaded", None)
+    if model is not None and not is_colorization_model(model):
+        log(f"{path} has no LumaChromaMerge head; using the chroma of its RGB output.")
+        return False
+    if loaded is not None and "colorize_uint8" not in loaded.signatures:
+        log(f"{path} has no colorize_uint8 signature (not exported from a colourisation "
+            "model); using the chroma of its translate_uint8 output.")
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def output_path_for(path, output_dir, fmt, names):
-    """``output_dir/<stem>.<fmt>`` for an input (``names`` from ``kgan.serving.inference.output_names``)."""
-    return os.path.join(output_dir, os.path.splitext(names[path])[0] + "." + fmt)
-
-
-def write_image(path, image, fmt="png"):
-    """Writes uint8 RGB or RGBA atomically (a temporary name, then ``os.replace``); JPEG drops
-    the alpha channel (quality 95)."""
-    from PIL import Image
-
-    image = np.asarray(image, np.uint8)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    if fmt == "jpg":
-        Image.fromarray(image[..., :3]).save(tmp, format="JPEG", quality=95)
-    else:
-        Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 def colorize_files(colorizer, input_path, output_dir, fmt="png", progress=None, log=print):
@@ -364,18 +366,10 @@ def colorize_files(colorizer, input_path, output_dir, fmt="png", progress=None, 
         ``{"colorized": n, "outputs": [paths], "skipped": [(path, reason)], "seconds": s,
         "render_factors": {path: factor}}``.
     """
-    from kgan.data.images import list_images, load_image_with_alpha
-    from kgan.serving.inference import output_names
-
     if fmt not in ("png", "jpg"):
         raise UsageError(f"Unknown output format {fmt!r}; use png or jpg.")
-    paths = list_images(input_path)
-    input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
-    if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
-        raise UsageError(f"--output {output_dir} is the input folder; outputs could overwrite "
-                         "inputs. Choose another --output folder.")
-    os.makedirs(output_dir, exist_ok=True)
-    names = output_names(paths)
+    planned = plan_outputs(input_path, output_dir, fmt)
+    paths = list(planned)
     start = time.time()
     outputs, skipped, factors = [], [], {}
     for done, path in enumerate(paths, 1):
@@ -386,8 +380,8 @@ def colorize_files(colorizer, input_path, output_dir, fmt="png", progress=None, 
             log(f"kgan.colorize: skipped {os.path.basename(path)}: not a readable image")
         else:
             image = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=-1)
-            out_path = output_path_for(path, output_dir, fmt, names)
-            write_image(out_path, colorizer.colorize(image), fmt)
+            out_path = planned[path]
+            write_image(out_path, colorizer.colorize(image))
             outputs.append(out_path)
             factors[path] = colorizer.last_render_factor
         if progress:

@@ -13,6 +13,7 @@ kgan.exporting.export. Imports nothing from kgan but its errors.
 """
 
 import contextlib
+import json
 import errno
 import os
 
@@ -103,3 +104,16 @@ def atomic_path(path, what=None):
             raise DiskFullError(disk_full_message(what or os.path.basename(path), folder, error,
                                                   kept)) from error
         raise
+
+
+def write_text(path, text, what=None):
+    """Writes ``text`` (UTF-8) to ``path`` atomically, creating the folder; ``what`` names the
+    file in a disk-full message."""
+    with atomic_path(path, what) as partial:
+        with open(partial, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+
+
+def write_json(path, value, what=None):
+    """Writes ``value`` as indented JSON to ``path`` atomically (``write_text``)."""
+    write_text(path, json.dumps(value, indent=2) + "\n", what)

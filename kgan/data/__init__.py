@@ -10,7 +10,7 @@ from kgan.data.crappify import (DEFAULT_DEGRADATIONS, DEGRADATIONS, crappify, cr
 from kgan.data.folders import DIRECTIONS, paired_dataset, unpaired_dataset
 from kgan.data.images import (IMAGE_EXTENSIONS, DataError, ImageNotFoundError, ImageReadError,
                               image_size, list_images, load_image, load_image_with_alpha,
-                              write_png)
+                              write_image)
 from kgan.data.sources import (DatasetInfo, ImageSource, measure_throughput, read_image_folder,
                                scan_folder)
 from kgan.data.samples import TEST_PHOTOS, TRAIN_PHOTOS, sample_mapping, sample_photos

@@ -29,7 +29,7 @@ from kgan.data import samples
 from kgan.data.augment import resize_uint8, to_float
 from kgan.data.folders import finish_dataset, resolve_seed
 from kgan.data.images import (DataError, ImageNotFoundError, ImageReadError, list_images,
-                              load_image, write_png)
+                              load_image, write_image)
 from kgan.data.sources import DatasetInfo, ImageSource, scan_folder
 
 DEGRADATIONS = ("grayscale", "blur", "downscale", "noise", "text", "jpeg")
@@ -350,7 +350,7 @@ def crappify_folder(input_dir, output_dir, degradations, seed=0, **ranges):
         file_seed = [seed, zlib.crc32(name.encode())]
         degraded = crappify_array(image, names, file_seed, **ranges)
         stem = os.path.splitext(name)[0]
-        write_png(os.path.join(output_dir, stem + ".png"), degraded)
+        write_image(os.path.join(output_dir, stem + ".png"), degraded)
         written += 1
     if written == 0:
         raise DataError(f"No readable image in {input_dir} ({skipped} file(s) failed to decode).")

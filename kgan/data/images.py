@@ -199,11 +199,66 @@ def image_size(path):
         raise ImageReadError(f"{path}: not a readable image ({error})") from error
 
 
-def write_png(path, image):
-    """Writes uint8 (H, W, 3) or (H, W, 4) ``image`` as a PNG file, atomically (temporary name,
-    then rename; a full disk raises ``kgan.core.atomic.DiskFullError``), creating the folder."""
+def write_image(path, image):
+    """THE image writer: uint8 (H, W, 3) or (H, W, 4) ``image`` to ``path``, atomically
+    (temporary name, then rename; a full disk raises ``kgan.core.atomic.DiskFullError``),
+    creating the folder. ``.jpg``/``.jpeg`` paths get JPEG at quality 95 (alpha dropped), any
+    other path PNG.
+
+    Raises:
+        ValueError: ``image`` is not a uint8 (H, W, 3 or 4) array.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (3, 4):
+        raise ValueError(f"Images are written from uint8 (H, W, 3 or 4) arrays; got "
+                         f"{image.dtype} {image.shape}.")
+    jpeg = path.lower().endswith((".jpg", ".jpeg"))
     with atomic_path(path) as partial:
-        Image.fromarray(np.asarray(image, np.uint8)).save(partial, format="PNG")
+        if jpeg:
+            Image.fromarray(image[..., :3]).save(partial, format="JPEG", quality=95)
+        else:
+            Image.fromarray(image).save(partial, format="PNG")
+
+
+def output_names(paths, extension="png"):
+    """Maps input paths to output file names keeping the stems (``a.jpg`` -> ``a.png``); inputs
+    sharing a stem keep their extension too (``a.jpg`` -> ``a_jpg.png``)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    names = {}
+    for path, stem in zip(paths, stems):
+        if stems.count(stem) > 1:
+            stem = f"{stem}_{os.path.splitext(path)[1].lstrip('.').lower()}"
+        names[path] = f"{stem}.{extension}"
+    return names
+
+
+def plan_outputs(input_path, output_dir, extension="png"):
+    """The one plan of a file-or-folder command's outputs: the input images, each with its
+    output path in ``output_dir`` (created).
+
+    Args:
+        input_path: an image file or a folder of images (not recursive).
+        output_dir: where the outputs go; refused when it is the input folder.
+        extension: the outputs' file extension (``png`` or ``jpg``).
+
+    Returns:
+        ``{input path: output path}`` in ``list_images`` order.
+
+    Raises:
+        ImageNotFoundError: no image files.
+        DataError: ``output_dir`` is the input folder (outputs could overwrite inputs).
+    """
+    paths = list_images(input_path)
+    if not paths:
+        raise ImageNotFoundError(f"{input_path} holds no image files; pass an image file or a "
+                                 "folder of JPEG/PNG/BMP/GIF/TIFF/WebP images.")
+    input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
+        raise DataError(f"--output {output_dir} is the input folder; outputs could overwrite "
+                        "inputs. Choose another --output folder.")
+    os.makedirs(output_dir, exist_ok=True)
+    names = output_names(paths, extension)
+    return {path: os.path.join(output_dir, names[path]) for path in paths}
 
 
 def try_load(path):

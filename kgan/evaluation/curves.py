@@ -8,9 +8,10 @@ Called by kgan.evaluation.report.
 import collections
 import glob
 import os
-import tempfile
 
 import numpy as np
+
+from kgan.core.atomic import atomic_path
 
 EVENT_PATTERN = "events.out.tfevents.*"
 # Tags not plotted by default: throughput figures are not training curves.
@@ -138,7 +139,8 @@ def plot_curves(series, path, columns=3, title=None):
         figure.suptitle(title, fontsize=11, y=0.995)
     top = 1.0 - (0.05 * legend_rows + (0.04 if title else 0)) * 3 / max(rows + 1, 3)
     figure.tight_layout(rect=(0, 0, 1, top))
-    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
+    with atomic_path(path, "a loss-curve plot") as partial:
+        figure.savefig(partial, dpi=90, format="png")
     plt.close(figure)
     return drawn
 
@@ -151,20 +153,3 @@ def plot_or_explain(series, path):
     except ImportError:
         return {}, ("<p>The loss curves need matplotlib: <code>pip install -e "
                     "\".[report]\"</code>.</p>")
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def atomic_write(path, write):
-    """Calls ``write(temp_path)`` and renames the result onto ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -19,10 +19,11 @@ import html
 import os
 
 import numpy as np
-from PIL import Image
 
-from kgan.evaluation.curves import EVENT_PATTERN, atomic_write, plot_curves, plot_or_explain
-from kgan.evaluation.curves import read_scalars
+from kgan.core.atomic import write_text
+from kgan.data.images import write_image
+from kgan.evaluation.curves import (EVENT_PATTERN, plot_curves, plot_or_explain,
+                                    read_scalars)
 
 __all__ = ["EVENT_PATTERN", "RunSummary", "held_out_examples", "plot_curves", "read_scalars",
            "write_comparison_report", "write_run_report"]
@@ -46,23 +47,6 @@ class RunSummary:
     metrics: dict = None
 
 
-def write_text(path, text):
-    """Writes ``text`` to ``path`` atomically (UTF-8)."""
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    atomic_write(path, write)
-
-
-def write_png(path, image):
-    """Writes uint8 (H, W, 3) ``image`` to ``path`` as PNG, atomically."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3:
-        raise ValueError(f"Report images are uint8 (H, W, 3); got {image.dtype} "
-                         f"{image.shape}.")
-    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
-
-
 def _slug(text):
     """A file-name-safe version of an example name."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
@@ -81,7 +65,7 @@ def _save_examples(examples, folder, prefix=""):
         for role, image in zip(("input", "output", "target"), images):
             if image is not None:
                 row[role] = os.path.join(folder, f"{slug}_{role}.png")
-                write_png(row[role], image)
+                write_image(row[role], image)
         rows.append(row)
     return rows
 

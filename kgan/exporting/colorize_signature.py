@@ -7,19 +7,16 @@ size in, the gray render square through the model, the chroma upsampled and merg
 full-resolution luma, uint8 of the same size out.
 """
 
-import os
-import subprocess
-import sys
-import tempfile
-
 import numpy as np
 import tensorflow as tf
 
 from kgan.metrics import color as color_metrics
 from kgan.colorization.colorizer import (PHOTO_RENDER_FACTOR, RENDER_MULTIPLE,
                                          VIDEO_RENDER_FACTOR, Colorizer, as_translator,
-                                         colorize_float, to_uint8)
+                                         colorize_float, rgb01_to_uint8)
 from kgan.models.colorize import is_colorization_model
+from kgan.exporting.verify import (UINT8_TOLERANCE, ExportVerificationError,
+                                   run_in_fresh_tensorflow)
 
 VERIFY_RENDER_FACTORS = (8, 21)
 
@@ -35,7 +32,7 @@ def colorize_signature_fn(model, multiple):
     def colorize_uint8(images, render_factor):
         size = RENDER_MULTIPLE * tf.maximum(render_factor, 1)
         rgb01 = tf.cast(images, tf.float32) / 255.0
-        return {"images": to_uint8(colorize_float(translate_uint8, rgb01, size))}
+        return {"images": rgb01_to_uint8(colorize_float(translate_uint8, rgb01, size))}
 
     return colorize_uint8
 
@@ -60,21 +57,13 @@ def add_colorize_endpoint(archive, model, multiple):
                                   "model's chroma"}}
 
 
-# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
-_RELOAD_SCRIPT = r"""
-import sys
-import numpy as np
-import tensorflow as tf
-saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
-data = np.load(inputs_path, allow_pickle=False)
-function = tf.saved_model.load(saved_model_dir).signatures["colorize_uint8"]
-outputs = {}
+# Reruns colorize_uint8 on each ``<image>_<render factor>`` input.
+_COLORIZE_CHECK = r"""
 for key in data.files:
     image, factor = key.rsplit("_", 1)
-    outputs[key] = function(images=tf.constant(data[key]),
-                            render_factor=tf.constant(int(factor), tf.int32))["images"].numpy()
-assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
-np.savez(outputs_path, **outputs)
+    outputs[key] = signatures["colorize_uint8"](
+        images=tf.constant(data[key]),
+        render_factor=tf.constant(int(factor), tf.int32))["images"].numpy()
 """
 
 
@@ -90,23 +79,10 @@ def verify_colorize_signature(saved_model_dir, model, images, factors=VERIFY_REN
     Raises:
         ExportVerificationError: a mismatch or a failed reload.
     """
-    from kgan.exporting.verify import UINT8_TOLERANCE, ExportVerificationError
-
     inputs = {f"{i}_{factor}": image[np.newaxis] for i, image in enumerate(images)
               for factor in factors}
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs_path, outputs_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(inputs_path, **inputs)
-        result = subprocess.run(
-            [sys.executable, "-c", _RELOAD_SCRIPT, saved_model_dir, inputs_path, outputs_path],
-            capture_output=True, text=True, cwd=tmp,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        if result.returncode != 0:
-            raise ExportVerificationError(
-                f"Reloading {saved_model_dir} for colorize_uint8 in a fresh TensorFlow process "
-                f"failed:\n{result.stderr[-3000:]}")
-        with np.load(outputs_path, allow_pickle=False) as loaded:
-            outputs = {key: loaded[key] for key in loaded.files}
+    outputs = run_in_fresh_tensorflow(saved_model_dir, inputs, _COLORIZE_CHECK,
+                                      "colorize_uint8")
     worst, worst_luma = 0, 0.0
     translator = as_translator(model)  # one traced function for every size
     for key, batch in inputs.items():

@@ -1,4 +1,5 @@
-"""Exports generators to a SavedModel (for TF Serving) and TFLite files, each verified
+"""Exports a generator to an export folder: SavedModel (kgan.exporting.saved_model, for TF
+Serving), TFLite files (kgan.exporting.tflite) and ONNX (kgan.exporting.onnx), each verified
 numerically (kgan.exporting.verify) before the export is declared done.
 
 An export directory looks like::
@@ -16,15 +17,10 @@ renamed into place (an existing export is replaced only after that, with ``overw
 failed or killed export never leaves a folder that kgan.translate or TF Serving would load, and
 never destroys the previous good export.
 
-The SavedModel is written by ``keras.export.ExportArchive`` and the TFLite files are converted
-from SavedModels written the same way: TFLite from a tf.function of a Keras 3 model gave wrong
-numbers on TF 2.21 (ARCHITECTURE.md, "traps").
-
-Called by kgan.cli.export (``python -m kgan.export`` runs it), kgan.cli.train (``--export_dir``)
-and kgan.cli.convert.
+Called by kgan.cli.export (``python -m kgan.export``), kgan.recipes (``--export_dir``) and
+kgan.cli.convert.
 """
 
-import json
 import os
 import re
 import shutil
@@ -33,161 +29,26 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
 
 import keras
 
 import kgan
 from kgan.serving import runs
-from kgan.core.atomic import process_exists
-from kgan.exporting.colorize_signature import add_colorize_endpoint, verify_colorize_signature
+from kgan.core.atomic import process_exists, write_json
+from kgan.exporting.colorize_signature import verify_colorize_signature
+from kgan.exporting.saved_model import export_saved_model
+from kgan.exporting.tflite import (DEFAULT_TFLITE, convert_tflite, input_contract, litert_version,
+                                   parse_variants)
 from kgan.core.errors import UsageError
 from kgan.models import size_multiple
 from kgan.serving.precision import computes_in_float32, with_precision
-from kgan.serving.translators import SAVED_MODEL_VERSION, TFLiteRunner, make_translate_uint8
+from kgan.serving.exports import MANIFEST, SAVED_MODEL_VERSION
 from kgan.serving.tiling import whole_image_pixel_limit
-from kgan.exporting.verify import (ERROR_BOUNDS, ExportVerificationError, check_images,
-                                   resize_square, sample_images, verify_saved_model, verify_tflite)
+from kgan.exporting.verify import (ERROR_BOUNDS, check_images,
+                                   sample_images, verify_saved_model, verify_tflite)
 
-TFLITE_VARIANTS = ("float32", "float16", "dynamic", "int8")
-DEFAULT_TFLITE = ("float32", "float16", "dynamic")
-__all__ = ["ERROR_BOUNDS", "ExportVerificationError", "SAVED_MODEL_VERSION", "export_generator",
-           "export_run", "export_saved_model", "convert_tflite"]
-
-
-
-def _build_archive(model, multiple):
-    """An ``ExportArchive`` holding ``model`` with the three serving signatures."""
-    translate_uint8 = make_translate_uint8(model, multiple)
-
-    def serving_default(images):
-        return {"images": model(images, training=False)}
-
-    def translate_uint8_endpoint(images):
-        return {"images": translate_uint8(images)}
-
-    def translate_bytes(image_bytes):
-        def one(data):
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return tf.io.encode_png(translate_uint8(image[tf.newaxis])[0])
-
-        png = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))
-        return {"png_bytes": png}
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serving_default", serving_default,
-        input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32, name="images")])
-    archive.add_endpoint(
-        "translate_uint8", translate_uint8_endpoint,
-        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")])
-    archive.add_endpoint(
-        "translate_bytes", translate_bytes,
-        input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
-    return archive
-
-
-def export_saved_model(model, saved_model_dir):
-    """Writes ``model`` as a SavedModel with the ``serving_default``, ``translate_uint8`` and
-    ``translate_bytes`` signatures, plus ``colorize_uint8`` for a colourisation model
-    (``kgan.exporting.colorize_signature.add_colorize_endpoint``).
-
-    Args:
-        model: a kgan generator.
-        saved_model_dir: the directory to write (must not exist or be empty).
-
-    Returns:
-        The signature descriptions recorded in the manifest.
-    """
-    multiple = size_multiple(model)
-    archive = _build_archive(model, multiple)
-    colorize = add_colorize_endpoint(archive, model, multiple)  # colourisation models only
-    archive.write_out(saved_model_dir, verbose=False)
-    signatures = {
-        "serving_default": {
-            "inputs": {"images": "float32 (N, H, W, 3) in [-1, 1]; H, W multiples of "
-                                 f"{multiple}"},
-            "outputs": {"images": "float32 (N, H, W, 3) in [-1, 1]"}},
-        "translate_uint8": {
-            "inputs": {"images": "uint8 (N, H, W, 3), any H, W"},
-            "outputs": {"images": "uint8 (N, H, W, 3), same size"}},
-        "translate_bytes": {
-            "inputs": {"image_bytes": "string (N,): encoded JPEG/PNG/GIF/BMP, any sizes"},
-            "outputs": {"png_bytes": "string (N,): encoded PNG, same sizes"}},
-    }
-    if colorize:
-        signatures["colorize_uint8"] = colorize
-    return signatures
-
-
-def _representative_batches(images, size):
-    """Yields float32 (1, size, size, 3) batches for int8 calibration (each image and its
-    mirror, resized to ``size``)."""
-    for image in images:
-        x = resize_square(image, size)
-        yield [x]
-        yield [x[:, :, ::-1, :].copy()]
-
-
-def convert_tflite(model, tflite_path, variant, size, representative_images=None):
-    """Converts ``model`` at a fixed (1, size, size, 3) input to a TFLite file.
-
-    The route is ExportArchive SavedModel -> ``TFLiteConverter.from_saved_model`` with builtin
-    ops only (reflect padding becomes MIRROR_PAD).
-
-    Args:
-        model: a kgan generator.
-        tflite_path: the ``.tflite`` file to write.
-        variant: ``float32``, ``float16`` (float16 weights), ``dynamic`` (int8 weights,
-            dynamic-range activations) or ``int8`` (full integer, uint8 input and output).
-        size: the square input size; a multiple of the network's size multiple.
-        representative_images: uint8 (H, W, 3) images for ``int8`` calibration.
-
-    Returns:
-        The file size in bytes.
-    """
-    if variant not in TFLITE_VARIANTS:
-        raise UsageError(f"Unknown TFLite variant {variant!r}; use one of "
-                         f"{', '.join(TFLITE_VARIANTS)}.")
-    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
-        raise ValueError("The int8 TFLite variant needs representative_images for calibration.")
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(
-            "serving_default", lambda images: {"images": model(images, training=False)},
-            input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32, name="images")])
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if variant != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if variant == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if variant == "int8":
-            converter.representative_dataset = lambda: _representative_batches(
-                representative_images, size)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.uint8
-            converter.inference_output_type = tf.uint8
-        flatbuffer = converter.convert()
-    with open(tflite_path, "wb") as f:
-        f.write(flatbuffer)
-    return len(flatbuffer)
-
-
-def _parse_variants(tflite):
-    if isinstance(tflite, str):
-        tflite = [v for v in tflite.split(",") if v.strip()]
-    variants = [v.strip() for v in tflite]
-    unknown = [v for v in variants if v not in TFLITE_VARIANTS]
-    if unknown:
-        raise UsageError(f"Unknown TFLite variant(s) {unknown}; use any of "
-                         f"{', '.join(TFLITE_VARIANTS)} (comma-separated), or none.")
-    return list(dict.fromkeys(variants))
+__all__ = ["export_generator", "export_run"]
 
 
 def _directory_size(path):
@@ -225,7 +86,7 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     Raises:
         ExportVerificationError: when a file does not reproduce the model.
     """
-    variants = _parse_variants(tflite)
+    variants = parse_variants(tflite)
     if not computes_in_float32(model):
         # Trained under mixed_bfloat16/float16: the export is a float32 graph of the same
         # weights (exact to verify, what TFLite and Serving expect); bf16 inference stays a
@@ -312,7 +173,7 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
         path = os.path.join(export_dir, f"{variant}.tflite")
         size_bytes = convert_tflite(model, path, variant, tflite_size, representative_images)
         entry = {"path": f"{variant}.tflite", "size_bytes": size_bytes,
-                 "input": _tflite_input_contract(path), "bound": bounds[variant]}
+                 "input": input_contract(path), "bound": bounds[variant]}
         if verify:
             entry["verification"] = verify_tflite(path, model, verify_images, bounds[variant])
         tflite_files[variant] = entry
@@ -342,37 +203,12 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
         "verify_image_sizes": [list(image.shape[:2]) for image in verify_images],
         "source": source or {},
         "versions": {"kgan": kgan.__version__, "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "ai_edge_litert": _litert_version(),
+                     "keras": keras.__version__, "ai_edge_litert": litert_version(),
                      "python": sys.version.split()[0]},
         "export_seconds": round(time.time() - start, 1),
     }
-    with open(os.path.join(export_dir, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
+    write_json(os.path.join(export_dir, MANIFEST), manifest)
     return manifest
-
-
-def _tflite_input_contract(path):
-    runner = TFLiteRunner(path)
-    details = runner.input
-    scale, zero = details["quantization"]
-    contract = {"shape": [int(d) for d in details["shape"]],
-                "dtype": np.dtype(details["dtype"]).name}
-    if np.issubdtype(details["dtype"], np.integer):
-        contract["quantization"] = {"scale": float(scale), "zero_point": int(zero),
-                                    "real_value": "(q - zero_point) * scale, in [-1, 1]"}
-        out_scale, out_zero = runner.output["quantization"]
-        contract["output_quantization"] = {"scale": float(out_scale), "zero_point": int(out_zero)}
-    else:
-        contract["range"] = [-1.0, 1.0]
-    return contract
-
-
-def _litert_version():
-    try:
-        from importlib.metadata import version
-        return version("ai-edge-litert")
-    except Exception:  # noqa: BLE001 - the version is informational only
-        return "unknown"
 
 
 def export_run(checkpoint_dir, output_dir, **options):

@@ -118,11 +118,10 @@ def _check_bound(what, errors, bound):
             f"{bound['mean']:g}) in [-1, 1] units. The export is wrong; do not ship it.")
 
 
-# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
-
-
-# Run by a fresh interpreter that imports only TensorFlow (argv: saved_model_dir, in, out).
-_RELOAD_SCRIPT = r"""
+# What a fresh interpreter runs around a check's own lines: it imports only TensorFlow (never
+# kgan, so the SavedModel must stand alone), loads the SavedModel and the inputs, and saves
+# the ``outputs`` dict the check's lines fill.
+_FRESH_PROCESS_HEAD = r"""
 import sys
 import numpy as np
 import tensorflow as tf
@@ -130,6 +129,46 @@ saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
 data = np.load(inputs_path, allow_pickle=False)
 signatures = tf.saved_model.load(saved_model_dir).signatures
 outputs = {}
+"""
+_FRESH_PROCESS_TAIL = r"""
+assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
+np.savez(outputs_path, **outputs)
+"""
+
+
+def run_in_fresh_tensorflow(saved_model_dir, inputs, lines, what):
+    """The one fresh-process reload of the export checks: runs ``lines`` in a new Python
+    process that imports only TensorFlow, with ``signatures`` (the reloaded SavedModel's),
+    ``data`` (``inputs``) and an ``outputs`` dict to fill, and returns ``outputs``.
+
+    Args:
+        saved_model_dir: the SavedModel directory.
+        inputs: ``{name: numpy array}``.
+        lines: Python source run between the loading and the saving.
+        what: names the check in the error message.
+
+    Raises:
+        ExportVerificationError: the process failed (its stderr's tail is in the message).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs_path = os.path.join(tmp, "inputs.npz")
+        outputs_path = os.path.join(tmp, "outputs.npz")
+        np.savez(inputs_path, **inputs)
+        result = subprocess.run(
+            [sys.executable, "-c", _FRESH_PROCESS_HEAD + lines + _FRESH_PROCESS_TAIL,
+             os.path.abspath(saved_model_dir), inputs_path, outputs_path],
+            capture_output=True, text=True, cwd=tmp,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        if result.returncode != 0:
+            raise ExportVerificationError(
+                f"Reloading {saved_model_dir} for {what} in a fresh TensorFlow process "
+                f"failed:\n{result.stderr[-3000:]}")
+        with np.load(outputs_path, allow_pickle=False) as loaded:
+            return {key: loaded[key] for key in loaded.files}
+
+
+# Reruns all three signatures on the inputs verify_saved_model prepared.
+_SIGNATURE_CHECK = r"""
 for i in range(int(data["count"])):
     outputs[f"float_{i}"] = signatures["serving_default"](
         images=tf.constant(data[f"float_{i}"]))["images"].numpy()
@@ -139,9 +178,7 @@ encoded = [data[f"png_{i}"].tobytes() for i in range(int(data["count"]))]
 pngs = signatures["translate_bytes"](image_bytes=tf.constant(encoded))["png_bytes"].numpy()
 for i, png in enumerate(pngs):
     outputs[f"bytes_{i}"] = tf.io.decode_png(png, channels=3).numpy()
-assert not any(name == "kgan" or name.startswith("kgan.") for name in sys.modules)
 outputs["signatures"] = np.array(sorted(signatures.keys()))
-np.savez(outputs_path, **outputs)
 """
 
 
@@ -181,21 +218,8 @@ def verify_saved_model(saved_model_dir, model, images, bound=None):
         expected_float.append(np.asarray(model(x, training=False)))
         expected_uint8.append(reference_uint8(model, image, multiple))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs_path = os.path.join(tmp, "inputs.npz")
-        outputs_path = os.path.join(tmp, "outputs.npz")
-        np.savez(inputs_path, **inputs)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        result = subprocess.run(
-            [sys.executable, "-c", _RELOAD_SCRIPT, os.path.abspath(saved_model_dir), inputs_path,
-             outputs_path],
-            capture_output=True, text=True, cwd=tmp, env=env)
-        if result.returncode != 0:
-            raise ExportVerificationError(
-                f"Reloading the SavedModel {saved_model_dir} in a fresh TensorFlow process "
-                f"failed:\n{result.stderr[-3000:]}")
-        with np.load(outputs_path, allow_pickle=False) as loaded:
-            outputs = {key: loaded[key] for key in loaded.files}
+    outputs = run_in_fresh_tensorflow(saved_model_dir, inputs, _SIGNATURE_CHECK,
+                                      "its signatures")
 
     missing = set(SIGNATURES) - set(outputs["signatures"].tolist())
     if missing:

@@ -19,21 +19,22 @@ from kgan.training import callbacks as kcallbacks
 from kgan.training import distribute
 from kgan.serving import runs
 from kgan.core.errors import UsageError
+from kgan.data.images import write_image
 from kgan.recipes import colorize, cycle_gan, pix2pix, reporting, restore
 from kgan.recipes.common import validate
-from kgan.recipes.config import (DEFAULTS, FIELD_NAMES, MODEL_DEFAULTS, MODELS, TrainConfig,
-                                 make_config, with_model_defaults)
+from kgan.recipes import registry
+from kgan.recipes.config import (DEFAULTS, FIELD_NAMES, TrainConfig, make_config,
+                                 with_model_defaults)
 
-RECIPES = {"cycle_gan": cycle_gan, "pix2pix": pix2pix, "restore": restore, "colorize": colorize}
-__all__ = ["DEFAULTS", "FIELD_NAMES", "MODEL_DEFAULTS", "MODELS", "RECIPES", "TrainConfig",
-           "make_config", "train", "with_model_defaults"]
+# Importing each recipe module registers it (kgan.recipes.registry).
+_REGISTERED = (cycle_gan, pix2pix, restore, colorize)
+__all__ = ["DEFAULTS", "FIELD_NAMES", "TrainConfig", "get_recipe", "make_config", "train",
+           "with_model_defaults"]
 
 
 def get_recipe(model):
-    """The recipe module of ``model`` (``cycle_gan``, ``pix2pix``, ``restore``)."""
-    if model not in RECIPES:
-        raise UsageError(f"Unknown --model={model}; use one of {', '.join(RECIPES)}.")
-    return RECIPES[model]
+    """The recipe module registered as ``model`` (kgan.recipes.registry)."""
+    return registry.get(model).load()
 
 
 def setup(config):
@@ -80,8 +81,8 @@ def train(config, strategy=None):
     strategy = strategy or setup(config)
     trainer, sample, generators = get_recipe(config.model).train(config, strategy)
     if distribute.is_chief(strategy):
-        kcallbacks.save_png(os.path.join(config.output_dir, "samples.png"),
-                            kcallbacks.image_grid(list(trainer.translate(*sample).values())))
+        write_image(os.path.join(config.output_dir, "samples.png"),
+                    kcallbacks.image_grid(list(trainer.translate(*sample).values())))
         runs.save_generators(generators, config.output_dir)
         page = reporting.write_report_safely(config, generators)
         if page:

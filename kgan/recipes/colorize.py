@@ -8,6 +8,7 @@ plus a colourfulness-ratio penalty; PSNR would pick the grayest one) on held-out
 Called by kgan.recipes.train and kgan.benchmarking.bench.
 """
 
+from kgan.recipes import registry
 from kgan.core.errors import UsageError
 from kgan.models import colorization_generator
 from kgan.recipes import restore
@@ -86,3 +87,12 @@ def train(config, strategy):
         ``(trainer, sample batch, {"generator": G})``.
     """
     return restore.train(config, strategy, spec=make_spec(config))
+
+
+# The fields whose defaults differ for this model (applied where the user set none).
+# DeOldify: NoGAN on (gray, colour) pairs; extra input degradations are opt-in.
+MODEL_DEFAULTS = dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
+                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
+                     load_size=None, upsample="pixel_shuffle", degradations=(),
+                     perceptual_preset="deoldify")
+registry.register("colorize", __name__, MODEL_DEFAULTS, "colourisation: DeOldify's NoGAN on (gray, colour) pairs")

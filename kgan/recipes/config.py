@@ -16,26 +16,11 @@ Called by kgan.recipes, kgan.cli.flags, kgan.cli.train and kgan.benchmarking.ben
 import dataclasses
 from typing import Optional, Sequence
 
-MODELS = ("cycle_gan", "pix2pix", "restore", "colorize")
+from kgan.recipes import registry
+from kgan.serving import runs
+
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 RESTORE_PHASES = ("pretrain_g", "pretrain_d", "gan", "nogan")
-
-# Fields whose defaults depend on ``model`` (applied to fields the caller did not set).
-MODEL_DEFAULTS = {
-    "cycle_gan": dict(generator="resnet_9blocks", norm="instance", no_dropout=True,
-                      gan_mode="lsgan", pool_size=50),
-    "pix2pix": dict(generator="unet_256", norm="batch", no_dropout=False, gan_mode="vanilla",
-                    pool_size=0, lambda_l1=100.0),
-    "restore": dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
-                    pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
-                    load_size=None, upsample="pixel_shuffle", residual=True),
-    # DeOldify: NoGAN on (gray, colour) pairs; extra input degradations are opt-in.
-    "colorize": dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
-                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
-                     load_size=None, upsample="pixel_shuffle", degradations=(),
-                     perceptual_preset="deoldify"),
-}
-
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -142,14 +127,14 @@ FIELD_NAMES = tuple(field.name for field in dataclasses.fields(TrainConfig))
 
 
 def with_model_defaults(config, explicit=()):
-    """Returns ``config`` with ``MODEL_DEFAULTS[config.model]`` applied to the fields not in
-    ``explicit`` (the names a user set).
+    """Returns ``config`` with its model's registered defaults (kgan.recipes.registry) applied
+    to the fields not in ``explicit`` (the names a user set).
 
     Args:
         config: a ``TrainConfig``.
         explicit: names of fields the user set (command-line flags, keyword arguments).
     """
-    changes = {name: value for name, value in MODEL_DEFAULTS.get(config.model, {}).items()
+    changes = {name: value for name, value in registry.model_defaults(config.model).items()
                if name not in explicit}
     return dataclasses.replace(config, **changes)
 
@@ -187,16 +172,11 @@ def read_flagfile(path):
         A ``TrainConfig`` (per-model defaults for the fields the file does not set).
     """
     values = {}
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if not line.startswith("--"):
-                continue
-            name, sep, text = line[2:].partition("=")
-            if not sep:
-                negated = name.startswith("no") and name[2:] in FIELD_NAMES
-                name, text = (name[2:], "false") if negated else (name, "true")
-            if name in FIELD_NAMES:
-                values[name] = _parse_value(text, getattr(DEFAULTS, name))
+    for name, text in runs.read_flags(path).items():
+        if text is None:
+            negated = name.startswith("no") and name[2:] in FIELD_NAMES
+            name, text = (name[2:], "false") if negated else (name, "true")
+        if name in FIELD_NAMES:
+            values[name] = _parse_value(text, getattr(DEFAULTS, name))
     return make_config(**values)
 

@@ -6,6 +6,7 @@ Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step
 
 from absl import logging
 
+from kgan.recipes import registry
 from kgan.data import unpaired_dataset
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
                                  initialize_from, train_parts)
@@ -53,3 +54,9 @@ def train(config, strategy):
         ``(trainer, sample batch, {"AtoB": G_A, "BtoA": G_B})``.
     """
     return train_parts(build(config, strategy), config, strategy)
+
+
+# The fields whose defaults differ for this model (applied where the user set none).
+MODEL_DEFAULTS = dict(generator="resnet_9blocks", norm="instance", no_dropout=True, gan_mode="lsgan",
+                      pool_size=50)
+registry.register("cycle_gan", __name__, MODEL_DEFAULTS, "CycleGAN: unpaired translation (Zhu et al.)")

@@ -7,6 +7,7 @@ Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step
 
 from absl import logging
 
+from kgan.recipes import registry
 from kgan.data import paired_dataset
 from kgan.models import build_discriminator, build_generator
 from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
@@ -58,3 +59,9 @@ def train(config, strategy):
         ``(trainer, sample batch, {"generator": G})``.
     """
     return train_parts(build(config, strategy), config, strategy)
+
+
+# The fields whose defaults differ for this model (applied where the user set none).
+MODEL_DEFAULTS = dict(generator="unet_256", norm="batch", no_dropout=False, gan_mode="vanilla",
+                    pool_size=0, lambda_l1=100.0)
+registry.register("pix2pix", __name__, MODEL_DEFAULTS, "pix2pix: paired translation (Isola et al.)")

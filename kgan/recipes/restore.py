@@ -16,15 +16,16 @@ Called by kgan.recipes.run and kgan.benchmarking.bench.
 
 import dataclasses
 import functools
-import json
 import os
 from typing import Callable, Optional
 
 import tensorflow as tf
 from absl import logging
 
+from kgan.recipes import registry
 from kgan.training import losses
 from kgan.serving import runs
+from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
@@ -277,8 +278,7 @@ def train(config, strategy, spec=RESTORE):
         if config.evaluate:
             results, table = spec.evaluate(trainer.generators()["generator"], test_dataset)
             print(table)
-            with open(os.path.join(config.output_dir, "evaluation.json"), "w") as handle:
-                json.dump(results, handle, indent=2)
+            write_json(os.path.join(config.output_dir, "evaluation.json"), results)
     return trainer, sample, trainer.generators()
 
 
@@ -304,3 +304,10 @@ def pick_best_gan_checkpoint(trainer, run_dir, test_dataset, spec=RESTORE):
               + ("  <- best" if path == best else ""))
     runs.save_phase_weights(trainer.generator, run_dir, "generator_best")
     return best, scores
+
+
+# The fields whose defaults differ for this model (applied where the user set none).
+MODEL_DEFAULTS = dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
+                    pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
+                    load_size=None, upsample="pixel_shuffle", residual=True)
+registry.register("restore", __name__, MODEL_DEFAULTS, "restoration: fastai/DeOldify NoGAN on crappified pairs")

@@ -18,24 +18,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan.core.atomic import atomic_path
-from kgan.data.images import (ImageNotFoundError, ImageReadError, display_name, image_size,
-                              list_images, load_image, write_png)
-from kgan.core.errors import UsageError
+from kgan.core.atomic import atomic_path, write_text
+from kgan.data.images import (ImageReadError, display_name, image_size, load_image,
+                              plan_outputs, write_image)
 from kgan.serving.size_buckets import bucket_shape, translate_bucketed
 from kgan.serving.tiling import CONV_PIXEL_LIMIT, tile_for_limit, translate_tiled
-
-
-def output_names(paths):
-    """Maps input paths to output PNG names keeping the stems (``a.jpg`` -> ``a.png``); inputs
-    sharing a stem keep their extension too (``a.jpg`` -> ``a_jpg.png``)."""
-    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
-    names = {}
-    for path, stem in zip(paths, stems):
-        if stems.count(stem) > 1:
-            stem = f"{stem}_{os.path.splitext(path)[1].lstrip('.').lower()}"
-        names[path] = stem + ".png"
-    return names
 
 
 def choose_tile(translator, height, width, tile=None):
@@ -125,16 +112,8 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
         A summary dict: ``translated`` (count), ``outputs`` (paths), ``skipped`` (list of
         ``(path, reason)``), ``seconds`` and ``images_per_second``.
     """
-    paths = list_images(input_path)
-    if not paths:
-        raise ImageNotFoundError(f"{input_path} holds no image files; pass an image file or a "
-                                 "folder of JPEG/PNG/BMP/GIF/TIFF/WebP images.")
-    input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
-    if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
-        raise UsageError(f"--output {output_dir} is the input folder; outputs would overwrite "
-                         "PNG inputs. Choose another --output folder.")
-    os.makedirs(output_dir, exist_ok=True)
-    names = output_names(paths)
+    planned = plan_outputs(input_path, output_dir)
+    paths = list(planned)
 
     # Whole images are grouped by the shape they run at, tiled ones by their own size.
     skipped, failed, groups = [], [], {}
@@ -182,12 +161,12 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
                 total -= len(batch_paths)
                 continue
             for path, image, result in zip(batch_paths, images, results):
-                out_path = os.path.join(output_dir, names[path])
-                write_png(out_path, result)
+                out_path = planned[path]
+                write_image(out_path, result)
                 outputs.append(out_path)
                 if html:
-                    rows.append((path, _write_thumbnail(output_dir, names[path], image),
-                                 names[path]))
+                    name = os.path.basename(out_path)
+                    rows.append((path, _write_thumbnail(output_dir, name, image), name))
                 done += 1
                 if done % log_every == 0 or done == total:
                     log(f"[{done}/{total}] {display_name(path)} -> "
@@ -249,6 +228,4 @@ def _write_html(output_dir, rows, skipped):
         lines += [f"<li>{escape(reason)}</li>" for _, reason in skipped]
         lines.append("</ul>")
     lines.append("</body></html>")
-    with atomic_path(os.path.join(output_dir, "index.html")) as partial:
-        with open(partial, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write("\n".join(lines))
+    write_text(os.path.join(output_dir, "index.html"), "\n".join(lines))

@@ -30,6 +30,32 @@ GENERATORS_DIR = "generators"
 FLAGFILE = "flags.cfg"
 
 
+def read_flags(folder):
+    """The flags a run's ``flags.cfg`` holds (kgan.train writes it; kgan.export copies it into
+    exports): the one reader of that file.
+
+    Args:
+        folder: a run folder, an export folder, or the flagfile itself.
+
+    Returns:
+        ``{name: text}`` in file order: ``--name=value`` gives ``"value"``; a bare ``--name``
+        gives None (a boolean set; ``--noname`` comes as ``noname``). Comment lines are
+        skipped. ``{}`` when there is no flagfile.
+    """
+    path = folder if os.path.isfile(folder) else os.path.join(folder, FLAGFILE)
+    values = {}
+    if not os.path.isfile(path):
+        return values
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line.startswith("--"):
+                continue
+            name, sep, text = line[2:].partition("=")
+            values[name] = text if sep else None
+    return values
+
+
 def find_generators(run_dir):
     """Returns ``{name: path}`` of the generators a training run saved
     (``RUN/generators/<name>.keras``).

@@ -12,20 +12,15 @@ square side of a TFLite file), ``pixel_limit`` (the largest H·W it translates i
 larger images go through tiles, kgan.serving.tiling) and ``multiple`` (the network's size multiple).
 """
 
-import json
-import os
-
 import numpy as np
 import tensorflow as tf
 
-from kgan.serving import runs
-from kgan.core.errors import ModelFileError, ModelNotFoundError, UsageError
+from kgan.core.errors import ModelFileError
 from kgan.models import size_multiple
 from kgan.serving.precision import check_precision, computes_in_float32, with_precision
 from kgan.core.pixels import to_float, to_uint8
+from kgan.serving.exports import read_manifest, resolve_saved_model
 from kgan.serving.tiling import DEFAULT_TILE, whole_image_pixel_limit
-
-SAVED_MODEL_VERSION = "1"
 
 
 def _reflect_indices(size, before, after):
@@ -136,7 +131,7 @@ class SavedModelTranslator:
 
     def __init__(self, path):
         self.path = resolve_saved_model(path)
-        manifest = read_manifest(os.path.dirname(self.path))
+        manifest = read_manifest(self.path)
         self.multiple = manifest.get("model", {}).get("size_multiple", 1)
         self.pixel_limit = manifest.get("whole_image_pixel_limit", DEFAULT_TILE * DEFAULT_TILE)
         self.loaded = tf.saved_model.load(self.path)
@@ -203,97 +198,3 @@ class TFLiteTranslator:
                                  (0, 0)), mode="reflect")
         outputs = self.runner(to_float(padded))
         return to_uint8(outputs[:, top:top + height, left:left + width])
-
-
-def read_manifest(export_dir):
-    """The ``manifest.json`` kgan.exporting.export wrote in ``export_dir`` ({} when there is none)."""
-    path = os.path.join(export_dir, "manifest.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def resolve_saved_model(path):
-    """Returns the SavedModel directory for ``path``: itself when it holds ``saved_model.pb``,
-    else its highest numeric version sub-directory (TF Serving layout).
-
-    Raises:
-        ModelFileError: with a hint when ``path`` is not an export.
-    """
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    if not os.path.isdir(path):
-        raise ModelNotFoundError(f"--model {path} does not exist; pass an export directory "
-                             "(python -m kgan.export --output_dir), a .tflite or a .keras file.")
-    versions = sorted((int(name) for name in os.listdir(path) if name.isdigit()
-                       and os.path.isfile(os.path.join(path, name, "saved_model.pb"))))
-    if versions:
-        return os.path.join(path, str(versions[-1]))
-    exports = sorted(name for name in os.listdir(path) if os.path.isfile(
-        os.path.join(path, name, SAVED_MODEL_VERSION, "saved_model.pb")))
-    if exports:
-        raise ModelNotFoundError(f"{path} holds several exports ({', '.join(exports)}); pass "
-                             f"one of them, e.g. --model={os.path.join(path, exports[0])}.")
-    raise ModelNotFoundError(f"{path} is not a SavedModel export (no saved_model.pb); export "
-                         "with python -m kgan.export or pass a .tflite or .keras file.")
-
-
-def keras_source(export_path):
-    """The ``.keras`` generator an export was made from (its manifest's ``source.checkpoint``),
-    or None when the manifest does not name one that exists."""
-    saved_model = resolve_saved_model(export_path)
-    for folder in (os.path.dirname(saved_model), saved_model):
-        source = read_manifest(folder).get("source") or {}
-        path = source.get("checkpoint")
-        if path and path.endswith(".keras") and os.path.isfile(path):
-            return path
-    return None
-
-
-def _bfloat16_from_export(path):
-    source = keras_source(path)
-    if source is None:
-        raise UsageError(f"--precision=bfloat16: the SavedModel {path} holds a float32 graph and "
-                         "its manifest names no .keras generator to rebuild in bfloat16; pass "
-                         "the .keras file (--model=RUN/generators/NAME.keras) or "
-                         "--checkpoint_dir=RUN instead.")
-    return KerasTranslator(runs.load_generator(source), "bfloat16")
-
-
-def load_translator(model=None, checkpoint_dir=None, direction=None, precision="float32"):
-    """Builds a translator from ``model`` (export directory, SavedModel, ``.tflite`` or
-    ``.keras`` file) or ``checkpoint_dir`` (a training run's ``generators/<direction>.keras``).
-
-    Args:
-        model: path of an export directory, SavedModel directory, ``.tflite`` or ``.keras`` file.
-        checkpoint_dir: a training run directory (used when ``model`` is None).
-        direction: the generator of the run: ``AtoB``, ``BtoA`` or ``generator``; default the
-            only one, or ``AtoB``.
-        precision: ``float32`` or ``bfloat16`` compute. bfloat16 from a SavedModel export runs
-            the ``.keras`` generator it was exported from; a ``.tflite`` file has its own fixed
-            precision (its float16/int8 variants), so only float32 applies to it.
-
-    Returns:
-        A callable uint8 (N, H, W, 3) -> uint8 (N, H, W, 3) with a ``fixed_size`` attribute.
-    """
-    if (model is None) == (checkpoint_dir is None):
-        raise ModelFileError("Pass exactly one of --model (an export, .tflite or .keras file) "
-                             "and --checkpoint_dir (a training run).")
-    if model is not None:
-        if model.endswith((".tflite", ".keras")):
-            if not os.path.isfile(model):
-                raise ModelNotFoundError(f"--model {model} does not exist.")
-            if model.endswith(".keras"):
-                return KerasTranslator(runs.load_generator(model), precision)
-            if check_precision(precision) != "float32":
-                raise UsageError(f"--precision={precision} does not apply to a .tflite file "
-                                 "(its precision is fixed at conversion: float32, float16 or "
-                                 "int8 variants); pass the export directory or the .keras "
-                                 "generator.")
-            return TFLiteTranslator(model)
-        if check_precision(precision) == "bfloat16":
-            return _bfloat16_from_export(model)
-        return SavedModelTranslator(model)
-    return KerasTranslator(runs.load_generator(runs.generator_path(checkpoint_dir, direction)),
-                           precision)

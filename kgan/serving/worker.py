@@ -13,16 +13,10 @@ resident memory has grown ``max_growth_mib`` over what it held after its first c
 A child killed mid-call (the kernel's OOM killer) is replaced too, and the call raises
 ``MemoryError``, which kgan.serving.inference answers by retrying the image in tiles.
 
-Example::
-
-    from kgan.serving.translators import load_translator
-    from kgan.serving.worker import WorkerTranslator
-    translator = WorkerTranslator(load_translator, ("saved_models/quickstart/generator",))
-    outputs = translator(images)  # uint8 (N, H, W, 3) -> uint8, as load_translator's
-    translator.close()
-
-The translate and demo CLIs choose between this and an in-process translator with
-``load_translator_bounded``.
+``kgan.serving.loading.load_model(path, max_memory_growth_mib=N)`` builds one (the translate
+and demo commands pass their ``--max_memory_growth_mib``); it behaves as the translator it
+wraps: ``translator(images)`` maps uint8 (N, H, W, 3) to uint8, ``translator.close()`` ends
+the child.
 """
 
 import multiprocessing
@@ -119,8 +113,8 @@ class WorkerTranslator:
     is replaced when its memory has grown ``max_growth_mib``.
 
     Args:
-        factory: a picklable callable returning a translator (e.g.
-            ``kgan.serving.translators.load_translator``).
+        factory: a picklable callable returning a translator (kgan.serving.loading passes its
+            in-process loader).
         args: its arguments (picklable).
         max_growth_mib: growth of the child's resident memory, over what it held after its
             first call, that makes the next call start a fresh child.
@@ -223,15 +217,3 @@ class WorkerTranslator:
             self._stop()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
-
-
-def load_translator_bounded(max_memory_growth_mib, *load_args, log=None):
-    """``kgan.serving.translators.load_translator(*load_args)``, in a ``WorkerTranslator`` when
-    ``max_memory_growth_mib`` is above 0 and the model is not a ``.tflite`` file (one fixed
-    shape, no TensorFlow kernels), else in this process."""
-    from kgan.serving.translators import load_translator
-
-    model = load_args[0] if load_args else None
-    if max_memory_growth_mib > 0 and not (model or "").endswith(".tflite"):
-        return WorkerTranslator(load_translator, load_args, max_memory_growth_mib, log=log)
-    return load_translator(*load_args)

@@ -2,7 +2,6 @@
 checkpoints every N steps, and a NaN guard that stops before a bad step is saved."""
 
 import math
-import os
 import time
 
 import keras
@@ -40,12 +39,6 @@ def image_grid(rows):
             lines.append(np.concatenate([im[i] for im in images], axis=1))
     grid = np.concatenate(lines, axis=0)
     return to_uint8(grid)
-
-
-def save_png(path, image):
-    """Writes a uint8 HxWx3 array as PNG (creating the folder)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tf.io.write_file(path, tf.io.encode_png(image))
 
 
 class NaNGuard(keras.callbacks.Callback):

@@ -25,12 +25,10 @@ import sys
 import numpy as np
 from absl import logging
 
+from kgan.core.atomic import write_json
 from kgan.core.progress import Progress
 
-# Frame rates a millisecond-timestamp container (Matroska, WebM, FLV) can only approximate.
-from kgan.video.ffmpeg import (COMMON_RATES, VIDEO_EXTENSIONS, FrameWriter, VideoDependencyError,
-                               VideoError, VideoInfo, VideoNotFoundError, ffmpeg_exe,
-                               is_video_path, probe, read_frames, _run_ffmpeg)
+from kgan.video.ffmpeg import FrameWriter, VideoError, _run_ffmpeg, probe, read_frames
 
 STATE_VERSION = 1
 # Shortest segment: x264 gives clips of 1-2 frames no B-frame decode delay, and a segment whose
@@ -38,12 +36,6 @@ STATE_VERSION = 1
 # absorbed into the segment before it.
 MIN_SEGMENT_FRAMES = 8
 
-
-def _write_json_atomic(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _save_npz_atomic(path, arrays):
@@ -140,7 +132,7 @@ def process_video(input_path, output_path, frame_fn, stabilizer=None, resume=Tru
         shutil.rmtree(parts, ignore_errors=True)
         os.makedirs(parts)
         state = fresh
-        _write_json_atomic(os.path.join(parts, "state.json"), state)
+        write_json(os.path.join(parts, "state.json"), state)
     done = sum(s["frames"] for s in state["segments"])
     if stabilizer is not None:
         stabilizer.reset()
@@ -184,7 +176,7 @@ def process_video(input_path, output_path, frame_fn, stabilizer=None, resume=Tru
             sys.stderr.write("\n")
         raise
     state["complete"] = True
-    _write_json_atomic(os.path.join(parts, "state.json"), state)
+    write_json(os.path.join(parts, "state.json"), state)
     bar.finish()
     _join(parts, state["segments"], input_path, output_path, info.has_audio)
     shutil.rmtree(parts, ignore_errors=True)
@@ -211,4 +203,4 @@ def _finish_segment(parts, state, writer, name, stabilizer):
         entry["stabilizer"] = name + ".state.npz"
         _save_npz_atomic(os.path.join(parts, entry["stabilizer"]), stabilizer.get_state())
     state["segments"].append(entry)
-    _write_json_atomic(os.path.join(parts, "state.json"), state)
+    write_json(os.path.join(parts, "state.json"), state)
