@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 
-from kgan.metrics import color as color_metrics
 from kgan.colorization.colorizer import AUTO_FACTORS, Colorizer, as_translator
 from kgan.colorization.scoring import _psnr, load_color_photos
+from kgan.metrics import color as color_metrics
 
 PHASE_WEIGHTS = (("after pretrain_g", "pretrain_g", "generator"),
                  ("after GAN, last step", "gan", "generator"),

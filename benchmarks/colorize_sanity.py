@@ -19,18 +19,22 @@ import argparse
 import json
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
-
-from kgan.metrics import color as color_metrics
-from kgan.training import losses
-from kgan.colorization.colorizer import AUTO_FACTORS, PHOTO_RENDER_FACTOR, Colorizer, as_translator
+from kgan.colorization.colorizer import (
+    AUTO_FACTORS,
+    PHOTO_RENDER_FACTOR,
+    Colorizer,
+    as_translator,
+)
 from kgan.colorization.scoring import score_outputs
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
+from kgan.metrics import color as color_metrics
 from kgan.models.colorize import colorization_generator
+from kgan.training import losses
 from kgan.training.trainers.base import adam
 from kgan.training.trainers.pretrain import GeneratorPretrainer
 
@@ -74,7 +78,9 @@ def _resize_side(image, side):
 
 def main():
     args = parse_args()
-    from kgan.data import samples  # an experimental split, set before any photo is loaded
+    from kgan.data import (
+        samples,  # an experimental split, set before any photo is loaded
+    )
     if args.train_photos:
         samples.COLOR_TRAIN_PHOTOS = tuple(args.train_photos.split(","))
     if args.test_photos:

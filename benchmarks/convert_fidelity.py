@@ -29,12 +29,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
+import pytorch_reference_nets as ref  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
-import pytorch_reference_nets as ref  # noqa: E402
-from kgan.exporting import onnx as onnx_export, saved_model, tflite, verify
 from kgan.core import measure
+from kgan.exporting import onnx as onnx_export
+from kgan.exporting import saved_model, tflite, verify
 from kgan.interop import pytorch_weights
 from kgan.serving import translators as serving  # noqa: E402
 

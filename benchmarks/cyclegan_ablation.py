@@ -108,9 +108,9 @@ def score(generator_ab, generator_ba, real_a):
     """The ablation's held-out figures (see the module docstring) for one trained pair."""
     import tensorflow as tf
 
-    from kgan.metrics import image as metrics
     from kgan.data import sample_mapping
     from kgan.evaluation.evaluate import run_generator
+    from kgan.metrics import image as metrics
 
     real_b = sample_mapping(real_a)
     fake_b = run_generator(generator_ab, real_a).numpy()
@@ -130,8 +130,8 @@ def score(generator_ab, generator_ba, real_a):
 
 def identity_baseline(real_a):
     """The figures of G_A = G_B = identity (the input unchanged), for scale."""
-    from kgan.metrics import image as metrics
     from kgan.data import sample_mapping
+    from kgan.metrics import image as metrics
 
     real_b = sample_mapping(real_a)
     ratio = _mean_pairwise_l1(real_a) / _mean_pairwise_l1(real_b)
@@ -148,8 +148,8 @@ def train_variant(name, options, args, run_dir):
     """Trains one variant into ``run_dir`` (logs, generators); returns (G_A, G_B, seconds)."""
     import keras
 
-    from kgan.training import callbacks as kcallbacks
     from kgan.data import unpaired_dataset
+    from kgan.training import callbacks as kcallbacks
     from kgan.training.trainers.cyclegan import build_cyclegan
 
     keras.utils.set_random_seed(args.seed)

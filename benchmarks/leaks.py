@@ -155,6 +155,7 @@ def write_model(folder, full=False):
     """A resnet generator as ``folder/generator.keras`` (tiny: 2 blocks, ngf 8; ``full``: the
     reference's resnet_9blocks at ngf 64); returns its path."""
     import keras
+
     from kgan.models import resnet_generator
 
     model = os.path.join(folder, "generator_full.keras" if full else "generator.keras")

@@ -49,17 +49,16 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kgan.core import measure
-from kgan.benchmarking import peaks  # noqa: E402
-
 import peer_report  # noqa: E402  (this folder, on sys.path when run as a script)
+
+from kgan.benchmarking import peaks  # noqa: E402
+from kgan.core import measure
 
 KERNEL_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 GAMMA_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)

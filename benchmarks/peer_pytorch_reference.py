@@ -40,15 +40,13 @@ import random
 import sys
 import time
 
+import peer_report  # this folder, on sys.path when run as a script
 import torch
 from torch import nn
-
-import peer_report  # this folder, on sys.path when run as a script
 
 # kgan.core.measure needs no TensorFlow (kgan/__init__ imports nothing heavy), so it loads here.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kgan.core import measure  # noqa: E402
-
 
 # ----------------------------------------------------------------------------- networks
 

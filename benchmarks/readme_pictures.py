@@ -84,10 +84,10 @@ def quickstart_picture(model_path, output_path, crop):
 def colorize_picture(model_path, output_path, render_factor, height):
     """Writes gray input | colourised | original rows of the held-out colour photos, each photo
     scaled to ``height`` px (bicubic, after colourising at full size); returns the path."""
-    from kgan.metrics.color import gray_baseline
     from kgan.colorization.colorizer import Colorizer
-    from kgan.serving.loading import load_model
     from kgan.data.samples import sample_color_photos
+    from kgan.metrics.color import gray_baseline
+    from kgan.serving.loading import load_model
 
     colorizer = Colorizer(load_model(model_path), render_factor)
     rows = []

@@ -29,8 +29,9 @@ import time
 import numpy as np
 
 from kgan.core import frame_ops
-from kgan.video import ffmpeg, pipeline as video
 from kgan.metrics import video as video_metrics
+from kgan.video import ffmpeg
+from kgan.video import pipeline as video
 from kgan.video.stabilize import TemporalStabilizer
 
 

@@ -26,10 +26,13 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 
-from kgan.training import distribute, losses  # noqa: E402
-from kgan.models import build_discriminator, build_generator  # noqa: E402
+from kgan.models import (  # noqa: E402
+    build_discriminator,
+    build_generator,
+    unet_generator,  # noqa: E402
+)
 from kgan.models import critic as build_critic  # noqa: E402
-from kgan.models import unet_generator  # noqa: E402
+from kgan.training import distribute, losses  # noqa: E402
 from kgan.training.trainers.base import adam  # noqa: E402
 from kgan.training.trainers.critic import CriticPretrainer  # noqa: E402
 from kgan.training.trainers.cyclegan import CycleGAN  # noqa: E402

@@ -8,7 +8,6 @@ import ast
 import os
 
 import tensorflow as tf
-
 from helpers import LAYER_EXAMPLES, ROOT, kgan_layer_classes, round_trip_layer
 
 PACKAGE = os.path.join(ROOT, "kgan")

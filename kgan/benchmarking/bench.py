@@ -71,21 +71,30 @@ import sys
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
-
 from kgan.benchmarking.nogan import NOGAN_MODELS, build_nogan
+from kgan.benchmarking.peaks import forward_flops, matmul_probe, measure_peaks, sync
 from kgan.benchmarking.table import format_report  # noqa: F401  (kgan.benchmarking.bench.format_report)
 from kgan.core.errors import UsageError
-from kgan.core.measure import (add_inference_peak_ratios, add_peak_ratios, best_peaks, cpu_info,
-                               current_rss_gib, cyclegan_step_flops, peak_rss_gib,
-                               pix2pix_step_flops, reset_peak_rss, summarize_probe, time_steps)
-from kgan.benchmarking.peaks import forward_flops, matmul_probe, measure_peaks, sync
+from kgan.core.measure import (
+    add_inference_peak_ratios,
+    add_peak_ratios,
+    best_peaks,
+    cpu_info,
+    current_rss_gib,
+    cyclegan_step_flops,
+    peak_rss_gib,
+    pix2pix_step_flops,
+    reset_peak_rss,
+    summarize_probe,
+    time_steps,
+)
 from kgan.core.pixels import to_uint8
-from kgan.serving.precision import with_precision
 from kgan.recipes import get_recipe, setup
+from kgan.serving.precision import with_precision
 
 MODELS = ("cycle_gan", "pix2pix") + NOGAN_MODELS
 

@@ -14,11 +14,11 @@ Called by kgan.benchmarking.bench.
 import dataclasses
 from typing import Optional
 
-from kgan.training import losses
-from kgan.core.measure import nogan_step_flops
 from kgan.benchmarking.peaks import forward_flops
+from kgan.core.measure import nogan_step_flops
 from kgan.recipes import colorize as colorize_recipe
 from kgan.recipes import restore as restore_recipe
+from kgan.training import losses
 
 NOGAN_MODELS = ("restore", "colorize")
 

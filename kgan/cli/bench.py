@@ -12,11 +12,11 @@ global batch) plus the measurement flags below. Example::
 from absl import flags, logging
 
 from kgan.benchmarking import bench
-from kgan.core.atomic import write_json
 from kgan.cli.common import module_flag_names, run_cli
-from kgan.cli.train import config_from_flags
 from kgan.cli.flags import FLAG_GROUPS
 from kgan.cli.flags import define_flags as define_train_flags
+from kgan.cli.train import config_from_flags
+from kgan.core.atomic import write_json
 
 
 def define_flags():

@@ -93,8 +93,12 @@ def _warn(message):
 def run(f):
     import tensorflow as tf
 
-    from kgan.colorization.colorizer import (Colorizer, check_colorizer, check_render_factor,
-                                             colorize_files)
+    from kgan.colorization.colorizer import (
+        Colorizer,
+        check_colorizer,
+        check_render_factor,
+        colorize_files,
+    )
     from kgan.serving.loading import load_model
 
     tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
@@ -133,8 +137,8 @@ def run(f):
 
 def _run_video(f, colorizer, factor):
     try:
-        from kgan.video.stabilize import TemporalStabilizer
         from kgan.video.pipeline import process_video
+        from kgan.video.stabilize import TemporalStabilizer
     except ImportError as error:
         raise UsageError(f"Video colourisation needs kgan.video.pipeline and kgan.video.stabilize ({error}); "
                          'install the video extra: pip install -e ".[video]".') from error

@@ -20,11 +20,11 @@ import time
 
 from absl import flags, logging
 
+from kgan.cli.common import run_cli
+from kgan.core.errors import UsageError
+from kgan.data.images import list_images, load_image
 from kgan.exporting import export, tflite
 from kgan.interop import pytorch_weights
-from kgan.cli.common import run_cli
-from kgan.data.images import list_images, load_image
-from kgan.core.errors import UsageError
 from kgan.models import DISCRIMINATORS, GENERATORS
 from kgan.serving.exports import MANIFEST
 

@@ -20,9 +20,9 @@ import time
 
 from absl import logging
 
+from kgan.colorization.colorizer import Colorizer, default_render_factor
 from kgan.core.errors import KganError
 from kgan.data.images import ImageReadError, load_image, write_image
-from kgan.colorization.colorizer import Colorizer, default_render_factor
 from kgan.serving import exports, runs
 from kgan.serving.inference import translate_one
 from kgan.serving.loading import load_model

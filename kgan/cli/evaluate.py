@@ -20,14 +20,14 @@ import os
 
 from absl import flags
 
-from kgan.evaluation import evaluate as evaluation
-from kgan.metrics import image as metrics
-from kgan.core.atomic import write_json
-from kgan.serving import runs
 from kgan.cli.common import model_or_run, run_cli
 from kgan.colorization.colorizer import default_render_factor
-from kgan.serving.loading import load_model
+from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
+from kgan.evaluation import evaluate as evaluation
+from kgan.metrics import image as metrics
+from kgan.serving import runs
+from kgan.serving.loading import load_model
 
 DEFAULT_CROP_SIZE = 256
 
@@ -104,9 +104,9 @@ def load_generator(f):
 def run_colorize(f):
     """``--data=colorize``: colour metrics of a colourisation model beside the gray-input and
     mean-chroma baselines (kgan.colorization.scoring)."""
-    from kgan.metrics import color as color_metrics
     from kgan.colorization.scoring import evaluate_colorization_model, load_color_photos
     from kgan.data.samples import sample_color_photos
+    from kgan.metrics import color as color_metrics
 
     generator = load_generator(f)
     truths = load_color_photos(f.dataroot, f.max_images)

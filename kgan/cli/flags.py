@@ -10,8 +10,8 @@ Called by kgan.cli.train and kgan.cli.bench; ``FLAG_GROUPS`` orders ``--help``.
 from absl import flags
 
 from kgan.models import DISCRIMINATORS, ENCODERS, GENERATORS
-from kgan.recipes.config import DEFAULTS as D
 from kgan.recipes import registry
+from kgan.recipes.config import DEFAULTS as D
 from kgan.recipes.config import FIELD_NAMES, PREPROCESS, RESTORE_PHASES
 
 __all__ = ["ALIASES", "FLAG_GROUPS", "define_flags"]

@@ -13,14 +13,14 @@ import os
 import shutil
 import sys
 
-from kgan.training import distribute
-from kgan.core.atomic import write_text
 from kgan.cli.common import run_cli
 from kgan.cli.flags import ALIASES, FLAG_GROUPS, define_flags
-from kgan.training.preemption import TrainingInterrupted
+from kgan.core.atomic import write_text
 from kgan.recipes import FIELD_NAMES, TrainConfig, setup, train, with_model_defaults
-from kgan.training.run_lock import RunLock
 from kgan.serving import runs
+from kgan.training import distribute
+from kgan.training.preemption import TrainingInterrupted
+from kgan.training.run_lock import RunLock
 
 FLAGS_MODULE = "kgan.cli.flags"
 

@@ -17,11 +17,10 @@ Called by ``kgan.cli.colorize`` (photos, folders, video frames), ``kgan.exportin
 import os
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
-
-import keras
 
 from kgan.core.errors import KganError, UsageError
 from kgan.data.images import load_image_with_alpha, plan_outputs, write_image
@@ -201,6 +200,16 @@ class Colorizer:
         min_render_factor: the smallest factor tried after running out of memory.
         auto_factors: the sweep of ``render_factor="auto"``.
         log: called with a message when falling back to a smaller render size.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from kgan.models import colorization_generator
+    >>> colorizer = Colorizer(colorization_generator(num_downs=5, ngf=8), render_factor=4)
+    >>> gray = np.full((48, 80), 128, np.uint8)
+    >>> colour = colorizer.colorize(gray)  # the model runs at 16 * 4 = 64 px
+    >>> colour.shape, colour.dtype.name
+    ((48, 80, 3), 'uint8')
     """
 
     def __init__(self, model, render_factor=PHOTO_RENDER_FACTOR, fit="stretch",

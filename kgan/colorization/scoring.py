@@ -11,8 +11,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kgan.metrics import color as color_metrics
 from kgan.colorization.colorizer import Colorizer
+from kgan.metrics import color as color_metrics
 
 
 def load_color_photos(dataroot=None, max_images=None):

@@ -13,8 +13,8 @@ kgan.exporting.export. Imports nothing from kgan but its errors.
 """
 
 import contextlib
-import json
 import errno
+import json
 import os
 
 from kgan.core.errors import KganError

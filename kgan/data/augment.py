@@ -9,8 +9,8 @@ Stacking two images along channels before ``transform`` gives both the same crop
 
 import tensorflow as tf
 
-from kgan.data.images import DataError
 from kgan.core.pixels import to_float, to_uint8  # noqa: F401  (kgan.data re-exports them)
+from kgan.data.images import DataError
 from kgan.data.sources import ImageSource
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")

@@ -17,8 +17,8 @@ seed, so the same seed gives the same degraded image.
 """
 
 import functools
-import zlib
 import os
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -28,8 +28,14 @@ from PIL import Image, ImageDraw, ImageFont
 from kgan.data import samples
 from kgan.data.augment import resize_uint8, to_float
 from kgan.data.folders import finish_dataset, resolve_seed
-from kgan.data.images import (DataError, ImageNotFoundError, ImageReadError, list_images,
-                              load_image, write_image)
+from kgan.data.images import (
+    DataError,
+    ImageNotFoundError,
+    ImageReadError,
+    list_images,
+    load_image,
+    write_image,
+)
 from kgan.data.sources import DatasetInfo, ImageSource, scan_folder
 
 DEGRADATIONS = ("grayscale", "blur", "downscale", "noise", "text", "jpeg")

@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from kgan.data.sources import ImageSource
 from kgan.core.pixels import to_float, to_uint8
+from kgan.data.sources import ImageSource
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
                 "retina")

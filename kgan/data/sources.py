@@ -15,8 +15,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kgan.data.images import (IMAGE_EXTENSIONS, DataError, decode_files, list_images, log_skipped,
-                              try_load)
+from kgan.data.images import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    decode_files,
+    list_images,
+    log_skipped,
+    try_load,
+)
 
 # Folders whose decoded pixels fit in this many bytes are kept in memory (no second decode).
 CACHE_BYTES = 512 * 1024 * 1024

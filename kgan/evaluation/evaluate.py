@@ -27,8 +27,8 @@ colourisation recipes at the end of training. CLI::
 import numpy as np
 import tensorflow as tf
 
-from kgan.metrics import image as metrics
 from kgan.core.errors import UsageError
+from kgan.metrics import image as metrics
 
 METHODS = ("model", "degraded_input", "bicubic")
 PAIR_METRICS = ("psnr", "ssim")

@@ -22,8 +22,12 @@ import numpy as np
 
 from kgan.core.atomic import write_text
 from kgan.data.images import write_image
-from kgan.evaluation.curves import (EVENT_PATTERN, plot_curves, plot_or_explain,
-                                    read_scalars)
+from kgan.evaluation.curves import (
+    EVENT_PATTERN,
+    plot_curves,
+    plot_or_explain,
+    read_scalars,
+)
 
 __all__ = ["EVENT_PATTERN", "RunSummary", "held_out_examples", "plot_curves", "read_scalars",
            "write_comparison_report", "write_run_report"]

@@ -10,13 +10,22 @@ full-resolution luma, uint8 of the same size out.
 import numpy as np
 import tensorflow as tf
 
+from kgan.colorization.colorizer import (
+    PHOTO_RENDER_FACTOR,
+    RENDER_MULTIPLE,
+    VIDEO_RENDER_FACTOR,
+    Colorizer,
+    as_translator,
+    colorize_float,
+    rgb01_to_uint8,
+)
+from kgan.exporting.verify import (
+    UINT8_TOLERANCE,
+    ExportVerificationError,
+    run_in_fresh_tensorflow,
+)
 from kgan.metrics import color as color_metrics
-from kgan.colorization.colorizer import (PHOTO_RENDER_FACTOR, RENDER_MULTIPLE,
-                                         VIDEO_RENDER_FACTOR, Colorizer, as_translator,
-                                         colorize_float, rgb01_to_uint8)
 from kgan.models.colorize import is_colorization_model
-from kgan.exporting.verify import (UINT8_TOLERANCE, ExportVerificationError,
-                                   run_in_fresh_tensorflow)
 
 VERIFY_RENDER_FACTORS = (8, 21)
 

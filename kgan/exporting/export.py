@@ -29,24 +29,33 @@ import sys
 import tempfile
 import time
 
+import keras
 import tensorflow as tf
 
-import keras
-
 import kgan
-from kgan.serving import runs
 from kgan.core.atomic import process_exists, write_json
+from kgan.core.errors import UsageError
 from kgan.exporting.colorize_signature import verify_colorize_signature
 from kgan.exporting.saved_model import export_saved_model
-from kgan.exporting.tflite import (DEFAULT_TFLITE, convert_tflite, input_contract, litert_version,
-                                   parse_variants)
-from kgan.core.errors import UsageError
+from kgan.exporting.tflite import (
+    DEFAULT_TFLITE,
+    convert_tflite,
+    input_contract,
+    litert_version,
+    parse_variants,
+)
+from kgan.exporting.verify import (
+    ERROR_BOUNDS,
+    check_images,
+    sample_images,
+    verify_saved_model,
+    verify_tflite,
+)
 from kgan.models import size_multiple
-from kgan.serving.precision import computes_in_float32, with_precision
+from kgan.serving import runs
 from kgan.serving.exports import MANIFEST, SAVED_MODEL_VERSION
+from kgan.serving.precision import computes_in_float32, with_precision
 from kgan.serving.tiling import whole_image_pixel_limit
-from kgan.exporting.verify import (ERROR_BOUNDS, check_images,
-                                   sample_images, verify_saved_model, verify_tflite)
 
 __all__ = ["export_generator", "export_run"]
 
@@ -85,6 +94,16 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
 
     Raises:
         ExportVerificationError: when a file does not reproduce the model.
+
+    Example:
+
+    >>> from kgan.models import build_generator
+    >>> manifest = export_generator(build_generator("resnet_6blocks", ngf=8), "export",
+    ...                             tflite=["float32"], tflite_size=64)
+    >>> sorted(manifest["signatures"])
+    ['serving_default', 'translate_bytes', 'translate_uint8']
+    >>> sorted(os.listdir("export"))
+    ['1', 'float32.tflite', 'manifest.json']
     """
     variants = parse_variants(tflite)
     if not computes_in_float32(model):

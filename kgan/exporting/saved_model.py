@@ -6,9 +6,8 @@ signatures: ``serving_default`` (float32), ``translate_uint8`` (uint8 of any siz
 Called by kgan.exporting.export, which verifies the result (kgan.exporting.verify).
 """
 
-import tensorflow as tf
-
 import keras
+import tensorflow as tf
 
 from kgan.exporting.colorize_signature import add_colorize_endpoint
 from kgan.models import size_multiple

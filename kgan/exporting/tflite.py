@@ -9,10 +9,9 @@ each file (kgan.exporting.verify).
 
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 from kgan.core.errors import UsageError
 from kgan.exporting.verify import resize_square

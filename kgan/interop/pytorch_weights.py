@@ -24,10 +24,10 @@ import keras
 import numpy as np
 from absl import logging
 
-from kgan.interop import torch_pickle
 from kgan.core.errors import KganError
-from kgan.models.layers import InstanceNormalization
+from kgan.interop import torch_pickle
 from kgan.models import build_discriminator, build_generator
+from kgan.models.layers import InstanceNormalization
 
 IN_STATS = ("running_mean", "running_var", "num_batches_tracked")
 

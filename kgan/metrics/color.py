@@ -63,7 +63,9 @@ def colourfulness(image):
 
 def to_lab(image):
     """uint8 RGB -> CIELAB (D65), float64 (H, W, 3)."""
-    from skimage.color import rgb2lab  # Imported lazily: only the colour metrics need it.
+    from skimage.color import (
+        rgb2lab,  # Imported lazily: only the colour metrics need it.
+    )
 
     return rgb2lab(_rgb(image).astype(np.float64) / 255.0)
 

@@ -22,7 +22,6 @@ from absl import logging
 from kgan.core.errors import KganError
 from kgan.core.weights import resolve_weights_file
 
-
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_SIZE = 299
 

@@ -1,11 +1,28 @@
 """Network builders and the name registry the CLIs use (``--generator``, ``--discriminator``)."""
 
-from kgan.models.colorize import LumaChromaMerge, colorization_generator, is_colorization_model
+from kgan.models.colorize import (
+    LumaChromaMerge,
+    colorization_generator,
+    is_colorization_model,
+)
 from kgan.models.common import size_multiple
-from kgan.models.discriminators import critic, patchgan_discriminator, pixel_discriminator
-from kgan.models.encoders import (ENCODERS, EncoderWeightsMissingError, ImageNetPreprocess,
-                                  build_encoder, resolve_encoder_weights)
-from kgan.models.generators import encoder_unet_generator, resnet_generator, unet_generator
+from kgan.models.discriminators import (
+    critic,
+    patchgan_discriminator,
+    pixel_discriminator,
+)
+from kgan.models.encoders import (
+    ENCODERS,
+    EncoderWeightsMissingError,
+    ImageNetPreprocess,
+    build_encoder,
+    resolve_encoder_weights,
+)
+from kgan.models.generators import (
+    encoder_unet_generator,
+    resnet_generator,
+    unet_generator,
+)
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")

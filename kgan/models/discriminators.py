@@ -6,9 +6,9 @@ import functools
 import keras
 from keras import layers
 
-from kgan.models.layers import (LeakyReLU, SelfAttention2D, SizeCheck,
-                                spectral_norm as wrap_spectral_norm)
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
+from kgan.models.layers import LeakyReLU, SelfAttention2D, SizeCheck
+from kgan.models.layers import spectral_norm as wrap_spectral_norm
 
 
 def _conv(filters, kernel_size, strides, use_bias, init, name, sn, padding="same"):

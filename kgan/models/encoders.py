@@ -18,7 +18,6 @@ from keras import ops
 from kgan.core.errors import KganError
 from kgan.core.weights import resolve_weights_file
 
-
 ENCODERS = ("none", "resnet50", "mobilenet_v2")
 ENCODER_STRIDES = (2, 4, 8, 16, 32)
 # MobileNetV2 widths with published no-top ImageNet weights (at 224 px).

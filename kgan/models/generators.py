@@ -11,10 +11,17 @@ import functools
 import keras
 from keras import layers
 
-from kgan.models.layers import (Blur, Cropping2D, PixelShuffle, ReflectionPadding2D,
-                                SelfAttention2D, SigmoidRange, SizeCheck)
 from kgan.models import encoders
 from kgan.models.common import apply_norm, kernel_initializer, uses_bias
+from kgan.models.layers import (
+    Blur,
+    Cropping2D,
+    PixelShuffle,
+    ReflectionPadding2D,
+    SelfAttention2D,
+    SigmoidRange,
+    SizeCheck,
+)
 
 UPSAMPLE_MODES = ("transpose", "pixel_shuffle", "resize")
 

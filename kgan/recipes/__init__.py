@@ -1,13 +1,11 @@
-"""Recipes: one module per model (cycle_gan, pix2pix, restore), each turning a ``TrainConfig``
+"""Recipes: one module per model (cycle_gan, pix2pix, restore, colorize), each registering
+itself (kgan.recipes.registry) and turning a ``TrainConfig``
 into a dataset, a compiled trainer and trained generators. ``train(config)`` runs a whole job:
 validation, seeds, precision policy, strategy, the recipe, then ``samples.png``, the
 generators and (``export_dir``) a verified export.
 
-Called by kgan.cli.train and kgan.benchmarking.bench; usable from Python::
-
-    from kgan.recipes import make_config, train
-    trainer = train(make_config(model="cycle_gan", ngf=8, crop_size=64, max_steps=20,
-                                output_dir="runs/tiny"))
+Called by kgan.cli.train and kgan.benchmarking.bench; usable from Python (``train``'s
+example).
 """
 
 import os
@@ -15,16 +13,20 @@ import os
 import keras
 from absl import logging
 
-from kgan.training import callbacks as kcallbacks
-from kgan.training import distribute
-from kgan.serving import runs
 from kgan.core.errors import UsageError
 from kgan.data.images import write_image
-from kgan.recipes import colorize, cycle_gan, pix2pix, reporting, restore
+from kgan.recipes import colorize, cycle_gan, pix2pix, registry, reporting, restore
 from kgan.recipes.common import validate
-from kgan.recipes import registry
-from kgan.recipes.config import (DEFAULTS, FIELD_NAMES, TrainConfig, make_config,
-                                 with_model_defaults)
+from kgan.recipes.config import (
+    DEFAULTS,
+    FIELD_NAMES,
+    TrainConfig,
+    make_config,
+    with_model_defaults,
+)
+from kgan.serving import runs
+from kgan.training import callbacks as kcallbacks
+from kgan.training import distribute
 
 # Importing each recipe module registers it (kgan.recipes.registry).
 _REGISTERED = (cycle_gan, pix2pix, restore, colorize)
@@ -77,6 +79,16 @@ def train(config, strategy=None):
 
     Returns:
         The trainer.
+
+    Example:
+
+    >>> from kgan.recipes import make_config, train
+    >>> config = make_config(model="cycle_gan", ngf=8, ndf=8, load_size=36, crop_size=32,
+    ...                      max_steps=2, evaluate=False, verbose=0, output_dir="runs/tiny")
+    >>> trainer = train(config)  # doctest: +ELLIPSIS
+    kgan: report runs/tiny/report.html
+    >>> sorted(os.listdir("runs/tiny/generators"))
+    ['AtoB.keras', 'BtoA.keras']
     """
     strategy = strategy or setup(config)
     trainer, sample, generators = get_recipe(config.model).train(config, strategy)

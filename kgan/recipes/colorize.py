@@ -8,10 +8,9 @@ plus a colourfulness-ratio penalty; PSNR would pick the grayest one) on held-out
 Called by kgan.recipes.train and kgan.benchmarking.bench.
 """
 
-from kgan.recipes import registry
 from kgan.core.errors import UsageError
 from kgan.models import colorization_generator
-from kgan.recipes import restore
+from kgan.recipes import registry, restore
 from kgan.recipes.restore import NoGANSpec
 
 # Held-out photos are scored at render factor eval_size // 16 (DeOldify renders at 16 * N px).
@@ -56,15 +55,18 @@ def _photos(config):
 
 
 def _train_uv(config):
-    from kgan.metrics import color as color_metrics
     from kgan.data.samples import sample_color_photos
+    from kgan.metrics import color as color_metrics
     return None if config.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
 
 
 def make_spec(config):
     """The ``NoGANSpec`` of colourisation for ``config`` (its held-out photos and render size)."""
+    from kgan.colorization.scoring import (
+        evaluate_colorization_model,
+        pick_best_colour_checkpoint,
+    )
     from kgan.metrics import color as color_metrics
-    from kgan.colorization.scoring import evaluate_colorization_model, pick_best_colour_checkpoint
 
     render_factor = max(1, config.eval_size // 16)
 

@@ -56,8 +56,8 @@ def check_crop_size(config, generator):
     """Raises a ``UsageError`` naming ``--crop_size`` and ``--generator`` when the training crops
     do not fit the generator (a UNet needs multiples of 2**depth), instead of Keras' error from
     inside the first step."""
-    from kgan.models.layers import SizeCheck
     from kgan.models import size_multiple
+    from kgan.models.layers import SizeCheck
 
     if config.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
         return

@@ -6,12 +6,18 @@ Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step
 
 from absl import logging
 
-from kgan.recipes import registry
 from kgan.data import unpaired_dataset
-from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
-                                 initialize_from, train_parts)
-from kgan.training.trainers.cyclegan import build_cyclegan
+from kgan.recipes import registry
+from kgan.recipes.common import (
+    RecipeParts,
+    check_crop_size,
+    data_options,
+    first_batch,
+    initialize_from,
+    train_parts,
+)
 from kgan.training.loop import end_step_for
+from kgan.training.trainers.cyclegan import build_cyclegan
 
 CROPPING_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop")
 

@@ -7,14 +7,20 @@ Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step
 
 from absl import logging
 
-from kgan.recipes import registry
 from kgan.data import paired_dataset
 from kgan.models import build_discriminator, build_generator
-from kgan.recipes.common import (RecipeParts, check_crop_size, data_options, first_batch,
-                                 initialize_from, train_parts)
+from kgan.recipes import registry
+from kgan.recipes.common import (
+    RecipeParts,
+    check_crop_size,
+    data_options,
+    first_batch,
+    initialize_from,
+    train_parts,
+)
+from kgan.training.loop import end_step_for
 from kgan.training.schedules import LinearDecay
 from kgan.training.trainers.base import adam
-from kgan.training.loop import end_step_for
 from kgan.training.trainers.pix2pix import Pix2Pix
 
 

@@ -42,17 +42,17 @@ def _photos(config, split_folder):
 
 def held_out_pairs(config):
     """``{generator name: [(name, input uint8, target uint8 or None)]}`` for a run's report."""
-    from kgan.data import crappify_array, sample_mapping
     from kgan.core.pixels import to_float, to_uint8
+    from kgan.data import crappify_array, sample_mapping
 
     if config.model == "restore":
         return {"generator": [(name, crappify_array(photo, tuple(config.degradations),
                                                     seed=[config.seed or 0, i]), photo)
                               for i, (name, photo) in enumerate(_photos(config, "test"))]}
     if config.model == "colorize":
-        from kgan.metrics.color import gray_baseline
         from kgan.colorization.scoring import load_color_photos
         from kgan.data.samples import COLOR_TEST_PHOTOS
+        from kgan.metrics.color import gray_baseline
 
         photos = load_color_photos(config.dataroot, EXAMPLES)
         names = COLOR_TEST_PHOTOS if not config.dataroot else [f"held-out {i + 1}"

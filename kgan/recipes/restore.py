@@ -22,18 +22,18 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
-from kgan.recipes import registry
-from kgan.training import losses
-from kgan.serving import runs
 from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
+from kgan.recipes import registry
 from kgan.recipes.common import check_crop_size, first_batch, loop_options
+from kgan.serving import runs
+from kgan.training import losses
+from kgan.training.loop import train_loop
 from kgan.training.schedules import LinearDecay
 from kgan.training.trainers.base import adam
 from kgan.training.trainers.critic import CriticPretrainer
-from kgan.training.loop import train_loop
 from kgan.training.trainers.nogan import NoGANTrainer
 from kgan.training.trainers.pretrain import GeneratorPretrainer
 

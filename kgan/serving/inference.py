@@ -19,8 +19,14 @@ import tensorflow as tf
 from PIL import Image
 
 from kgan.core.atomic import atomic_path, write_text
-from kgan.data.images import (ImageReadError, display_name, image_size, load_image,
-                              plan_outputs, write_image)
+from kgan.data.images import (
+    ImageReadError,
+    display_name,
+    image_size,
+    load_image,
+    plan_outputs,
+    write_image,
+)
 from kgan.serving.size_buckets import bucket_shape, translate_bucketed
 from kgan.serving.tiling import CONV_PIXEL_LIMIT, tile_for_limit, translate_tiled
 

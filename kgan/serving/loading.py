@@ -17,7 +17,11 @@ import os
 from kgan.core.errors import ModelFileError, ModelNotFoundError, UsageError
 from kgan.serving import exports, runs
 from kgan.serving.precision import check_precision
-from kgan.serving.translators import KerasTranslator, SavedModelTranslator, TFLiteTranslator
+from kgan.serving.translators import (
+    KerasTranslator,
+    SavedModelTranslator,
+    TFLiteTranslator,
+)
 from kgan.serving.worker import WorkerTranslator
 
 

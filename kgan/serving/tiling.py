@@ -29,8 +29,8 @@ def attention_strides(model):
     """
     import keras
 
-    from kgan.models.layers import SelfAttention2D
     from kgan.models import size_multiple
+    from kgan.models.layers import SelfAttention2D
 
     layers = [layer for layer in model.layers if isinstance(layer, SelfAttention2D)]
     if not layers:

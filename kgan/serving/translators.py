@@ -16,10 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.core.errors import ModelFileError
-from kgan.models import size_multiple
-from kgan.serving.precision import check_precision, computes_in_float32, with_precision
 from kgan.core.pixels import to_float, to_uint8
+from kgan.models import size_multiple
 from kgan.serving.exports import read_manifest, resolve_saved_model
+from kgan.serving.precision import check_precision, computes_in_float32, with_precision
 from kgan.serving.tiling import DEFAULT_TILE, whole_image_pixel_limit
 
 
@@ -152,6 +152,14 @@ class KerasTranslator:
         model: a kgan generator.
         precision: ``float32`` or ``bfloat16`` compute (a converted copy of ``model`` runs
             when its layers compute in another dtype; ``model`` itself is not changed).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from kgan.models import build_generator
+    >>> translator = KerasTranslator(build_generator("resnet_6blocks", ngf=8))
+    >>> translator(np.zeros((2, 50, 70, 3), np.uint8)).shape  # any size, padded and cropped
+    (2, 50, 70, 3)
     """
 
     fixed_size = None

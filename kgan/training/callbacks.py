@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from kgan.training import checkpoints
 from kgan.core.errors import KganError
 from kgan.core.pixels import to_uint8
+from kgan.training import checkpoints
 
 
 class TrainingDivergedError(KganError, RuntimeError):

@@ -14,7 +14,6 @@ from absl import logging
 from kgan.core.errors import KganError
 from kgan.core.weights import keras_cache_path, resolve_weights_file
 
-
 GAN_MODES = ("lsgan", "vanilla", "hinge", "wgangp")
 VGG_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 PERCEPTUAL_PRESETS = {

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 
 import numpy as np
+
 from kgan.core.errors import KganError
 
 COMMON_RATES = [fractions.Fraction(n, d) for n, d in (

@@ -27,7 +27,6 @@ from absl import logging
 
 from kgan.core.atomic import write_json
 from kgan.core.progress import Progress
-
 from kgan.video.ffmpeg import FrameWriter, VideoError, _run_ffmpeg, probe, read_frames
 
 STATE_VERSION = 1

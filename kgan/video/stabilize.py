@@ -25,8 +25,14 @@ import dataclasses
 
 import numpy as np
 
-from kgan.core.frame_ops import (MOTIONS, estimate_motion, resize_plane, rgb_to_yuv, warp,
-                                 yuv_to_rgb_uint8)
+from kgan.core.frame_ops import (
+    MOTIONS,
+    estimate_motion,
+    resize_plane,
+    rgb_to_yuv,
+    warp,
+    yuv_to_rgb_uint8,
+)
 
 HIST_BINS = 32
 

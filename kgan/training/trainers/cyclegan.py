@@ -9,9 +9,9 @@ idt_A = |G_A(B) - B| * lambda_B * lambda_identity, idt_B, D_A, D_B.
 import keras
 import tensorflow as tf
 
+from kgan.models import build_discriminator, build_generator
 from kgan.training import losses
 from kgan.training.image_pool import ImagePool
-from kgan.models import build_discriminator, build_generator
 from kgan.training.schedules import LinearDecay
 from kgan.training.trainers.base import GANTrainer, adam
 

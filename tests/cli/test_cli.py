@@ -1,0 +1,133 @@
+"""The command lines as a user meets them (kgan.cli.common): kgan's own grouped --help with
+exit code 0, one-line errors with exit code 2, no TensorFlow start-up noise, no run folder
+left by a run that failed at once, and runs started by older layouts of the code resuming:
+before the first restructuring (tests/fixtures/pre_restructure) and before the packages per
+row (tests/fixtures/before_packages, with outputs of its generators computed by that code)."""
+
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from helpers import ROOT, run_cli
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "pre_restructure")
+BEFORE_PACKAGES = os.path.join(ROOT, "tests", "fixtures", "before_packages")
+
+
+class HelpAndErrorsTest(tf.test.TestCase):
+
+    def test_train_help_lists_grouped_kgan_flags_and_exits_0(self):
+        result = run_cli("train", "--help", timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        out = result.stdout
+        for group in ("model:", "losses:", "training:", "data:", "output and logging:",
+                      "scale:"):
+            self.assertIn(group, out)
+        self.assertLess(out.index("model:"), out.index("data:"))
+        self.assertIn("--crop_size=<int>  (default: '256')", out)
+        self.assertNotIn("test_srcdir", out)  # no absl.testing / TPU internals
+        self.assertEqual(result.stderr.strip(), "")  # no TensorFlow start-up chatter
+
+    def test_translate_errors_are_one_line_with_exit_code_2(self):
+        typo = run_cli("translate", "--input=x", "--output=y", "--tiel=3", timeout=120)
+        self.assertEqual(typo.returncode, 2)
+        self.assertIn("Did you mean: tile", typo.stderr)
+        missing = run_cli("translate", "--model=/no/such/export", "--input=x", "--output=y",
+                          timeout=120)
+        self.assertEqual(missing.returncode, 2)
+        self.assertEqual(len(missing.stderr.strip().splitlines()), 1, missing.stderr)
+        self.assertIn("kgan.translate: error: --model /no/such/export does not exist",
+                      missing.stderr)
+        self.assertNotIn("Traceback", missing.stderr)
+
+    def test_a_run_that_fails_at_once_leaves_no_run_folder(self):
+        out = os.path.join(tempfile.mkdtemp(), "run")
+        result = run_cli("train", "--flagfile=configs/smoke.cfg", f"--output_dir={out}",
+                         f"--dataroot={tempfile.mkdtemp()}", timeout=180)
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertIn("kgan.train: error:", result.stderr)
+        self.assertFalse(os.path.exists(out), os.listdir(out) if os.path.exists(out) else "")
+
+
+    def test_crops_that_do_not_fit_the_generator_name_the_flags(self):
+        out = os.path.join(tempfile.mkdtemp(), "run")
+        result = run_cli("train", "--model=pix2pix", "--crop_size=64", "--load_size=64",
+                         "--ngf=4", "--ndf=4", "--max_steps=1", f"--output_dir={out}",
+                         timeout=180)
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertIn("--crop_size=64 does not fit --generator=unet_256", result.stderr)
+        self.assertNotIn("Exception encountered", result.stderr)
+        self.assertNotIn("\x1b[", result.stderr)
+
+
+class PreRestructureRunsResumeTest(tf.test.TestCase):
+    """Checkpoints written by kgan before the structure change (train.py/train_restore.py)
+    restore into the recipes' trainers and training continues from their step."""
+
+    def _copy(self, name):
+        target = os.path.join(tempfile.mkdtemp(), name)
+        shutil.copytree(os.path.join(FIXTURES, name), target)
+        return target
+
+    def test_cyclegan_run_resumes_at_its_step(self):
+        run = self._copy("cyclegan")
+        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
+                         "--max_steps=3", timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(result.stderr, r"Resumed from .*ckpt-2")
+        self.assertIn("from step 2 to 3", result.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index")))
+        # Its flags.cfg said --residual (then ignored by cycle_gan): it resumes without it.
+        self.assertIn("started before --residual applied to cycle_gan", result.stdout)
+        with open(os.path.join(run, "flags.cfg")) as handle:
+            self.assertIn("--noresidual", handle.read().split())
+        self.assertTrue(os.path.isfile(os.path.join(run, "report.html")))
+
+    def test_restore_phase_resumes_at_its_step(self):
+        run = self._copy("restore")
+        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
+                         "--pretrain_g_steps=3", timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(result.stderr, r"Resumed from .*pretrain_g/checkpoints/ckpt-2")
+        self.assertTrue(re.search(r"from step 2 to 3", result.stderr), result.stderr[-2000:])
+        self.assertTrue(os.path.isfile(os.path.join(run, "generators", "generator.keras")))
+
+
+class BeforePackagesRunsTest(tf.test.TestCase):
+    """Runs and ``.keras`` generators written by kgan before the packages per row
+    (commit b31a659: modules at the top of kgan/) resume and load after the move."""
+
+    def _copy(self, name):
+        target = os.path.join(tempfile.mkdtemp(), name)
+        shutil.copytree(os.path.join(BEFORE_PACKAGES, name), target)
+        return target
+
+    def test_cyclegan_run_resumes_at_its_step(self):
+        run = self._copy("cyclegan")
+        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
+                         "--max_steps=3", timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(result.stderr, r"Resumed from .*ckpt-2")
+        self.assertIn("from step 2 to 3", result.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index")))
+
+    def test_restore_phase_resumes_at_its_step(self):
+        run = self._copy("restore")
+        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
+                         "--pretrain_g_steps=3", timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(result.stderr, r"Resumed from .*pretrain_g/checkpoints/ckpt-2")
+        self.assertIn("from step 2 to 3", result.stderr)
+
+    def test_its_keras_generators_load_and_give_the_same_outputs(self):
+        from kgan.serving.runs import load_generator
+
+        with np.load(os.path.join(BEFORE_PACKAGES, "outputs.npz")) as saved:
+            for name, path in (("cyclegan_AtoB", "cyclegan/generators/AtoB.keras"),
+                               ("restore_generator", "restore/generators/generator.keras")):
+                model = load_generator(os.path.join(BEFORE_PACKAGES, path))
+                self.assertAllClose(model(saved["input"], training=False), saved[name],
+                                    atol=1e-6, msg=name)
