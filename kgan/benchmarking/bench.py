@@ -101,7 +101,7 @@ MODELS = ("cycle_gan", "pix2pix") + NOGAN_MODELS
 
 @dataclasses.dataclass
 class BenchOptions:
-    """What to measure beside the training step (the ``kgan.benchmarking.bench``-only flags)."""
+    """What to measure beside the training step (the ``kgan.bench``-only flags)."""
 
     steps: int = 5
     warmup: int = 2
@@ -296,7 +296,7 @@ def parse_overrides(text, config, options):
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or (key not in fields and key not in bench_fields):
-            raise UsageError(f"--compare takes FLAG=VALUE pairs of kgan.train/kgan.benchmarking.bench flags "
+            raise UsageError(f"--compare takes FLAG=VALUE pairs of kgan.train/kgan.bench flags "
                              f"(e.g. mixed_precision=mixed_bfloat16); got {item!r}.")
         target, current = ((config_changes, getattr(config, key)) if key in fields
                            else (option_changes, getattr(options, key)))
@@ -325,7 +325,7 @@ def run_config(config, options):
         The config's result dict (JSON-serialisable).
     """
     if config.model not in MODELS:
-        raise UsageError(f"kgan.benchmarking.bench benchmarks --model={'|'.join(MODELS)}; got "
+        raise UsageError(f"kgan.bench benchmarks --model={'|'.join(MODELS)}; got "
                          f"{config.model!r}.")
     previous = keras.mixed_precision.global_policy().name
     try:

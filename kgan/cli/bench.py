@@ -61,4 +61,4 @@ def run(f):
 def main(argv=None):
     define_flags()
     groups = [("measurement", module_flag_names("kgan.cli.bench"))] + FLAG_GROUPS
-    run_cli("kgan.benchmarking.bench", run, define_flags, doc=__doc__, groups=groups, argv=argv)
+    run_cli("kgan.bench", run, define_flags, doc=__doc__, groups=groups, argv=argv)

@@ -140,7 +140,7 @@ def _run_video(f, colorizer, factor):
         from kgan.video.pipeline import process_video
         from kgan.video.stabilize import TemporalStabilizer
     except ImportError as error:
-        raise UsageError(f"Video colourisation needs kgan.video.pipeline and kgan.video.stabilize ({error}); "
+        raise UsageError(f"Video colourisation needs kgan.video ({error}); "
                          'install the video extra: pip install -e ".[video]".') from error
     if os.path.isdir(f.output) or not is_video(f.output):
         raise UsageError(f"--output {f.output}: a video input needs a video output file "

@@ -96,7 +96,7 @@ def run_cli(prog, run, define_flags, doc=None, groups=None, argv=None):
     """Runs one command line.
 
     Args:
-        prog: the command's name for messages, e.g. ``kgan.exporting.export``.
+        prog: the command's name for messages, e.g. ``kgan.export``.
         run: called with the parsed FlagValues once flags are parsed; its return is ignored.
         define_flags: defines the command's flags (called once).
         doc: help summary (the CLI module's docstring).

@@ -56,7 +56,7 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where generator.keras and the export go, e.g. "
                         "saved_models/horse2zebra.")
     flags.DEFINE_boolean("export", True, "Export the generator (SavedModel, TFLite, ONNX) "
-                         "with kgan.exporting.export; --noexport writes generator.keras only.")
+                         "with kgan.export; --noexport writes generator.keras only.")
     flags.DEFINE_list("tflite", list(tflite.DEFAULT_TFLITE), "TFLite variants: any of "
                       f"{', '.join(tflite.TFLITE_VARIANTS)}; empty for none.")
     flags.DEFINE_integer("tflite_size", 256, "Square input size of the TFLite files.")

@@ -181,4 +181,4 @@ def run(f):
 
 
 def main(argv=None):
-    run_cli("kgan.evaluation.evaluate", run, define_flags, doc=__doc__, argv=argv)
+    run_cli("kgan.evaluate", run, define_flags, doc=__doc__, argv=argv)

@@ -87,4 +87,4 @@ def run(f):
 
 
 def main(argv=None):
-    run_cli("kgan.exporting.export", run, define_flags, doc=__doc__, argv=argv)
+    run_cli("kgan.export", run, define_flags, doc=__doc__, argv=argv)

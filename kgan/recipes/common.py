@@ -1,7 +1,7 @@
 """What every recipe shares: validating a ``TrainConfig``, the data options of the dataset
 builders, the loop options, and the first batch kept for image grids.
 
-Called by the recipe modules (kgan.recipes.cycle_gan, pix2pix, restore) and kgan.recipes.run.
+Called by the recipe modules (kgan.recipes.cycle_gan, pix2pix, restore) and kgan.recipes.train.
 """
 
 import dataclasses

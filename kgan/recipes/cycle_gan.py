@@ -1,7 +1,7 @@
 """The CycleGAN recipe: unpaired data (folders, TFDS or the built-in sample task) and the
 reference's CycleGAN trainer (kgan.training.trainers.cyclegan), from a ``TrainConfig``.
 
-Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step).
+Called by kgan.recipes.train (training) and kgan.benchmarking.bench (timing a step).
 """
 
 from absl import logging

@@ -2,7 +2,7 @@
 and the pix2pix trainer (UNet generator, PatchGAN on the pair, GAN + lambda_L1 * L1), from a
 ``TrainConfig``.
 
-Called by kgan.recipes.run (training) and kgan.benchmarking.bench (timing a step).
+Called by kgan.recipes.train (training) and kgan.benchmarking.bench (timing a step).
 """
 
 from absl import logging

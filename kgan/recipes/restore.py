@@ -11,7 +11,7 @@ by kgan.data.crappify. Phases, each resuming from its own checkpoints in
 ``NoGANSpec`` holds what differs between tasks that share this pipeline (the data, the
 generator head, the checkpoint score, the evaluation), so the colourisation recipe reuses it.
 
-Called by kgan.recipes.run and kgan.benchmarking.bench.
+Called by kgan.recipes.train and kgan.benchmarking.bench.
 """
 
 import dataclasses

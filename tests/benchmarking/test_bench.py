@@ -71,7 +71,7 @@ class CliTest(tf.test.TestCase):
         path = os.path.join(self.get_temp_dir(), "bench.json")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         result = subprocess.run(
-            [sys.executable, "-m", "kgan.benchmarking.bench", "--ngf=4", "--ndf=4", "--crop_size=32",
+            [sys.executable, "-m", "kgan.bench", "--ngf=4", "--ndf=4", "--crop_size=32",
              "--steps=2", "--warmup=1", "--peak_size=128", "--peak_reps=2",
              f"--output_json={path}"], capture_output=True, text=True, env=env, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
@@ -106,7 +106,7 @@ class CliTest(tf.test.TestCase):
 
     def test_cli_rejects_bad_compare(self):
         result = subprocess.run(
-            [sys.executable, "-m", "kgan.benchmarking.bench", "--compare=bogus", "--peaks=false"],
+            [sys.executable, "-m", "kgan.bench", "--compare=bogus", "--peaks=false"],
             capture_output=True, text=True, timeout=120,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         self.assertNotEqual(result.returncode, 0)

@@ -93,7 +93,7 @@ class CliTest(tf.test.TestCase):
 
     def _run(self, *args):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        return subprocess.run([sys.executable, "-m", "kgan.evaluation.evaluate", *args],
+        return subprocess.run([sys.executable, "-m", "kgan.evaluate", *args],
                               capture_output=True, text=True, env=env, timeout=300)
 
     def test_cli_scores_a_saved_generator_on_held_out_photos(self):
