@@ -3,8 +3,8 @@
 Trains ``kgan.models.colorization_generator`` (plain UNet) with ``GeneratorPretrainer`` and the
 pixel content loss ``l1_ssim`` on (gray, colour) crops of the built-in natural colour photos
 (astronaut, coffee, rocket), then colourises the held-out ones (chelsea, the stereo motorcycle
-pair) with ``kgan.colorization.colorizer.Colorizer`` and prints the colour metrics table: model vs the gray
-input vs a constant mean-chroma baseline (the training photos' mean U, V). It also reports
+pair) with ``kgan.colorization.colorizer.Colorizer`` and prints the colour metrics table: model vs
+the gray input vs a constant mean-chroma baseline (the training photos' mean U, V). It also reports
 
 - several render factors, ``auto``, and the stretch / pad fits of the render square;
 - the snapshots taken every ``--snapshot_every`` steps, ranked by PSNR and by

@@ -9,8 +9,8 @@ tf2onnx / onnxruntime::
 For resnet_9blocks (instance norm, the CycleGAN models) and unet_256 (batch norm with
 calibrated running statistics and dropout, the pix2pix models): random weights, saved by
 torch.save in the legacy format (as the published models), converted with
-``kgan.interop.pytorch_weights.load_pytorch_generator`` (timed: read + build + load), then the max and
-mean absolute error against the torch network in eval mode on the two held-out sample photos
+``kgan.interop.pytorch_weights.load_pytorch_generator`` (timed: read + build + load), then the max
+and mean absolute error against the torch network in eval mode on the two held-out sample photos
 resized to 256^2. For resnet_9blocks also: the SavedModel, float32 TFLite and ONNX files
 (``kgan.exporting.export`` / ``kgan.exporting.onnx``), each one's max error against Keras and its
 images/s (batch 1, median of ``--runs`` after one warm-up), beside Keras and torch.

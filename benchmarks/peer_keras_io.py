@@ -1,6 +1,7 @@
 """Peer benchmark: a plain Keras 3 CycleGAN train step in the style of the keras-io example.
 
-This is the "keras-io CycleGAN" yardstick of the README's Speed section rebuilt for timing on the machine at
+This is the "keras-io CycleGAN" yardstick of the README's Speed section rebuilt for timing on the
+machine at
 hand, in the style of https://keras.io/examples/generative/cyclegan/ (Keras 3, TF backend):
 
 - ``ReflectionPadding2D`` is a layer calling ``ops.pad(..., mode="reflect")``;
@@ -29,14 +30,14 @@ With ``--precision=mixed_bfloat16`` the global Keras policy is set before the mo
 built; the final tanh (G) and the last conv's output (D) are float32, as the Keras mixed
 precision guide recommends.
 
-Timing, FLOP counting, peaks and peak RSS reuse ``kgan.benchmarking.bench`` and ``kgan.core.measure`` so that
-the figures are comparable with ``python -m kgan.bench``: the matmul/conv peaks in fp32 and bf16 are
-measured before and after the step (best of both), the first step (trace + run), the median
-of ``--steps`` steps after ``--warmup`` (the first included), a short matmul probe after each
-timed step (the "concurrent" peak), forward FLOPs from the traced graphs and
-``cyclegan_step_flops`` for the step (1.88 TFLOP at 256^2 by kgan's convention; the example
-shares its D forwards between the G and D losses and so executes a little less). Peak RSS is
-the process's VmHWM after a reset taken just before the models are built.
+Timing, FLOP counting, peaks and peak RSS reuse ``kgan.benchmarking.bench`` and
+``kgan.core.measure`` so that the figures are comparable with ``python -m kgan.bench``: the
+matmul/conv peaks in fp32 and bf16 are measured before and after the step (best of both), the first
+step (trace + run), the median of ``--steps`` steps after ``--warmup`` (the first included), a short
+matmul probe after each timed step (the "concurrent" peak), forward FLOPs from the traced graphs and
+``cyclegan_step_flops`` for the step (1.88 TFLOP at 256^2 by kgan's convention; the example shares
+its D forwards between the G and D losses and so executes a little less). Peak RSS is the process's
+VmHWM after a reset taken just before the models are built.
 
 Usage::
 

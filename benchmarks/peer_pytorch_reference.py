@@ -24,13 +24,13 @@ reference is not an installable package:
   0.5 x (MSE(real, 1) + MSE(fake, 0)), backward; one Adam step over both discriminators.
   The image pool holds 50 images as in the reference.
 
-Figures follow ``kgan.benchmarking.bench``'s conventions so they can be set beside it: forward FLOPs are
-counted from the conv layers (2 x k^2 x C_in x C_out per output position; transposed convs on
-their input grid), the step is ``3 x 6 x G + 16 x D`` (1.88 TFLOP at 256^2, batch 1); matmul
-and 3x3-conv peaks are measured by PyTorch in this process before and after the step (best
-of both) in fp32 and bf16; the first step, the median of ``--steps`` steps after ``--warmup``
-(the first included), a short matmul probe after each timed step (the "concurrent" peak), CPU
-utilisation and the process's peak RSS (VmHWM after a reset just before the models are built).
+Figures follow ``kgan.benchmarking.bench``'s conventions so they can be set beside it: forward FLOPs
+are counted from the conv layers (2 x k^2 x C_in x C_out per output position; transposed convs on
+their input grid), the step is ``3 x 6 x G + 16 x D`` (1.88 TFLOP at 256^2, batch 1); matmul and
+3x3-conv peaks are measured by PyTorch in this process before and after the step (best of both) in
+fp32 and bf16; the first step, the median of ``--steps`` steps after ``--warmup`` (the first
+included), a short matmul probe after each timed step (the "concurrent" peak), CPU utilisation and
+the process's peak RSS (VmHWM after a reset just before the models are built).
 ``--precision=bfloat16`` runs the forward passes under ``torch.autocast("cpu", bfloat16)``, the
 reference's nearest mixed-precision equivalent on a CPU.
 """

@@ -2,7 +2,8 @@
 
 Pure Python (no TensorFlow, no PyTorch), so both peer scripts can import it; they run as
 scripts, which puts this folder on ``sys.path``; the repository root goes on it here so the
-ratio definitions come from kgan.core.measure (TensorFlow-free), the ones kgan.benchmarking.bench uses.
+ratio definitions come from kgan.core.measure (TensorFlow-free), the ones kgan.benchmarking.bench
+uses.
 """
 
 import argparse

@@ -6,8 +6,8 @@ Usage::
     python benchmarks/shape_memory.py --side=512 --shapes=12
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/shape_memory.py --side=512   # oneDNN off
 
-This is the measurement behind kgan.serving.worker (a translator in a process replaced when it grows).
-Linux only (reads /proc).
+This is the measurement behind kgan.serving.worker (a translator in a process replaced when it
+grows). Linux only (reads /proc).
 """
 
 import argparse

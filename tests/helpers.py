@@ -1,6 +1,6 @@
 """Shared test helpers: real-photo fixtures, random images, subprocess environments for the
-CLIs, the checkpoint steps a run folder holds, gradient checks over a model's weights, and one serialisation round trip for every
-layer class in kgan.models.layers.
+CLIs, the checkpoint steps a run folder holds, gradient checks over a model's weights, and one
+serialisation round trip for every layer class in kgan.models.layers.
 
 Imported by the test modules (``from helpers import ...``; pytest puts tests/ on sys.path).
 """

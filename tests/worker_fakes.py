@@ -1,4 +1,4 @@
-"""Translators for tests/test_worker.py that are cheap to build in a child process (no
+"""Translators for tests/serving/test_worker.py that are cheap to build in a child process (no
 TensorFlow import): each is made by a module-level factory the worker can pickle."""
 
 import os

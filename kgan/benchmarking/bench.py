@@ -17,10 +17,10 @@ same process, not as seconds. ``python -m kgan.bench`` measures:
   RSS of the config, the input pipeline's images/s on its own, and generator inference
   images/s (Keras, SavedModel and TFLite with XNNPACK);
 - generator inference on the bench input in float32 and in bfloat16 (a
-  ``kgan.serving.precision.with_precision`` copy: the path of ``kgan.translate --precision=bfloat16``),
-  images/s, GFLOP/s and the ratio to the 3x3 conv peak of the same precision
-  (``inference_{fp32,bf16}_images_per_s``, ``_gflops``, ``_ratio_to_conv_peak``), and how far
-  the bf16 output is from float32 in uint8 levels (``inference_bf16_vs_fp32_mean_uint8``,
+  ``kgan.serving.precision.with_precision`` copy: the path of ``kgan.translate
+  --precision=bfloat16``), images/s, GFLOP/s and the ratio to the 3x3 conv peak of the same
+  precision (``inference_{fp32,bf16}_images_per_s``, ``_gflops``, ``_ratio_to_conv_peak``), and how
+  far the bf16 output is from float32 in uint8 levels (``inference_bf16_vs_fp32_mean_uint8``,
   ``_max_uint8``);
 - ``--compare=mixed_precision=mixed_bfloat16`` runs a second config (the first with those
   flags changed) in the same process and prints the step-rate ratio.

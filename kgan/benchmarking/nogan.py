@@ -1,11 +1,11 @@
-"""kgan.benchmarking.bench's NoGAN models (``restore``, ``colorize``): each phase's trainer built by its
-recipe (kgan.recipes.restore.build_phase, without loading earlier phases' weights) and its
-step FLOPs counted from the traced forward graphs of G, the critic and the perceptual loss's
-VGG16 (kgan.core.measure.nogan_step_flops has the per-phase counts).
+"""kgan.benchmarking.bench's NoGAN models (``restore``, ``colorize``): each phase's trainer built by
+its recipe (kgan.recipes.restore.build_phase, without loading earlier phases' weights) and its step
+FLOPs counted from the traced forward graphs of G, the critic and the perceptual loss's VGG16
+(kgan.core.measure.nogan_step_flops has the per-phase counts).
 
-The ``gan`` phase's switcher (kgan.training.trainers.nogan) picks a critic or a generator update by the
-critic's loss, so one step's cost depends on the run. kgan.benchmarking.bench times it as a *pair*: the
-mode is set to critic, one step runs, then generator, one step: the switcher's fastest
+The ``gan`` phase's switcher (kgan.training.trainers.nogan) picks a critic or a generator update by
+the critic's loss, so one step's cost depends on the run. kgan.benchmarking.bench times it as a
+*pair*: the mode is set to critic, one step runs, then generator, one step: the switcher's fastest
 alternation, with ``updates_per_step = 2`` and the FLOPs of both updates.
 
 Called by kgan.benchmarking.bench.
@@ -32,7 +32,8 @@ class NoGANBench:
         batch: one global batch of the recipe's pipeline.
         generator: the generator (for inference timing).
         phase: ``pretrain_g``, ``pretrain_d`` or ``gan``.
-        flops: ``kgan.benchmarking.bench`` result keys (``step_gflop``, ``generator_forward_gflop``, ...).
+        flops: ``kgan.benchmarking.bench`` result keys (``step_gflop``, ``generator_forward_gflop``,
+        ...).
         modes: generator-mode values set before each call of one timed step (``gan``:
             ``(False, True)``: a critic update, then a generator update), or None.
     """
@@ -57,8 +58,9 @@ def nogan_flops(phase, generator, critic, content_loss, input_shape, output_shap
 
     Returns:
         ``{"step_gflop", "generator_forward_gflop", "discriminator_forward_gflop" (critic, or
-        None), "vgg_forward_gflop" (0 for a pixel loss and for ``pretrain_d``)}``, plus for ``gan`` the two updates'
-        ``gan_generator_update_gflop`` and ``gan_critic_update_gflop`` (their sum is the step).
+        None), "vgg_forward_gflop" (0 for a pixel loss and for ``pretrain_d``)}``, plus for ``gan``
+        the two updates' ``gan_generator_update_gflop`` and ``gan_critic_update_gflop`` (their sum
+        is the step).
     """
     g = forward_flops(generator, input_shape)
     c = forward_flops(critic, output_shape) if critic is not None else 0

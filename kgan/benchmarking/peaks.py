@@ -1,7 +1,7 @@
-"""The machine's yardsticks and FLOP counting for kgan.benchmarking.bench: the best matmul and 3x3 conv
-GFLOP/s in float32 and bfloat16 measured in this process (TF's own kernels, not the CPU's
-theoretical peak), a short matmul probe run between timed steps, and the convolution/matmul
-FLOPs of a traced Keras forward pass.
+"""The machine's yardsticks and FLOP counting for kgan.benchmarking.bench: the best matmul and 3x3
+conv GFLOP/s in float32 and bfloat16 measured in this process (TF's own kernels, not the CPU's
+theoretical peak), a short matmul probe run between timed steps, and the convolution/matmul FLOPs of
+a traced Keras forward pass.
 
 Called by kgan.benchmarking.bench and the peer benchmarks in benchmarks/.
 """

@@ -4,8 +4,9 @@
 folder holding ``AtoB/`` and ``BtoA/``, or a ``.tflite`` file) with
 ``kgan.serving.loading.load_model``, reads its ``manifest.json`` (kgan.serving.exports), and
 returns a ``gr.Blocks`` page. Users drop one or more images (any format and size
-kgan.translate reads), see input and output at full resolution with a before/after slider, and download the output PNGs. Large images go through
-tiles (``kgan.serving.tiling``); unreadable files are reported in the page.
+kgan.translate reads), see input and output at full resolution with a before/after slider, and
+download the output PNGs. Large images go through tiles (``kgan.serving.tiling``); unreadable files
+are reported in the page.
 
 The model-handling functions (``demo_model``, ``translate_files``) need no Gradio and are
 what the tests call directly. Called by ``kgan.cli.demo`` (``python -m kgan.demo``). Gradio is
@@ -186,8 +187,8 @@ def _safe_stem(path, used):
 
 
 def colorize_array(translator, image, render_factor):
-    """Colourises one uint8 image (kgan.colorization.colorizer: the model runs at 16 * render_factor px,
-    its chroma is merged with the image's own full-resolution luma); ``render_factor`` may be
+    """Colourises one uint8 image (kgan.colorization.colorizer: the model runs at 16 * render_factor
+    px, its chroma is merged with the image's own full-resolution luma); ``render_factor`` may be
     ``"auto"``."""
     return Colorizer(translator, render_factor).colorize(image)
 

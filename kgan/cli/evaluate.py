@@ -1,5 +1,6 @@
 """``python -m kgan.evaluate``: scores a generator against ground truth beside simple baselines
-(PSNR/SSIM; FID/KID with Inception weights). See kgan.evaluation.evaluate for the metrics and protocol.
+(PSNR/SSIM; FID/KID with Inception weights). See kgan.evaluation.evaluate for the metrics and
+protocol.
 
 Examples::
 

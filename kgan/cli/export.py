@@ -6,8 +6,9 @@ Example::
     python -m kgan.export --checkpoint_dir=runs/quickstart --output_dir=saved_models/quickstart \\
         [--tflite=float32,float16,dynamic] [--tflite_size=256] [--overwrite]
 
-Each generator lands in ``OUTPUT_DIR/<AtoB|BtoA|generator>/`` (layout in kgan.exporting.export). With
-``--overwrite`` the previous export is replaced only after the new one is complete and verified.
+Each generator lands in ``OUTPUT_DIR/<AtoB|BtoA|generator>/`` (layout in kgan.exporting.export).
+With ``--overwrite`` the previous export is replaced only after the new one is complete and
+verified.
 """
 
 import json

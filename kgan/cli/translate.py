@@ -14,8 +14,9 @@ Examples::
         --precision=bfloat16 --input=photos/ --output=out/
 
 ``--precision=bfloat16`` runs the generator's convolutions in bfloat16 (faster on CPUs with
-AVX-512 BF16 or AMX; outputs within a few uint8 levels of float32, see kgan.serving.precision and tests/test_precision.py).
-An export directory is rebuilt from the ``.keras`` generator its manifest names.
+AVX-512 BF16 or AMX; outputs within a few uint8 levels of float32, see kgan.serving.precision and
+tests/serving/test_precision.py). An export directory is rebuilt from the ``.keras`` generator its manifest
+names.
 
 Outputs are PNG files named after the inputs (``horse.jpg`` -> ``out/horse.png``) plus an
 ``index.html`` page showing inputs and outputs side by side. Images too large to translate in
@@ -23,8 +24,8 @@ one piece (the model's self-attention memory, or a TFLite file's fixed size) go 
 overlapping tiles automatically. Unreadable files, and files that fail, are skipped by name;
 grayscale, palette, 16-bit and RGBA images are converted to RGB (alpha is dropped).
 A folder is translated in a child process that is replaced when its memory has grown
-``--max_memory_growth_mib`` (kgan.serving.worker; TensorFlow keeps memory per input shape), so a folder
-of many sizes keeps a bounded footprint; ``--max_memory_growth_mib=0`` runs in this process.
+``--max_memory_growth_mib`` (kgan.serving.worker; TensorFlow keeps memory per input shape), so a
+folder of many sizes keeps a bounded footprint; ``--max_memory_growth_mib=0`` runs in this process.
 ``--size_buckets`` pads whole images up to a few sizes (kgan.serving.size_buckets) so such a folder
 runs few shapes.
 """

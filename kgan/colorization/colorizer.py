@@ -10,8 +10,8 @@ smaller render size when memory runs out (never a silent gray image), loading a 
 and checkpoint selection are in ``kgan.colorization.scoring``, the SavedModel signature in
 ``kgan.exporting.colorize_signature``.
 
-Called by ``kgan.cli.colorize`` (photos, folders, video frames), ``kgan.exporting.colorize_signature``,
-``kgan.colorization.scoring`` and the colourisation recipe.
+Called by ``kgan.cli.colorize`` (photos, folders, video frames),
+``kgan.exporting.colorize_signature``, ``kgan.colorization.scoring`` and the colourisation recipe.
 """
 
 import os

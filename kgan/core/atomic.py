@@ -6,10 +6,11 @@ writers) into one clear error.
 
 ``process_exists`` tells whether the writer of a lock or a half-written export still runs.
 
-Called by kgan.serving.runs (generators, phase weights), kgan.data.images (PNGs), kgan.training.checkpoints
-(training checkpoints), kgan.serving.inference (``index.html``), kgan.cli.train (``flags.cfg``) and
-kgan.cli.common (one line for any disk-full error); ``process_exists`` by kgan.training.run_lock and
-kgan.exporting.export. Imports nothing from kgan but its errors.
+Called by kgan.serving.runs (generators, phase weights), kgan.data.images (PNGs),
+kgan.training.checkpoints (training checkpoints), kgan.serving.inference (``index.html``),
+kgan.cli.train (``flags.cfg``) and kgan.cli.common (one line for any disk-full error);
+``process_exists`` by kgan.training.run_lock and kgan.exporting.export. Imports nothing from kgan
+but its errors.
 """
 
 import contextlib

@@ -1,8 +1,8 @@
 """Measurements that need no TensorFlow: the CPU, step timing, process memory, and the FLOP
 count of a CycleGAN step.
 
-``kgan.benchmarking.bench`` builds on these; so do the peer benchmarks in ``benchmarks/``, including the
-PyTorch one, which runs where TensorFlow is not installed (``kgan/__init__`` imports nothing
+``kgan.benchmarking.bench`` builds on these; so do the peer benchmarks in ``benchmarks/``, including
+the PyTorch one, which runs where TensorFlow is not installed (``kgan/__init__`` imports nothing
 heavy).
 """
 
@@ -170,8 +170,8 @@ def best_peaks(before, after):
 
 
 def add_peak_ratios(result, peaks, bf16):
-    """Adds a step result's ratios to the machine peaks (kgan.benchmarking.bench and the peer benchmarks
-    use this one definition). No-op when ``peaks`` is empty.
+    """Adds a step result's ratios to the machine peaks (kgan.benchmarking.bench and the peer
+    benchmarks use this one definition). No-op when ``peaks`` is empty.
 
     The step and inference ratios use the peak of the step's precision (bf16 for
     mixed_bfloat16) — matmul, and the 3x3 conv peak — and ``ratio_to_fp32_matmul_peak``

@@ -7,8 +7,8 @@ decoded, only the image formats kgan reads are opened (no EPS/PostScript, which 
 Ghostscript), and broken or looping symlinks are listed so that they are skipped by name.
 
 Called by kgan.data (training pipelines), kgan.serving.inference and the CLIs (translate, colorize,
-evaluate, crappify, demo) and kgan.exporting.export (verification images). Depends on Pillow and numpy
-only.
+evaluate, crappify, demo) and kgan.exporting.export (verification images). Depends on Pillow and
+numpy only.
 """
 
 import concurrent.futures

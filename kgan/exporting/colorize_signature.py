@@ -2,8 +2,8 @@
 
 ``kgan.exporting.export`` calls ``add_colorize_endpoint`` for every model and, when it added the
 signature (the model has a ``LumaChromaMerge`` head), ``verify_colorize_signature``. The
-signature runs the whole inference of ``kgan.colorization.colorizer`` in the graph: uint8 images of any
-size in, the gray render square through the model, the chroma upsampled and merged with the
+signature runs the whole inference of ``kgan.colorization.colorizer`` in the graph: uint8 images of
+any size in, the gray render square through the model, the chroma upsampled and merged with the
 full-resolution luma, uint8 of the same size out.
 """
 

@@ -4,10 +4,11 @@ is reloaded in a fresh Python process that imports only TensorFlow. A mismatch r
 ``ExportVerificationError``.
 
 The expected outputs here are computed with numpy padding and a numpy uint8 formula on purpose,
-independent of kgan.serving.translators's graph code and kgan.core.pixels, so a bug there is caught rather than
-reproduced.
+independent of kgan.serving.translators's graph code and kgan.core.pixels, so a bug there is caught
+rather than reproduced.
 
-Called by kgan.exporting.export (and its tests); verification images are kgan's built-in sample photos.
+Called by kgan.exporting.export (and its tests); verification images are kgan's built-in sample
+photos.
 """
 
 import os

@@ -25,8 +25,9 @@ CIEDE2000 alone forgives when the truth is muted) and over-saturated ones. With 
 output half as colourful as the truth pays 6.9 units, about one just-noticeable-difference
 step of CIEDE2000 per 0.1 of log ratio.
 
-Called by ``kgan.colorization.colorizer`` (evaluation, checkpoint selection), ``kgan.evaluation.evaluate``
-(``--data=colorize``) and the colourisation benchmarks. Needs only NumPy and scikit-image.
+Called by ``kgan.colorization.colorizer`` (evaluation, checkpoint selection),
+``kgan.evaluation.evaluate`` (``--data=colorize``) and the colourisation benchmarks. Needs only
+NumPy and scikit-image.
 """
 
 import numpy as np

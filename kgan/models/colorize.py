@@ -10,8 +10,8 @@ until the colour fits the RGB cube. That is the only place the prediction is bou
 pixel is ever clipped; the output's luma equals the input's up to float32 rounding (about
 1e-7), for any prediction.
 
-Called by the colourisation recipe (``--model=colorize``), by ``kgan.colorization.colorizer`` (the same
-merge at full resolution at inference) and by the export (which detects ``LumaChromaMerge``).
+Called by the colourisation recipe (``--model=colorize``), by ``kgan.colorization.colorizer`` (the
+same merge at full resolution at inference) and by the export (which detects ``LumaChromaMerge``).
 """
 
 import keras

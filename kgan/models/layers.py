@@ -3,7 +3,8 @@
 Every layer here is registered as serializable under the ``kgan`` package so that models
 saved as ``.keras`` load with ``safe_mode=True`` (no ``Lambda`` layers, no pickled Python).
 The fastai decoder pieces (ICNR, PixelShuffle, Blur, SigmoidRange) live in
-kgan.models.decoder_layers and are re-exported here, so ``kgan.models.layers.X`` names every custom layer.
+kgan.models.decoder_layers and are re-exported here, so ``kgan.models.layers.X`` names every custom
+layer.
 
 Called by kgan.models (network builders) and by whatever loads a saved kgan model (importing
 this module registers the classes).

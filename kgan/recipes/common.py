@@ -91,7 +91,8 @@ def loop_options(config):
 
 
 def initialize_from(config, trainer, run_dir):
-    """Loads ``config.init_from`` weights into a new run's networks (kgan.interop.init_from); a run that
+    """Loads ``config.init_from`` weights into a new run's networks (kgan.interop.init_from); a run
+    that
     resumes from its own checkpoint ignores it, as the reference's ``--continue_train``."""
     import tensorflow as tf
     from absl import logging

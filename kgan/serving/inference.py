@@ -1,6 +1,6 @@
-"""Translating image files and folders with a translator (kgan.serving.translators): PNG outputs named
-after the inputs, batching of equal-sized images, automatic tiling of large images, one failing
-file never ending the run, and an ``index.html`` page with inputs and outputs side by side.
+"""Translating image files and folders with a translator (kgan.serving.translators): PNG outputs
+named after the inputs, batching of equal-sized images, automatic tiling of large images, one
+failing file never ending the run, and an ``index.html`` page with inputs and outputs side by side.
 
 Called by the translate CLI (kgan.cli.translate) and usable from Python::
 
@@ -35,12 +35,12 @@ def choose_tile(translator, height, width, tile=None):
     """The tile side for one image, or None to translate it whole.
 
     Args:
-        translator: a kgan.serving.translators translator (``fixed_size``, ``pixel_limit``, ``multiple``).
-        height, width: the image size.
-        tile: the user's ``--tile``: None or -1 chooses automatically from the model's
+        translator: a kgan.serving.translators translator (``fixed_size``, ``pixel_limit``,
+        ``multiple``). height, width: the image size. tile: the user's ``--tile``: None or -1
+        chooses automatically from the model's
             whole-image pixel limit (``kgan.serving.tiling.CONV_PIXEL_LIMIT`` for a translator that
-            does not say, so a huge photo never goes through in one piece), 0 never tiles (except above a TFLite file's fixed size),
-            N tiles images with a side above N.
+            does not say, so a huge photo never goes through in one piece), 0 never tiles (except
+            above a TFLite file's fixed size), N tiles images with a side above N.
     """
     fixed = getattr(translator, "fixed_size", None)
     if fixed:
@@ -101,7 +101,8 @@ def translate_images(translator, input_path, output_dir, batch_size=4, tile=None
     inputs), batching images of equal size (or, with ``size_buckets``, of one size bucket).
 
     Args:
-        translator: from ``kgan.serving.translators.load_translator`` (or any uint8 batch -> uint8 batch
+        translator: from ``kgan.serving.translators.load_translator`` (or any uint8 batch -> uint8
+        batch
             callable; ``fixed_size``/``pixel_limit``/``multiple`` attributes guide tiling).
         input_path: an image file or a folder.
         output_dir: where the outputs go (created).

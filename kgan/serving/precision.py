@@ -9,8 +9,9 @@ add and clip, ``SigmoidRange``, the colouriser's ``LumaChromaMerge``), so output
 and the skip connection adds the input at full precision. Normalisation layers keep float32
 statistics in bf16 (kgan's InstanceNormalization and Keras's BatchNormalization both do).
 
-Called by kgan.serving.translators (translators with ``precision=``), kgan.exporting.export (a model trained under a
-mixed policy is exported computing in float32) and kgan.benchmarking.bench (bf16 inference).
+Called by kgan.serving.translators (translators with ``precision=``), kgan.exporting.export (a model
+trained under a mixed policy is exported computing in float32) and kgan.benchmarking.bench (bf16
+inference).
 """
 
 import keras

@@ -12,8 +12,8 @@ A run folder (``kgan.train --output_dir``) looks like::
                                 critic.weights.h5 (pretrain_g, pretrain_d, gan)
       evaluation.json           restoration/colourisation: the held-out metrics
 
-Called by the recipes (saving), kgan.serving.translators and kgan.exporting.export (finding and loading generators)
-and the CLIs. Depends on Keras only.
+Called by the recipes (saving), kgan.serving.translators and kgan.exporting.export (finding and
+loading generators) and the CLIs. Depends on Keras only.
 """
 
 import glob

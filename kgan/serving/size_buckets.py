@@ -1,17 +1,17 @@
 """A few input shapes for folders of many image sizes: each whole image is reflect-padded up to a
 size bucket, translated, and cropped back.
 
-Why: TensorFlow's oneDNN build keeps memory per input shape (kgan.serving.worker), so a translate job
-over photos of many distinct sizes grows with every new one. Rounding each side up to one of
-eight steps per octave (at most 12.5 % more pixels per side, about 6 % on average) leaves few
-shapes (sides 64..160: 121 instead of 625), so memory grows less and kgan.serving.worker restarts
-less often, and images that share a bucket are batched together.
+Why: TensorFlow's oneDNN build keeps memory per input shape (kgan.serving.worker), so a translate
+job over photos of many distinct sizes grows with every new one. Rounding each side up to one of
+eight steps per octave (at most 12.5 % more pixels per side, about 6 % on average) leaves few shapes
+(sides 64..160: 121 instead of 625), so memory grows less and kgan.serving.worker restarts less
+often, and images that share a bucket are batched together.
 
-The padding is the reflection kgan.serving.translators already uses to reach the network's size multiple,
-added below and to the right so the image stays on the network's sampling grid: a norm-free
-or eval-mode-norm generator changes only within its receptive field of the border; an
-instance-norm generator also sees the padding in its statistics (tests/test_size_buckets.py
-bounds it). So it is opt-in, ``kgan.translate --size_buckets``: kgan.serving.worker bounds the memory
+The padding is the reflection kgan.serving.translators already uses to reach the network's size
+multiple, added below and to the right so the image stays on the network's sampling grid: a
+norm-free or eval-mode-norm generator changes only within its receptive field of the border; an
+instance-norm generator also sees the padding in its statistics (tests/serving/test_size_buckets.py bounds
+it). So it is opt-in, ``kgan.translate --size_buckets``: kgan.serving.worker bounds the memory
 without it.
 """
 
@@ -53,10 +53,10 @@ def bucket_shape(height, width, multiple=1, pixel_limit=None):
 def pad_to_shape(image, height, width, multiple=1):
     """Reflect-pads a uint8 (h, w, C) image to (``height``, ``width``).
 
-    The image keeps the offset kgan.serving.translators's own padding to ``multiple`` would give it (half
-    of ``-h % multiple`` above, the same to the left) and the rest of the padding goes below
-    and to the right: shifting the image by other amounts would move it against the
-    network's stride-2 sampling grid and change every output pixel, not only the borders.
+    The image keeps the offset kgan.serving.translators's own padding to ``multiple`` would give it
+    (half of ``-h % multiple`` above, the same to the left) and the rest of the padding goes below
+    and to the right: shifting the image by other amounts would move it against the network's
+    stride-2 sampling grid and change every output pixel, not only the borders.
 
     Returns:
         ``(padded, top, left)``; ``padded[top:top + h, left:left + w]`` is ``image``.

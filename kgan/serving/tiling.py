@@ -2,8 +2,8 @@
 automatic choice of when to tile: full-resolution self-attention needs (H·W/s²)² floats, so a
 3000x2000 photo through the restoration UNet would need ~33 GiB in one piece.
 
-Called by kgan.serving.inference (translate folders), the colorize and demo CLIs, and kgan.exporting.export (which
-records a model's whole-image pixel limit in its manifest).
+Called by kgan.serving.inference (translate folders), the colorize and demo CLIs, and
+kgan.exporting.export (which records a model's whole-image pixel limit in its manifest).
 """
 
 import math

@@ -5,11 +5,11 @@ the TFLite runner, and the translators over a SavedModel export, a ``.tflite`` f
 A SavedModel's graph is fixed float32, so bfloat16 from an export runs the ``.keras`` generator
 it was exported from (``manifest.json``'s ``source.checkpoint``).
 
-Called by kgan.exporting.export (signatures), kgan.exporting.verify (TFLite runner), kgan.serving.inference and the
-translate / evaluate / bench / demo CLIs. A translator is a callable
-``uint8 (N, H, W, 3) -> uint8 (N, H, W, 3)`` with a ``fixed_size`` attribute (None, or the
-square side of a TFLite file), ``pixel_limit`` (the largest H·W it translates in one piece;
-larger images go through tiles, kgan.serving.tiling) and ``multiple`` (the network's size multiple).
+Called by kgan.exporting.saved_model (signatures), kgan.exporting.verify (TFLite runner),
+kgan.serving.inference and the translate / evaluate / bench / demo CLIs. A translator is a callable
+``uint8 (N, H, W, 3) -> uint8 (N, H, W, 3)`` with a ``fixed_size`` attribute (None, or the square
+side of a TFLite file), ``pixel_limit`` (the largest H·W it translates in one piece; larger images
+go through tiles, kgan.serving.tiling) and ``multiple`` (the network's size multiple).
 """
 
 import numpy as np

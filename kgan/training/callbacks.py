@@ -58,7 +58,8 @@ class CheckpointSaver(keras.callbacks.Callback):
 
     TensorFlow writes the checkpoint files first and the ``checkpoint`` index last (atomic
     rename), so a kill at any moment leaves the previous checkpoint usable; a full disk raises
-    ``kgan.core.atomic.DiskFullError`` with the previous checkpoint intact (kgan.training.checkpoints.save).
+    ``kgan.core.atomic.DiskFullError`` with the previous checkpoint intact
+    (kgan.training.checkpoints.save).
     """
 
     def __init__(self, manager, save_freq):

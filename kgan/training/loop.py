@@ -1,8 +1,8 @@
 """Drives a compiled kgan trainer to a step count: restores the latest checkpoint, then trains
 with Keras ``fit`` (segments that keep epochs aligned with steps) or kgan's ``strategy.run``
 loop (MultiWorkerMirroredStrategy, where Keras 3 fit fails), with checkpoints, NaN guard and
-TensorBoard logging. A corrupt latest checkpoint falls back to an older one (kgan.training.checkpoints);
-SIGTERM/SIGINT save a checkpoint at the step reached and raise
+TensorBoard logging. A corrupt latest checkpoint falls back to an older one
+(kgan.training.checkpoints); SIGTERM/SIGINT save a checkpoint at the step reached and raise
 ``kgan.training.preemption.TrainingInterrupted`` (TensorFlow's PreemptionCheckpointHandler under
 MultiWorkerMirroredStrategy).
 

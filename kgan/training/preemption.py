@@ -6,8 +6,8 @@ once. Under MultiWorkerMirroredStrategy TensorFlow's own
 agrees on the step), and Ctrl-C is handed to it as a SIGTERM.
 
 Called by kgan.training.loop (``StopSignals``, ``StopOnSignal``, ``multi_worker_handler``)
-and kgan.training.distribute.CustomLoop; kgan.cli.train turns ``TrainingInterrupted`` into one line and
-exit code 128 + the signal number.
+and kgan.training.distribute.CustomLoop; kgan.cli.train turns ``TrainingInterrupted`` into one line
+and exit code 128 + the signal number.
 """
 
 import os

@@ -1,6 +1,6 @@
-"""ffmpeg plumbing for kgan.video.pipeline: finding the bundled ffmpeg (``imageio-ffmpeg``), probing a
-clip (size, exact rational frame rate, frame count, audio), streaming its frames out as uint8
-RGB, and streaming frames into an H.264 yuv420p encoder at an exact rational rate.
+"""ffmpeg plumbing for kgan.video.pipeline: finding the bundled ffmpeg (``imageio-ffmpeg``), probing
+a clip (size, exact rational frame rate, frame count, audio), streaming its frames out as uint8 RGB,
+and streaming frames into an H.264 yuv420p encoder at an exact rational rate.
 
 Called by kgan.video.pipeline (process_video) and the colourisation CLI (``is_video_path``).
 """

@@ -3,14 +3,15 @@ processed frames as H.264 with the source's exact frame rate and its audio copie
 resumably.
 
 ``process_video(input, output, frame_fn)`` reads any container ffmpeg reads, passes each frame
-(HxWx3 uint8 RGB) through ``frame_fn`` (and an optional ``kgan.video.stabilize.TemporalStabilizer``),
-and writes ``output``: H.264 yuv420p (BT.709, CRF 17), the same number of frames at the same
-rational frame rate (e.g. 30000/1001), the audio streams copied bit-exact. Frames are streamed
-through pipes, never stored as images or held all at once. The video is written in segments of
-``chunk_frames`` frames inside a hidden folder next to the output (``.out.mp4.parts/``); each
-finished segment is committed atomically in a small JSON state, so running the same call again
-after an interruption skips the finished segments. At the end the segments are joined without
-re-encoding (ffmpeg's concat demuxer) and the source's audio is muxed in.
+(HxWx3 uint8 RGB) through ``frame_fn`` (and an optional
+``kgan.video.stabilize.TemporalStabilizer``), and writes ``output``: H.264 yuv420p (BT.709, CRF 17),
+the same number of frames at the same rational frame rate (e.g. 30000/1001), the audio streams
+copied bit-exact. Frames are streamed through pipes, never stored as images or held all at once. The
+video is written in segments of ``chunk_frames`` frames inside a hidden folder next to the output
+(``.out.mp4.parts/``); each finished segment is committed atomically in a small JSON state, so
+running the same call again after an interruption skips the finished segments. At the end the
+segments are joined without re-encoding (ffmpeg's concat demuxer) and the source's audio is muxed
+in.
 
 ffmpeg comes from the optional ``imageio-ffmpeg`` package (``pip install -e ".[video]"``),
 whose wheel ships a static binary, so no system ffmpeg is needed. Called by the colourisation

@@ -1,5 +1,6 @@
-"""Tests for kgan.benchmarking.bench: peaks, the FLOP counter, the CycleGAN step count, the CLI end to end
-(CPU info, step timing and memory readings: tests/test_measure.py)."""
+"""Tests for kgan.benchmarking.bench: peaks, the FLOP counter, the CycleGAN step count, the CLI end
+to end
+(CPU info, step timing and memory readings: tests/core/test_measure.py)."""
 
 import json
 import os

@@ -1,4 +1,5 @@
-"""Tests for kgan.benchmarking.bench's additions: NoGAN (restore, colorize) phase FLOP counts against hand
+"""Tests for kgan.benchmarking.bench's additions: NoGAN (restore, colorize) phase FLOP counts
+against hand
 computations and in a tiny timed run, bf16 inference rows, and the report's new rows."""
 
 import keras

@@ -63,64 +63,55 @@ class HelpAndErrorsTest(tf.test.TestCase):
         self.assertNotIn("\x1b[", result.stderr)
 
 
-class PreRestructureRunsResumeTest(tf.test.TestCase):
-    """Checkpoints written by kgan before the structure change (train.py/train_restore.py)
-    restore into the recipes' trainers and training continues from their step."""
+class OldRunsResume:
+    """Checkpoints written by an older layout of the code (``FIXTURE_ROOT``) restore into
+    today's trainers and training continues from their step."""
 
-    def _copy(self, name):
-        target = os.path.join(tempfile.mkdtemp(), name)
-        shutil.copytree(os.path.join(FIXTURES, name), target)
-        return target
+    FIXTURE_ROOT = None
+
+    def resume(self, name, *flags):
+        """Copies the fixture run ``name`` and reruns its flags with ``flags``; returns
+        (run folder, CompletedProcess)."""
+        run = os.path.join(tempfile.mkdtemp(), name)
+        shutil.copytree(os.path.join(self.FIXTURE_ROOT, name), run)
+        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}", *flags,
+                         timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        return run, result
 
     def test_cyclegan_run_resumes_at_its_step(self):
-        run = self._copy("cyclegan")
-        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
-                         "--max_steps=3", timeout=300)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        run, result = self.resume("cyclegan", "--max_steps=3")
         self.assertRegex(result.stderr, r"Resumed from .*ckpt-2")
         self.assertIn("from step 2 to 3", result.stderr)
         self.assertTrue(os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index")))
-        # Its flags.cfg said --residual (then ignored by cycle_gan): it resumes without it.
-        self.assertIn("started before --residual applied to cycle_gan", result.stdout)
-        with open(os.path.join(run, "flags.cfg")) as handle:
-            self.assertIn("--noresidual", handle.read().split())
         self.assertTrue(os.path.isfile(os.path.join(run, "report.html")))
+        return run, result
 
     def test_restore_phase_resumes_at_its_step(self):
-        run = self._copy("restore")
-        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
-                         "--pretrain_g_steps=3", timeout=300)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        run, result = self.resume("restore", "--pretrain_g_steps=3")
         self.assertRegex(result.stderr, r"Resumed from .*pretrain_g/checkpoints/ckpt-2")
         self.assertTrue(re.search(r"from step 2 to 3", result.stderr), result.stderr[-2000:])
         self.assertTrue(os.path.isfile(os.path.join(run, "generators", "generator.keras")))
 
 
-class BeforePackagesRunsTest(tf.test.TestCase):
-    """Runs and ``.keras`` generators written by kgan before the packages per row
-    (commit b31a659: modules at the top of kgan/) resume and load after the move."""
+class PreRestructureRunsResumeTest(OldRunsResume, tf.test.TestCase):
+    """Runs written before the first restructuring (train.py/train_restore.py)."""
 
-    def _copy(self, name):
-        target = os.path.join(tempfile.mkdtemp(), name)
-        shutil.copytree(os.path.join(BEFORE_PACKAGES, name), target)
-        return target
+    FIXTURE_ROOT = FIXTURES
 
     def test_cyclegan_run_resumes_at_its_step(self):
-        run = self._copy("cyclegan")
-        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
-                         "--max_steps=3", timeout=300)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        self.assertRegex(result.stderr, r"Resumed from .*ckpt-2")
-        self.assertIn("from step 2 to 3", result.stderr)
-        self.assertTrue(os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index")))
+        run, result = super().test_cyclegan_run_resumes_at_its_step()
+        # Its flags.cfg said --residual (then ignored by cycle_gan): it resumes without it.
+        self.assertIn("started before --residual applied to cycle_gan", result.stdout)
+        with open(os.path.join(run, "flags.cfg")) as handle:
+            self.assertIn("--noresidual", handle.read().split())
 
-    def test_restore_phase_resumes_at_its_step(self):
-        run = self._copy("restore")
-        result = run_cli("train", f"--flagfile={run}/flags.cfg", f"--output_dir={run}",
-                         "--pretrain_g_steps=3", timeout=300)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        self.assertRegex(result.stderr, r"Resumed from .*pretrain_g/checkpoints/ckpt-2")
-        self.assertIn("from step 2 to 3", result.stderr)
+
+class BeforePackagesRunsTest(OldRunsResume, tf.test.TestCase):
+    """Runs and ``.keras`` generators written before the packages per row (commit b31a659:
+    modules at the top of kgan/)."""
+
+    FIXTURE_ROOT = BEFORE_PACKAGES
 
     def test_its_keras_generators_load_and_give_the_same_outputs(self):
         from kgan.serving.runs import load_generator

@@ -1,6 +1,7 @@
-"""Tests for kgan.colorization.colorizer (and kgan.colorization.scoring): render sizes, full-resolution
-luma kept, alpha, EXIF orientation, gray and 16-bit inputs, the out-of-memory fallback, the
-automatic render factor, the pad fit, and checkpoint selection by colour rather than PSNR.
+"""Tests for kgan.colorization.colorizer (and kgan.colorization.scoring): render sizes,
+full-resolution luma kept, alpha, EXIF orientation, gray and 16-bit inputs, the out-of-memory
+fallback, the automatic render factor, the pad fit, and checkpoint selection by colour rather than
+PSNR.
 
 Most tests use fake translators (uint8 square in, uint8 square out) whose chroma is known."""
 

@@ -1,4 +1,5 @@
-"""kgan.evaluation.report: scalars read back from real TensorBoard event files, curves plotted against
+"""kgan.evaluation.report: scalars read back from real TensorBoard event files, curves plotted
+against
 the run's steps, and report pages whose every link points at a written file."""
 
 import html.parser

@@ -1,6 +1,6 @@
 """kgan.exporting.onnx: a generator's SavedModel as ONNX (dynamic sizes, XLA-marked conv inlined),
 onnxruntime against Keras within the float32 bound, and the missing-extra error (the
-export_generator(onnx=True) manifest entry is checked by tests/test_convert_cli.py)."""
+export_generator(onnx=True) manifest entry is checked by tests/cli/test_convert_cli.py)."""
 
 import os
 import sys

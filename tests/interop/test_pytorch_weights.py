@@ -1,5 +1,6 @@
-"""kgan.interop.pytorch_weights and kgan.interop.init_from: the reference's key layout, state dicts written here (no torch) loading
-exactly, mismatches named with the flags that fit, --init_from for CycleGAN and pix2pix; with
+"""kgan.interop.pytorch_weights and kgan.interop.init_from: the reference's key layout, state dicts
+written here (no torch) loading exactly, mismatches named with the flags that fit, --init_from for
+CycleGAN and pix2pix; with
 torch, the reference networks rebuilt in torch against the converted models (eval mode)."""
 
 import collections

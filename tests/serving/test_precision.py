@@ -1,5 +1,5 @@
-"""Tests for bfloat16 inference (kgan.serving.precision and the translators' ``precision=``): the copy
-runs its convolutions in bf16 and its output tail in float32, stays within a stated bound of
+"""Tests for bfloat16 inference (kgan.serving.precision and the translators' ``precision=``): the
+copy runs its convolutions in bf16 and its output tail in float32, stays within a stated bound of
 float32 on real photos, leaves the original model alone, and the CLIs take ``--precision``."""
 
 import json

@@ -1,5 +1,6 @@
-"""Tests for kgan.serving.size_buckets and its use in kgan.serving.inference (``size_buckets=True``): the bucket
-sizes, the grid-keeping reflect padding and crop, one call per bucket for a folder of sizes,
+"""Tests for kgan.serving.size_buckets and its use in kgan.serving.inference
+(``size_buckets=True``): the bucket sizes, the grid-keeping reflect padding and crop, one call per
+bucket for a folder of sizes,
 and where the outputs change."""
 
 import os

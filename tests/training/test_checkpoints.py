@@ -1,4 +1,5 @@
-"""kgan.training.checkpoints: fallback past a corrupt latest checkpoint, refusing to start over a run
+"""kgan.training.checkpoints: fallback past a corrupt latest checkpoint, refusing to start over a
+run
 whose checkpoints all fail, and a full disk while saving (previous checkpoint intact)."""
 
 import errno

@@ -1,4 +1,5 @@
-"""kgan.training.trainers.nogan and the restoration phases: switcher rule, compiled switching, phases
+"""kgan.training.trainers.nogan and the restoration phases: switcher rule, compiled switching,
+phases
 running and resuming from the previous one."""
 
 import os

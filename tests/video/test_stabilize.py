@@ -1,5 +1,5 @@
-"""Tests for kgan.video.stabilize: on a synthetic pan with known motion and a flickering colouriser the
-stabiliser lowers the chroma warping error and keeps the colourfulness; the luma stays
+"""Tests for kgan.video.stabilize: on a synthetic pan with known motion and a flickering colouriser
+the stabiliser lowers the chroma warping error and keeps the colourfulness; the luma stays
 untouched; a shot cut resets it; the screened Poisson solver matches a direct sparse solve; the
 saved state continues a run exactly. Also kgan.core.frame_ops (YUV, warp, motion)."""
 

@@ -1,6 +1,6 @@
-"""Tests for kgan.video.pipeline on tiny clips made here with the bundled ffmpeg: probing (exact rational
-frame rate, frame count, audio codec), streaming reads from any frame, the frame count, frame
-rate and bit-exact audio of process_video's output, resuming an interrupted run (with and
+"""Tests for kgan.video.pipeline on tiny clips made here with the bundled ffmpeg: probing (exact
+rational frame rate, frame count, audio codec), streaming reads from any frame, the frame count,
+frame rate and bit-exact audio of process_video's output, resuming an interrupted run (with and
 without the stabiliser), odd sizes, bad frames and the missing-extra error."""
 
 import fractions

@@ -60,8 +60,8 @@ class GANTrainer(keras.Model):
     """Base class: a ``keras.Model`` whose ``train_step`` updates several networks, each with
     its own optimizer. Subclasses define ``networks()`` and ``train_step``.
 
-    The same ``train_step`` is driven by ``fit`` or by ``kgan.training.distribute.CustomLoop`` (under
-    ``strategy.run``), so nothing in it may depend on which driver calls it.
+    The same ``train_step`` is driven by ``fit`` or by ``kgan.training.distribute.CustomLoop``
+    (under ``strategy.run``), so nothing in it may depend on which driver calls it.
     """
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
