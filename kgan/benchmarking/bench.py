@@ -93,8 +93,11 @@ from kgan.core.measure import (
     time_steps,
 )
 from kgan.core.pixels import to_uint8
+from kgan.exporting.saved_model import export_saved_model
+from kgan.exporting.tflite import convert_tflite
 from kgan.recipes import get_recipe, setup
 from kgan.serving.precision import with_precision
+from kgan.serving.translators import TFLiteRunner
 
 MODELS = ("cycle_gan", "pix2pix") + NOGAN_MODELS
 
@@ -212,9 +215,6 @@ def bench_inference(generator, size, batch=1, reps=5, tflite=True):
     Returns:
         ``{"keras": ips, "saved_model": ips, "tflite_float32": ips}`` (images per second).
     """
-    from kgan.exporting.saved_model import export_saved_model
-    from kgan.exporting.tflite import convert_tflite
-    from kgan.serving.translators import TFLiteRunner
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)

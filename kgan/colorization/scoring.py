@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.colorization.colorizer import Colorizer
+from kgan.data.images import list_images, load_image
+from kgan.data.samples import sample_color_photos
 from kgan.metrics import color as color_metrics
 
 
@@ -22,8 +24,6 @@ def load_color_photos(dataroot=None, max_images=None):
     Returns:
         A list of uint8 (H, W, 3) arrays.
     """
-    from kgan.data.images import list_images, load_image
-    from kgan.data.samples import sample_color_photos
 
     if not dataroot:
         return sample_color_photos("test")[:max_images]
@@ -55,7 +55,6 @@ def evaluate_colorization_model(model, truths=None, render_factor=16, fit="stret
     Returns:
         The results dict, with ``render_factor`` added.
     """
-    from kgan.data.samples import sample_color_photos
 
     if truths is None:
         truths = sample_color_photos("test")
@@ -98,7 +97,6 @@ def pick_best_colour_checkpoint(trainer, run_dir, truths=None, render_factor=16,
         ``(best path, {path: {"colour_score": ..., "psnr": ...}})``; ``(None, {})`` when there
         are no checkpoints.
     """
-    from kgan.data.samples import sample_color_photos
 
     state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
     paths = list(state.all_model_checkpoint_paths) if state else []

@@ -27,8 +27,11 @@ colourisation recipes at the end of training. CLI::
 import numpy as np
 import tensorflow as tf
 
+import kgan.data as data_lib
 from kgan.core.errors import UsageError
 from kgan.metrics import image as metrics
+from kgan.models import size_multiple
+from kgan.serving.translators import reflect_pad_to_multiple
 
 METHODS = ("model", "degraded_input", "bicubic")
 PAIR_METRICS = ("psnr", "ssim")
@@ -48,8 +51,6 @@ def run_generator(generator, images, multiple=None):
     Returns:
         float32 (N, H, W, 3) outputs, clipped to [-1, 1].
     """
-    from kgan.models import size_multiple
-    from kgan.serving.translators import reflect_pad_to_multiple
 
     multiple = int(multiple or size_multiple(generator))
     images = tf.convert_to_tensor(images, tf.float32)
@@ -259,7 +260,6 @@ def make_dataset(data="restoration", dataroot=None, degradations="downscale,jpeg
     Returns:
         A tf.data.Dataset of (input, target) float32 batches in [-1, 1].
     """
-    import kgan.data as data_lib
 
     if data == "restoration":
         ds, _ = data_lib.restoration_dataset(dataroot=dataroot, phase="test",

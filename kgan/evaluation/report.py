@@ -28,6 +28,7 @@ from kgan.evaluation.curves import (
     plot_or_explain,
     read_scalars,
 )
+from kgan.evaluation.evaluate import run_generator
 
 __all__ = ["EVENT_PATTERN", "RunSummary", "held_out_examples", "plot_curves", "read_scalars",
            "write_comparison_report", "write_run_report"]
@@ -284,7 +285,6 @@ def held_out_examples(generator, dataset, n=4, names=None):
     Returns:
         ``[(name, input_u8, output_u8, target_u8 | None)]`` for ``write_run_report``.
     """
-    from kgan.evaluation.evaluate import run_generator
 
     examples = []
     for element in dataset:

@@ -26,6 +26,7 @@ from kgan.exporting.verify import (
 )
 from kgan.metrics import color as color_metrics
 from kgan.models.colorize import is_colorization_model
+from kgan.serving.translators import make_translate_uint8
 
 VERIFY_RENDER_FACTORS = (8, 21)
 
@@ -34,7 +35,6 @@ def colorize_signature_fn(model, multiple):
     """The ``colorize_uint8`` function of a colourisation model's SavedModel:
     ``(images uint8 (N, H, W, 3), render_factor int32 scalar) -> {"images": uint8 (N, H, W, 3)}``
     (stretch fit, as ``Colorizer`` by default)."""
-    from kgan.serving.translators import make_translate_uint8
 
     translate_uint8 = make_translate_uint8(model, multiple)
 

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.core.errors import KganError
+from kgan.data.samples import sample_photos
 from kgan.models import size_multiple
 from kgan.serving.translators import TFLiteRunner
 
@@ -64,7 +65,6 @@ def sample_images(split="test", max_side=256):
     Returns:
         A list of uint8 (H, W, 3) arrays.
     """
-    from kgan.data.samples import sample_photos
 
     images = []
     for photo in sample_photos(split):

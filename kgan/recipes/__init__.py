@@ -15,6 +15,7 @@ from absl import logging
 
 from kgan.core.errors import UsageError
 from kgan.data.images import write_image
+from kgan.exporting import export as kexport
 from kgan.recipes import colorize, cycle_gan, pix2pix, registry, reporting, restore
 from kgan.recipes.common import validate
 from kgan.recipes.config import (
@@ -60,7 +61,6 @@ def setup(config):
 def export_generators(generators, export_dir):
     """Exports each generator with kgan.exporting.export (SavedModel + verified TFLite) to
     ``export_dir/<name>/``, the layout of ``python -m kgan.export``."""
-    from kgan.exporting import export as kexport
     manifests = {}
     for name, model in generators.items():
         target = os.path.join(export_dir, name)

@@ -8,7 +8,15 @@ plus a colourfulness-ratio penalty; PSNR would pick the grayest one) on held-out
 Called by kgan.recipes.train and kgan.benchmarking.bench.
 """
 
+from kgan.colorization.scoring import (
+    evaluate_colorization_model,
+    load_color_photos,
+    pick_best_colour_checkpoint,
+)
 from kgan.core.errors import UsageError
+from kgan.data.colorize import colorization_dataset
+from kgan.data.samples import sample_color_photos
+from kgan.metrics import color as color_metrics
 from kgan.models import colorization_generator
 from kgan.recipes import registry, restore
 from kgan.recipes.restore import NoGANSpec
@@ -18,7 +26,6 @@ from kgan.recipes.restore import NoGANSpec
 
 def colorization_data(config, phase):
     """(gray, colour) pairs: random crops for training, a fixed tile grid for ``test``."""
-    from kgan.data.colorize import colorization_dataset
 
     extra = tuple(d for d in config.degradations if d != "grayscale")
     if phase == "train":
@@ -50,23 +57,15 @@ def colorization_model(config, encoder_weights=None, freeze_encoder=False):
 
 
 def _photos(config):
-    from kgan.colorization.scoring import load_color_photos
     return load_color_photos(config.dataroot)
 
 
 def _train_uv(config):
-    from kgan.data.samples import sample_color_photos
-    from kgan.metrics import color as color_metrics
     return None if config.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
 
 
 def make_spec(config):
     """The ``NoGANSpec`` of colourisation for ``config`` (its held-out photos and render size)."""
-    from kgan.colorization.scoring import (
-        evaluate_colorization_model,
-        pick_best_colour_checkpoint,
-    )
-    from kgan.metrics import color as color_metrics
 
     render_factor = max(1, config.eval_size // 16)
 

@@ -8,7 +8,10 @@ import dataclasses
 import os
 
 from kgan.core.errors import UsageError
-from kgan.training.loop import LoopOptions
+from kgan.interop.init_from import init_from_folder, trainer_networks
+from kgan.models import size_multiple
+from kgan.models.layers import SizeCheck
+from kgan.training.loop import LoopOptions, train_loop
 
 
 @dataclasses.dataclass
@@ -56,8 +59,6 @@ def check_crop_size(config, generator):
     """Raises a ``UsageError`` naming ``--crop_size`` and ``--generator`` when the training crops
     do not fit the generator (a UNet needs multiples of 2**depth), instead of Keras' error from
     inside the first step."""
-    from kgan.models import size_multiple
-    from kgan.models.layers import SizeCheck
 
     if config.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
         return
@@ -97,7 +98,6 @@ def initialize_from(config, trainer, run_dir):
     import tensorflow as tf
     from absl import logging
 
-    from kgan.interop.init_from import init_from_folder, trainer_networks
 
     if not config.init_from:
         return None
@@ -125,7 +125,6 @@ def train_parts(parts, config, strategy):
     Returns:
         ``(trainer, sample batch, the trainer's generators)``.
     """
-    from kgan.training.loop import train_loop
 
     train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
                parts.end_step, loop_options(config), parts.sample, config.batch_size)

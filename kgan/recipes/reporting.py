@@ -11,7 +11,12 @@ import os
 import numpy as np
 from absl import logging
 
+from kgan.core.pixels import to_float, to_uint8
+from kgan.data import crappify_array, sample_mapping
+from kgan.data.images import ImageReadError, list_images, load_image
+from kgan.data.samples import TEST_PHOTOS, sample_photos
 from kgan.evaluation import report
+from kgan.models import is_colorization_model
 from kgan.serving import runs
 from kgan.serving.inference import translate_one
 from kgan.serving.translators import KerasTranslator
@@ -22,8 +27,6 @@ EXAMPLES = 4
 def _photos(config, split_folder):
     """Held-out photos: ``dataroot/<split_folder>`` (or ``dataroot`` itself), else the
     built-in held-out sample photos; ``[(name, uint8 image)]``."""
-    from kgan.data.images import ImageReadError, list_images, load_image
-    from kgan.data.samples import TEST_PHOTOS, sample_photos
 
     if not config.dataroot:
         return list(zip(TEST_PHOTOS, sample_photos("test")))
@@ -42,8 +45,6 @@ def _photos(config, split_folder):
 
 def held_out_pairs(config):
     """``{generator name: [(name, input uint8, target uint8 or None)]}`` for a run's report."""
-    from kgan.core.pixels import to_float, to_uint8
-    from kgan.data import crappify_array, sample_mapping
 
     if config.model == "restore":
         return {"generator": [(name, crappify_array(photo, tuple(config.degradations),
@@ -81,7 +82,6 @@ def held_out_pairs(config):
 
 def _outputs(generator, pairs):
     """Runs ``generator`` at full size (tiled when large, as kgan.translate) on each input."""
-    from kgan.models import is_colorization_model
 
     examples = []
     translator = KerasTranslator(generator)

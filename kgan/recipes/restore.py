@@ -24,6 +24,8 @@ from absl import logging
 
 from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
+from kgan.data import restoration_dataset
+from kgan.evaluation.evaluate import evaluate_pairs, format_table
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
 from kgan.recipes import registry
@@ -47,7 +49,6 @@ PHASES = ("pretrain_g", "pretrain_d", "gan")
 def restoration_data(config, phase):
     """(degraded, clean) pairs: random crops for training, a fixed grid of held-out tiles for
     ``phase="test"``."""
-    from kgan.data import restoration_dataset
 
     if phase == "train":
         return restoration_dataset(
@@ -93,7 +94,6 @@ def restoration_generator(config, encoder_weights=None, freeze_encoder=False):
 def mean_psnr(generator, dataset):
     """Mean PSNR (dB, images in [-1, 1]) of ``generator(input)`` against the target; higher is
     better."""
-    from kgan.evaluation.evaluate import evaluate_pairs
     return evaluate_pairs(generator, dataset)["model"]["psnr"]
 
 
@@ -103,7 +103,6 @@ def evaluate_restoration(generator, dataset):
     Returns:
         ``(results dict, printable table)``.
     """
-    from kgan.evaluation.evaluate import evaluate_pairs, format_table
     results = evaluate_pairs(generator, dataset)
     return results, format_table(results)
 

@@ -10,6 +10,9 @@ import math
 
 import numpy as np
 
+from kgan.models import size_multiple
+from kgan.models.layers import SelfAttention2D
+
 # Memory one attention layer's score matrix may take (float32 logits + softmax).
 ATTENTION_BUDGET_BYTES = 1 << 30
 # Above this many pixels an image goes through tiles even without self-attention (a
@@ -29,8 +32,6 @@ def attention_strides(model):
     """
     import keras
 
-    from kgan.models import size_multiple
-    from kgan.models.layers import SelfAttention2D
 
     layers = [layer for layer in model.layers if isinstance(layer, SelfAttention2D)]
     if not layers:
