@@ -97,12 +97,17 @@ def sample_color_photos(split="train"):
     return [photo.copy() for photo in _photos("color_" + split)]
 
 
+def _photos_source(photos, names, label, split):
+    """Photos as an in-memory ``ImageSource`` described as ``built-in LABEL (SPLIT: names)``."""
+    return ImageSource.from_arrays(photos, f"built-in {label} ({split}: "
+                                           f"{', '.join(names[:len(photos)])})")
+
+
 def color_sample_source(split="train", max_dataset_size=None):
     """The colour photos of one split as an in-memory ``ImageSource``."""
-    photos = sample_color_photos(split)[:max_dataset_size]
     names = COLOR_TRAIN_PHOTOS if split == "train" else COLOR_TEST_PHOTOS
-    return ImageSource.from_arrays(photos, f"built-in colour photos ({split}: "
-                                           f"{', '.join(names[:len(photos)])})")
+    return _photos_source(sample_color_photos(split)[:max_dataset_size], names, "colour photos",
+                          split)
 
 
 def sample_mapping(images):
@@ -130,10 +135,8 @@ def sample_mapping(images):
 
 def sample_source(split="train", max_dataset_size=None):
     """The sample photos of one split as an in-memory ``ImageSource``."""
-    photos = sample_photos(split)[:max_dataset_size]
     names = TRAIN_PHOTOS if split == "train" else TEST_PHOTOS
-    return ImageSource.from_arrays(photos, f"built-in sample photos ({split}: "
-                                           f"{', '.join(names[:len(photos)])})")
+    return _photos_source(sample_photos(split)[:max_dataset_size], names, "sample photos", split)
 
 
 def mapped_source(source):
