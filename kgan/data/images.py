@@ -20,7 +20,7 @@ from absl import logging
 from PIL import Image, ImageOps
 
 from kgan.core.atomic import atomic_path
-from kgan.core.errors import KganError
+from kgan.core.errors import KganError, UsageError
 
 # The most pixels kgan decodes from one file (Pillow's own warning threshold, about 89 Mpx:
 # a 100-megapixel camera still fits below twice this; 0.27 GB as uint8 RGB). Above it a file is
@@ -246,7 +246,7 @@ def plan_outputs(input_path, output_dir, extension="png"):
 
     Raises:
         ImageNotFoundError: no image files.
-        DataError: ``output_dir`` is the input folder (outputs could overwrite inputs).
+        UsageError: ``output_dir`` is the input folder (outputs could overwrite inputs).
     """
     paths = list_images(input_path)
     if not paths:
@@ -254,8 +254,8 @@ def plan_outputs(input_path, output_dir, extension="png"):
                                  "folder of JPEG/PNG/BMP/GIF/TIFF/WebP images.")
     input_folder = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
     if os.path.realpath(output_dir) == os.path.realpath(input_folder or "."):
-        raise DataError(f"--output {output_dir} is the input folder; outputs could overwrite "
-                        "inputs. Choose another --output folder.")
+        raise UsageError(f"--output {output_dir} is the input folder; outputs could overwrite "
+                         "inputs. Choose another --output folder.")
     os.makedirs(output_dir, exist_ok=True)
     names = output_names(paths, extension)
     return {path: os.path.join(output_dir, names[path]) for path in paths}

@@ -30,10 +30,10 @@ def _is_run_folder(path):
 
 
 def _export_of(path, direction):
-    """The single export folder behind ``path`` for ``direction``."""
-    found = exports.find_exports(path) if os.path.isdir(path) else {"generator": path}
+    """The single export behind ``path`` for ``direction`` (None: ``path`` must hold one)."""
     if direction is None:
-        return path if len(found) == 1 else exports.resolve_saved_model(path)
+        return exports.resolve_saved_model(path)
+    found = exports.find_exports(path)
     if direction not in found:
         raise ModelFileError(f"--direction={direction} has no export in {path}; use one of "
                              f"{', '.join(found)}.")
@@ -45,11 +45,11 @@ def _keras_translator(path, precision):
 
 
 def _load_in_process(path, direction, precision):
-    if path.endswith((".tflite", ".keras")):
+    if path.endswith(".keras"):
+        return _keras_translator(path, precision)  # load_generator names a missing file
+    if path.endswith(".tflite"):
         if not os.path.isfile(path):
             raise ModelNotFoundError(f"--model {path} does not exist.")
-        if path.endswith(".keras"):
-            return _keras_translator(path, precision)
         if precision != "float32":
             raise UsageError(f"--precision={precision} does not apply to a .tflite file (its "
                              "precision is fixed at conversion: float32, float16 or int8 "
@@ -108,7 +108,7 @@ def load_model(path, direction=None, precision="float32", max_memory_growth_mib=
         raise UsageError("Pass a model: an export folder, a .keras or .tflite file, or a run "
                          "folder.")
     precision = check_precision(precision)
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not path.endswith((".keras", ".tflite")):
         raise ModelNotFoundError(f"--model {path} does not exist; pass an export directory "
                                  "(python -m kgan.export --output_dir), a .tflite or a .keras "
                                  "file, or a training run folder.")
