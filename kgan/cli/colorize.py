@@ -17,11 +17,11 @@ kgan.video.pipeline with kgan.video.stabilize's temporal stabiliser (--nostabili
 
 import os
 import sys
-import time
 
 from absl import flags
 
 from kgan.cli.common import run_cli
+from kgan.core.progress import Progress
 from kgan.core.errors import UsageError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
@@ -54,36 +54,6 @@ def define_flags():
 def is_video(path):
     """True for a video file, by extension."""
     return path.lower().endswith(VIDEO_EXTENSIONS)
-
-
-class Progress:
-    """A progress line with rate and ETA on stderr: updated in place (``\\r``) on a terminal,
-    one line per tenth of the work otherwise (logs stay readable)."""
-
-    def __init__(self, label, enabled=True, stream=None):
-        self.label, self.enabled, self.stream = label, enabled, stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self.last_tenth = -1
-
-    def line(self, done, total, name=""):
-        """The progress text after ``done`` of ``total`` items."""
-        elapsed = time.monotonic() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
-        return (f"{self.label}: {done}/{total} ({100.0 * done / total:.0f}%), {rate:.2f} "
-                f"images/s, ETA {int(eta // 60)}:{int(eta % 60):02d} {name[:40]}")
-
-    def __call__(self, done, total, name=""):
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r" + self.line(done, total, name).ljust(100)
-                              + ("\n" if done == total else ""))
-        elif done * 10 // total > self.last_tenth:
-            self.last_tenth = done * 10 // total
-            self.stream.write(self.line(done, total, name) + "\n")
-        self.stream.flush()
 
 
 def _warn(message):
@@ -122,16 +92,17 @@ def run(f):
         _run_video(f, colorizer, factor)
         return
     summary = colorize_files(colorizer, f.input, f.output, fmt=f.format,
-                             progress=Progress("kgan.colorize", f.progress), log=_warn)
+                             progress=Progress(None, enabled=f.progress, label="kgan.colorize",
+                                               item="image", in_place=sys.stderr.isatty()),
+                             log=_warn)
     line = (f"{summary['colorized']} colourised, {len(summary['skipped'])} skipped in "
             f"{summary['seconds']:.1f} s -> {f.output}")
     if factor == "auto" and summary["render_factors"]:
         chosen = sorted(summary["render_factors"].values())
         line += f" (auto render factors: {', '.join(map(str, chosen))})"
-    if colorizer.fallbacks:
-        line += (f" (out of memory: render factor lowered to {colorizer.render_factor}"
-                 if factor != "auto" else " (out of memory at some render factors")
-        line += ")"
+    if summary["out_of_memory"]:
+        line += (f" (out of memory: render factor lowered to {summary['render_factor']})"
+                 if factor != "auto" else " (out of memory at some render factors)")
     print(line)
 
 

@@ -373,7 +373,8 @@ def colorize_files(colorizer, input_path, output_dir, fmt="png", progress=None, 
 
     Returns:
         ``{"colorized": n, "outputs": [paths], "skipped": [(path, reason)], "seconds": s,
-        "render_factors": {path: factor}}``.
+        "render_factors": {path: factor}, "out_of_memory": bool (a smaller render factor was
+        used), "render_factor": the factor later images start at}``.
     """
     if fmt not in ("png", "jpg"):
         raise UsageError(f"Unknown output format {fmt!r}; use png or jpg.")
@@ -396,4 +397,5 @@ def colorize_files(colorizer, input_path, output_dir, fmt="png", progress=None, 
         if progress:
             progress(done, len(paths), os.path.basename(path))
     return {"colorized": len(outputs), "outputs": outputs, "skipped": skipped,
-            "seconds": time.time() - start, "render_factors": factors}
+            "seconds": time.time() - start, "render_factors": factors,
+            "out_of_memory": bool(colorizer.fallbacks), "render_factor": colorizer.render_factor}

@@ -31,6 +31,19 @@ class ProgressTest(tf.test.TestCase):
         self.assertNotIn("ETA", stream.getvalue())
         self.assertTrue(stream.getvalue().endswith("\n"))
 
+    def test_lines_per_tenth_for_logs_through_the_callback(self):
+        stream = io.StringIO()
+        progress = Progress(None, stream=stream, label="kgan.colorize", item="image",
+                            in_place=False)
+        for done in range(1, 21):
+            progress(done, 20, f"photo{done}.jpg")
+        lines = stream.getvalue().splitlines()
+        self.assertLen(lines, 11)  # the first item, then one per tenth; none rewritten
+        self.assertNotIn("\r", stream.getvalue())
+        self.assertTrue(lines[-1].startswith("kgan.colorize: image 20/20 (100.0%)"), lines[-1])
+        self.assertIn("images/s", lines[-1])
+        self.assertTrue(lines[-1].endswith("photo20.jpg"))
+
 
 if __name__ == "__main__":
     tf.test.main()
