@@ -1,7 +1,8 @@
 """Tests for ``python -m kgan.colorize`` and the colourisation export: a folder through the CLI
 with a tiny .keras model (outputs exist, same sizes, luma kept, alpha kept, a broken file
 skipped), the SavedModel's colorize_uint8 signature (labelled unverified for a gray model; a
-wrong and a zeros model fail its check) and the fixed-size TFLite file through the same inference, user errors, and (when kgan.video.pipeline is there) a video."""
+wrong and a zeros model fail its check) and the fixed-size TFLite file through the same
+inference, user errors, and a video."""
 
 import contextlib
 import io
@@ -10,7 +11,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import unittest
 
 import keras
 import numpy as np
@@ -138,11 +138,6 @@ class ColorizeCliTest(tf.test.TestCase):
         self.assertLessEqual(np.abs(from_tflite.astype(int) - expected.astype(int)).max(), 1)
 
     def test_video(self):
-        try:
-            import kgan.video.pipeline  # noqa: F401
-            import kgan.video.stabilize  # noqa: F401
-        except ImportError:
-            raise unittest.SkipTest("kgan.video.pipeline / kgan.video.stabilize are not in this branch")
         import imageio_ffmpeg
 
         source = os.path.join(self.tmp, "clip.mp4")
