@@ -76,9 +76,13 @@ def run(f):
                      check["translate_bytes_max_uint8_error"])
         for variant, entry in manifest["tflite"].items():
             errors = entry["verification"]
-            logging.info("%s: %s.tflite (%.2f MB) max abs error %.2e, mean %.2e (bounds %g, %g)",
-                         name, variant, entry["size_bytes"] / 1e6, errors["max_abs_error"],
-                         errors["mean_abs_error"], entry["bound"]["max"], entry["bound"]["mean"])
+            logging.info("%s: %s.tflite (%.2f MB) %s: max abs error %.2e, mean %.2e, PSNR %.1f "
+                         "dB (floor %g), %+.1f dB over a constant image (floor %g)", name,
+                         variant, entry["size_bytes"] / 1e6,
+                         "verified" if entry["verified"] else "UNVERIFIED",
+                         errors["max_abs_error"], errors["mean_abs_error"], errors["psnr_db"],
+                         entry["bound"]["min_psnr_db"], errors["margin_db"],
+                         entry["bound"]["min_margin_db"])
         if "onnx" in manifest:
             logging.info("%s: model.onnx (%.2f MB) max abs error %s", name,
                          manifest["onnx"]["size_bytes"] / 1e6,

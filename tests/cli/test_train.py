@@ -1,4 +1,5 @@
-"""The training CLI end to end: outputs, resume after kill -9, clear flag errors."""
+"""The training CLI end to end: outputs (the saved generators loaded and run), resume after
+kill -9, the non-finite-loss stop (exit 2, no checkpoint for that step), clear flag errors."""
 
 import glob
 import os
@@ -10,9 +11,11 @@ import tempfile
 import time
 
 import helpers
+import numpy as np
 import tensorflow as tf
 from helpers import ROOT
 
+from kgan.serving import runs
 from kgan.training import loop
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -50,6 +53,14 @@ class TrainCLITest(tf.test.TestCase):
                      "generators/BtoA.keras"):
             self.assertTrue(os.path.exists(os.path.join(out, path)), path)
         self.assertEqual(checkpoint_steps(out)[-1], 10)
+        # The saved generators load (safe mode) and translate an image to the same shape.
+        x = helpers.random_images(1, 32, 32)
+        for name in ("AtoB", "BtoA"):
+            generator = runs.load_generator(os.path.join(out, "generators", f"{name}.keras"))
+            y = np.asarray(generator(x, training=False))
+            self.assertEqual(y.shape, x.shape, name)
+            self.assertTrue(np.all(np.isfinite(y)) and np.abs(y).max() <= 1.0, name)
+            self.assertGreater(float(np.std(y)), 0.0, name)
         self.assertNotEmpty(glob.glob(os.path.join(out, "logs", "events.out.tfevents.*")))
         with open(os.path.join(out, "flags.cfg")) as handle:
             flagfile = handle.read()
@@ -97,6 +108,19 @@ class TrainCLITest(tf.test.TestCase):
             expected = 2e-4 * (1 - max(0, epoch + 1 - 3) / 4)
             self.assertAllClose(lr, expected, rtol=1e-5, msg=f"step {step}")
         self.assertIn(24, lrs)
+
+    def test_a_non_finite_loss_stops_with_exit_2_and_no_checkpoint_for_that_step(self):
+        out = os.path.join(tempfile.mkdtemp(), "run")
+        result = run_train("--flagfile=configs/smoke.cfg", f"--output_dir={out}", "--lr=1e20",
+                           "--save_freq=1")
+        self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+        match = re.search(r"Loss became non-finite at step (\d+)", result.stderr)
+        self.assertIsNotNone(match, result.stderr[-3000:])
+        step = int(match.group(1))
+        self.assertNotIn("Traceback", result.stderr)
+        # Checkpoints (one per step here) stop before the non-finite step (measured: step 2,
+        # ckpt-1 kept).
+        self.assertEqual(checkpoint_steps(out), list(range(1, step)))
 
     def test_bad_flags_give_one_clear_message(self):
         cases = [

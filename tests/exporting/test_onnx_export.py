@@ -44,6 +44,7 @@ class OnnxExportTest(tf.test.TestCase):
         self.assertEqual(list(entry["outputs"]), ["output_images"])
         check = entry["verification"]
         self.assertLess(check["max_abs_error"], onnx_export.ERROR_BOUND["max"])
+        self.assertGreaterEqual(check["margin_db"], onnx_export.ERROR_BOUND["min_margin_db"])
         self.assertEqual(check["image_sizes"], [[37, 45], [20, 28]])
         runner = onnx_export.OnnxRunner(self.path)
         for shape in ((2, 32, 32, 3), (1, 44, 24, 3)):  # batch, height, width are dynamic
@@ -51,10 +52,22 @@ class OnnxExportTest(tf.test.TestCase):
             np.testing.assert_allclose(runner(x), self.model(x, training=False), atol=1e-4)
         self.assertEqual(os.path.getsize(self.path), entry["size_bytes"])
 
-    def test_a_wrong_file_fails_verification(self):
+    def test_a_wrong_or_constant_model_fails_verification(self):
         other = build_generator("resnet_6blocks", ngf=4)  # other random weights
-        with self.assertRaisesRegex(onnx_export.OnnxExportError, "differs"):
-            onnx_export.verify_onnx(self.path, other, [_photo(20, 28)])
+        zeros = build_generator("resnet_6blocks", ngf=4)
+        zeros.set_weights([np.zeros_like(w) for w in zeros.get_weights()])
+        images = [_photo(37, 45), _photo(20, 28, 1)]
+        pattern = "does not match the Keras model.*dB over a constant image"
+        for model in (other, zeros):
+            with self.assertRaisesRegex(onnx_export.OnnxExportError, pattern):
+                onnx_export.verify_onnx(self.path, model, images)
+        # The zeros model's own ONNX file against the right model.
+        zeros_dir = os.path.join(self.tmp.name, "zeros")
+        saved_model.export_saved_model(zeros, os.path.join(zeros_dir, "1"))
+        zeros_path = os.path.join(zeros_dir, "zeros.onnx")
+        onnx_export.export_onnx(os.path.join(zeros_dir, "1"), zeros_path)
+        with self.assertRaisesRegex(onnx_export.OnnxExportError, pattern):
+            onnx_export.verify_onnx(zeros_path, self.model, images)
 
     def test_missing_extra_names_it(self):
         with mock.patch.dict(sys.modules, {"tf2onnx": None}):

@@ -75,6 +75,42 @@ class KidTest(tf.test.TestCase):
         self.assertEqual(std, 0.0)
 
 
+class HandComputedFidKidTest(tf.test.TestCase):
+    """FID and KID of known features against values worked out by hand."""
+
+    def test_fid_of_a_square_and_its_scaled_shifted_copy(self):
+        # Real: the corners of a 2x2 square: mean (1, 1), unbiased covariance 4/3 I. Fake:
+        # 2 * real + (3, 0): mean (5, 2), covariance 16/3 I. FID = |(4, 1)|^2 + tr(4/3 I)
+        # + tr(16/3 I) - 2 tr(sqrt(64/9 I)) = 17 + 8/3 + 32/3 - 32/3 = 59/3.
+        real = np.array([[0, 0], [2, 0], [0, 2], [2, 2]], np.float32)
+        fake = 2 * real + np.array([3, 0], np.float32)
+        result = metrics.fid_kid([real], [fake], feature_fn=lambda batch: batch,
+                                 kid_subsets=3)
+        self.assertAllClose(result["fid"], 59 / 3, rtol=1e-9, atol=1e-9)
+        self.assertEqual((result["num_real"], result["num_fake"]), (4, 4))
+        # KID on the whole sets (every subset is the whole set, so std 0), kernel
+        # (x.y / 2 + 1)^3 summed by hand-written loops.
+        k = lambda a, b: (float(a @ b) / 2 + 1) ** 3  # noqa: E731
+        m = 4
+        within = sum(k(a, b) for i, a in enumerate(real) for j, b in enumerate(real) if i != j)
+        within += sum(k(a, b) for i, a in enumerate(fake) for j, b in enumerate(fake) if i != j)
+        across = sum(k(a, b) for a in real for b in fake)
+        self.assertAllClose(result["kid"], within / (m * (m - 1)) - 2 * across / m ** 2,
+                            rtol=1e-9)
+        self.assertAllClose(result["kid_std"], 0.0, atol=1e-9)
+
+    def test_kid_of_two_one_dimensional_pairs(self):
+        # x = {0, 2}, y = {1, 3}, k(a, b) = (a b + 1)^3: k(0, 2) = 1, k(1, 3) = 64; across
+        # k(0, 1) + k(0, 3) + k(2, 1) + k(2, 3) = 1 + 1 + 27 + 343 = 372.
+        # MMD^2 = 2 * 1 / 2 + 2 * 64 / 2 - 2 * 372 / 4 = 1 + 64 - 186 = -121.
+        kid, std = metrics.kernel_inception_distance([[0.0], [2.0]], [[1.0], [3.0]],
+                                                     num_subsets=4)
+        self.assertEqual((kid, std), (-121.0, 0.0))
+        fid = metrics.frechet_distance([0.0], [[2.0]], [2.0], [[8.0]])
+        # (0 - 2)^2 + 2 + 8 - 2 sqrt(16) = 4 + 10 - 8 = 6.
+        self.assertAllClose(fid, 6.0, rtol=1e-9)
+
+
 class StreamingTest(tf.test.TestCase):
 
     def test_streaming_statistics_match_numpy(self):

@@ -82,15 +82,20 @@ class RunLockTest(tf.test.TestCase):
         folder = tempfile.mkdtemp()
         with open(os.path.join(folder, run_lock.LOCK_NAME), "w") as handle:
             handle.write("{half a json")
-        with run_lock.RunLock(folder):
-            pass
+        with run_lock.RunLock(folder) as lock:
+            with open(lock.path) as handle:  # taken over: rewritten as ours
+                self.assertEqual(json.load(handle)["pid"], os.getpid())
 
     def test_a_reused_pid_is_not_mistaken_for_the_owner(self):
         folder = tempfile.mkdtemp()
         # Our own pid, but a start time that is not ours: the owner died and the pid was reused.
         _write_lock(folder, pid=os.getpid(), started_ticks="1")
-        with run_lock.RunLock(folder):
-            pass
+        with run_lock.RunLock(folder) as lock:
+            with open(lock.path) as handle:  # taken over: rewritten with our start time
+                owner = json.load(handle)
+            self.assertEqual(owner["pid"], os.getpid())
+            self.assertNotEqual(owner["started_ticks"], "1")
+            self.assertEqual(owner["command"], " ".join(sys.argv)[:300])
 
     def test_another_hosts_lock_is_never_taken(self):
         folder = tempfile.mkdtemp()

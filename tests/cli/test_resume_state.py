@@ -1,0 +1,105 @@
+"""Resume checked by state, not step counts: a tiny CycleGAN (configs/smoke.cfg, seeded,
+TF_DETERMINISTIC_OPS=1) trained 10 steps in one go against one stopped at step 5
+(``--max_steps=5``) and rerun to 10; every checkpointed variable (generator and discriminator
+weights, both optimizers' slots and iterations, the image pools, the step) is compared within
+``TOLERANCE``.
+
+Two uninterrupted runs give bit-identical checkpoints, and a checkpoint whose optimizer is
+replaced by a fresh one (slots zeroed) breaks the comparison. The resumed run does NOT match
+today: the data streams restart at their first element on resume (tf.data's counter and shuffle
+start again, so steps 6-10 see steps 1-5's images and crops), measured max difference 10.7 in a
+G optimizer slot and 0.79 in an image pool. ``test_resume_matches_an_uninterrupted_run`` is
+therefore an expected failure until the data position is restored with the step (issue 26,
+item 5); when it is fixed that test reports an unexpected success.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import tensorflow as tf
+from helpers import ROOT, cli_env
+
+TOLERANCE = 1e-6  # absolute, every variable; uninterrupted runs measured 0.0
+ARGS = ["--flagfile=configs/smoke.cfg", "--save_freq=5"]
+
+
+def _train(output_dir, *extra):
+    result = subprocess.run([sys.executable, "-m", "kgan.train", *ARGS,
+                             f"--output_dir={output_dir}", *extra], cwd=ROOT,
+                            env=cli_env(TF_DETERMINISTIC_OPS="1"), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _state(checkpoint_prefix):
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def state_differences(a, b):
+    """``{key: max abs difference}`` of two checkpoint states, inf for a missing key."""
+    out = {}
+    for key in set(a) | set(b):
+        if key not in a or key not in b or np.shape(a[key]) != np.shape(b[key]):
+            out[key] = float("inf")
+        elif np.size(a[key]):
+            out[key] = float(np.max(np.abs(np.asarray(a[key], np.float64)
+                                           - np.asarray(b[key], np.float64))))
+        else:
+            out[key] = 0.0
+    return out
+
+
+def _assert_same_state(test, a, b):
+    differences = state_differences(a, b)
+    worst = max(differences, key=differences.get)
+    test.assertLessEqual(differences[worst], TOLERANCE,
+                         f"{worst} differs by {differences[worst]:.3g}")
+
+
+def _fresh_optimizer(state):
+    """The state with each optimizer's slots and iteration count reset (a fresh optimizer)."""
+    return {key: (np.zeros_like(value) if "_optimizer/_variables/" in key
+                  or "_optimizer/_iterations" in key else value)
+            for key, value in state.items()}
+
+
+class ResumeStateTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp()
+        cls.full = os.path.join(cls.tmp, "full")
+        _train(cls.full, "--max_steps=10")
+        cls.full_state = _state(os.path.join(cls.full, "checkpoints", "ckpt-10"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
+
+    def test_uninterrupted_runs_match_and_a_fresh_optimizer_is_caught(self):
+        again = os.path.join(self.tmp, "again")
+        _train(again, "--max_steps=10")
+        state = _state(os.path.join(again, "checkpoints", "ckpt-10"))
+        self.assertIn("trainer/g_optimizer/_variables/1/.ATTRIBUTES/VARIABLE_VALUE", state)
+        _assert_same_state(self, self.full_state, state)
+        with self.assertRaisesRegex(AssertionError, "_optimizer/"):
+            _assert_same_state(self, self.full_state, _fresh_optimizer(state))
+
+    @unittest.expectedFailure
+    def test_resume_matches_an_uninterrupted_run(self):
+        resumed = os.path.join(self.tmp, "resumed")
+        _train(resumed, "--max_steps=5")
+        result = _train(resumed, "--max_steps=10")
+        self.assertIn("from step 5 to 10", result.stderr)
+        _assert_same_state(self, self.full_state,
+                           _state(os.path.join(resumed, "checkpoints", "ckpt-10")))
