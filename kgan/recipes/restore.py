@@ -311,7 +311,9 @@ def pick_best_gan_checkpoint(trainer, run_dir, test_dataset, spec=RESTORE):
 
 
 # The fields whose defaults differ for this model (applied where the user set none).
+# unet_128 (7 downsamplings) takes crops in multiples of 128; smaller crops need a
+# shallower UNet (--unet_downs=5 --crop_size=64, as configs/colorize_quickstart.cfg).
 MODEL_DEFAULTS = dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
-                    pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
+                    pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=128,
                     load_size=None, upsample="pixel_shuffle", residual=True)
 registry.register("restore", __name__, MODEL_DEFAULTS, "restoration: fastai/DeOldify NoGAN on crappified pairs")
