@@ -1,9 +1,9 @@
 """Starts a CycleGAN or pix2pix run (or the restoration recipes' generator) from converted
 weights (``kgan.train --init_from=DIR``): the PyTorch reference's ``latest_net_*.pth`` files,
 kgan ``.keras`` files or a ``kgan.convert`` output folder, loaded into the already-built
-networks of a new run. A resumed run ignores ``--init_from`` (its checkpoint
-wins); that decision belongs to the training CLI, which calls ``init_from_folder`` only for a
-fresh run.
+networks of a new run. A resumed run ignores ``--init_from`` (its checkpoint wins); that
+decision belongs to ``kgan.recipes.common.initialize_from``, which calls ``init_from_folder``
+only for a fresh run.
 """
 
 import os
