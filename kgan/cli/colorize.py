@@ -13,6 +13,8 @@ videos); its chroma is upsampled to full size and merged with the input's own fu
 luma, so the output is exactly as sharp as the input. Photos become PNG files (alpha kept) named
 after the inputs; unreadable files are skipped by name. Videos (by extension) go through
 kgan.video.pipeline with kgan.video.stabilize's temporal stabiliser (--nostabilize turns it off).
+A model that is not a colouriser (no colourisation head, no colorize_uint8 signature) is refused
+with one line (exit 2): it would only write gray images.
 """
 
 import os
@@ -95,9 +97,9 @@ def run(f):
 
     from kgan.colorization.colorizer import (
         Colorizer,
-        check_colorizer,
         check_render_factor,
         colorize_files,
+        not_a_colorizer,
     )
     from kgan.serving.loading import load_model
 
@@ -107,7 +109,9 @@ def run(f):
     if not os.path.exists(f.input):
         raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
     translator = load_model(f.model, precision=f.precision)
-    check_colorizer(translator, f.model, log=_warn)
+    refusal = not_a_colorizer(translator, f.model)
+    if refusal:  # it would only write gray images
+        raise UsageError(refusal)
     fixed = getattr(translator, "fixed_size", None)
     if fixed:
         if factor == "auto":
