@@ -23,7 +23,7 @@ import time
 
 from absl import flags
 
-from kgan.cli.common import run_cli
+from kgan.cli.common import nothing_produced, run_cli
 from kgan.core.errors import UsageError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
@@ -105,6 +105,7 @@ def run(f):
 
     tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
     video = is_video(f.input)
+    existed = os.path.exists(f.output)
     factor = check_render_factor(f.render_factor, video)
     if not os.path.exists(f.input):
         raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
@@ -127,6 +128,8 @@ def run(f):
         return
     summary = colorize_files(colorizer, f.input, f.output, fmt=f.format,
                              progress=Progress("kgan.colorize", f.progress), log=_warn)
+    if not summary["colorized"]:
+        raise nothing_produced("colourised", summary["skipped"], f.input, f.output, existed)
     line = (f"{summary['colorized']} colourised, {len(summary['skipped'])} skipped in "
             f"{summary['seconds']:.1f} s -> {f.output}")
     if factor == "auto" and summary["render_factors"]:
