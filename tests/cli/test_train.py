@@ -196,3 +196,28 @@ class InitFromCLITest(tf.test.TestCase):
                                           safe_mode=True, compile=False)
         x = rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
         np.testing.assert_allclose(trained(x), source(x), atol=1e-5)
+
+
+class TFDSNotPreparedTest(tf.test.TestCase):
+
+    def test_a_dataset_not_prepared_fails_at_once_and_leaves_nothing(self):
+        tmp = tempfile.mkdtemp()
+        out = os.path.join(tmp, "run")
+        data_dir = os.path.join(tmp, "no_tfds_here")
+        start = time.time()
+        try:
+            result = helpers.run_cli("train", "--flagfile=configs/smoke.cfg",
+                                     "--tfds_name=cycle_gan/horse2zebra",
+                                     f"--tfds_data_dir={data_dir}", f"--output_dir={out}",
+                                     timeout=120)
+        except subprocess.TimeoutExpired:
+            self.fail("kgan.train was still trying to get the dataset after 120 s")
+        self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+        self.assertLess(time.time() - start, 60)
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        self.assertLen(errors, 1, result.stderr[-3000:])
+        for text in ("cycle_gan/horse2zebra", "not prepared", data_dir, "tfds build",
+                     "--tfds_data_dir", "--dataroot"):
+            self.assertIn(text, errors[0])
+        self.assertFalse(os.path.exists(out), os.listdir(out) if os.path.exists(out) else "")
+        self.assertFalse(os.path.exists(data_dir))
