@@ -13,6 +13,8 @@ videos); its chroma is upsampled to full size and merged with the input's own fu
 luma, so the output is exactly as sharp as the input. Photos become PNG files (alpha kept) named
 after the inputs; unreadable files are skipped by name. Videos (by extension) go through
 kgan.video.pipeline with kgan.video.stabilize's temporal stabiliser (--nostabilize turns it off).
+A model that is not a colouriser (no colourisation head, no colorize_uint8 signature) is refused
+with one line (exit 2): it would only write gray images.
 """
 
 import os
@@ -20,7 +22,7 @@ import sys
 
 from absl import flags
 
-from kgan.cli.common import run_cli
+from kgan.cli.common import nothing_produced, run_cli
 from kgan.core.progress import Progress
 from kgan.core.errors import UsageError
 
@@ -65,19 +67,22 @@ def run(f):
 
     from kgan.colorization.colorizer import (
         Colorizer,
-        check_colorizer,
         check_render_factor,
         colorize_files,
+        not_a_colorizer,
     )
     from kgan.serving.loading import load_model
 
     tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
     video = is_video(f.input)
+    existed = os.path.exists(f.output)
     factor = check_render_factor(f.render_factor, video)
     if not os.path.exists(f.input):
         raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
     translator = load_model(f.model, precision=f.precision)
-    check_colorizer(translator, f.model, log=_warn)
+    refusal = not_a_colorizer(translator, f.model)
+    if refusal:  # it would only write gray images
+        raise UsageError(refusal)
     fixed = getattr(translator, "fixed_size", None)
     if fixed:
         if factor == "auto":
@@ -95,6 +100,8 @@ def run(f):
                              progress=Progress(None, enabled=f.progress, label="kgan.colorize",
                                                item="image", in_place=sys.stderr.isatty()),
                              log=_warn)
+    if not summary["colorized"]:
+        raise nothing_produced("colourised", summary["skipped"], f.input, f.output, existed)
     line = (f"{summary['colorized']} colourised, {len(summary['skipped'])} skipped in "
             f"{summary['seconds']:.1f} s -> {f.output}")
     if factor == "auto" and summary["render_factors"]:

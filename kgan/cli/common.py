@@ -22,7 +22,7 @@ import sys
 from absl import app, flags
 
 from kgan.core.atomic import disk_full_message, is_disk_full
-from kgan.core.errors import KganError, UsageError
+from kgan.core.errors import KganError, NothingProducedError, UsageError
 
 FLAGS = flags.FLAGS
 
@@ -51,6 +51,32 @@ def fail(prog, message):
     """Prints ``prog: error: message`` (on one line) on stderr and exits with code 2."""
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
+
+
+def nothing_produced(verb, skipped, input_path, output_dir=None, existed=True):
+    """The error of a command that produced nothing (exit 2, not 0: scripts must notice).
+
+    Args:
+        verb: what the command does to an image, e.g. ``translated``.
+        skipped: ``[(path, reason)]`` of the inputs it skipped.
+        input_path: the ``--input`` given.
+        output_dir, existed: the output folder, removed when the command created it and it is
+            still empty.
+
+    Returns:
+        A ``NothingProducedError`` naming the first skipped file and why.
+    """
+    if output_dir and not existed and os.path.isdir(output_dir) and not os.listdir(output_dir):
+        os.rmdir(output_dir)
+    if not skipped:
+        return NothingProducedError(f"nothing {verb}: {input_path} holds no images.")
+    path, reason = skipped[0]
+    name = os.path.basename(path)
+    reason = reason.split(path + ": ", 1)[-1]  # its message starts with the path
+    more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+    return NothingProducedError(
+        f"nothing {verb}: all {len(skipped)} file(s) in {input_path} were skipped ({name}: "
+        f"{' '.join(reason.split())}{more}); pass image files kgan can read.")
 
 
 def _flag_line(flag):

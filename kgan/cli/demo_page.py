@@ -248,13 +248,15 @@ def summary_markdown(model, direction, results, errors):
     """The page's text under the images: what ran, the time per image, and any errors."""
     lines = [f"**Model** `{model.path}` ({DIRECTION_LABELS.get(direction, direction)})"]
     lines += [f"- {label}: {text}" for label, text in model.facts[direction]]
+    verb = "colourised" if getattr(model, "kind", None) == "colorize" else "translated"
     if results:
         mean = sum(r["seconds"] for r in results) / len(results)
-        lines.append(f"\n**Translated {len(results)} image(s)**, {mean:.2f} s per image:")
+        lines.append(f"\n**{verb.capitalize()} {len(results)} image(s)**, {mean:.2f} s per "
+                     "image:")
         lines += [f"- {r['name']}: {r['size'][1]}×{r['size'][0]}, {r['seconds']:.2f} s"
                   for r in results]
     if errors:
-        lines.append(f"\n**{len(errors)} file(s) not translated:**")
+        lines.append(f"\n**{len(errors)} file(s) not {verb}:**")
         lines += [f"- ⚠ {message}" for message in errors]
     return "\n".join(lines)
 

@@ -70,8 +70,10 @@ def define_flags():
     d.DEFINE_integer("batch_size", D.batch_size, "Global batch size (split across replicas).")
     d.DEFINE_string("init_from", D.init_from, "Start from these weights: a folder with the "
                     "PyTorch reference's latest_net_{G_A,G_B,D_A,D_B}.pth (cycle_gan) or "
-                    "latest_net_{G,D}.pth (pix2pix), or kgan .keras files (kgan.interop.init_from). "
-                    "Ignored when the run resumes from its own checkpoint.")
+                    "latest_net_{G,D}.pth (pix2pix), kgan .keras files (kgan.interop.init_from), "
+                    "or a kgan.convert output folder (its generator.keras seeds G_A, or the "
+                    "generator). Networks without a file start fresh. Ignored when the run "
+                    "resumes from its own checkpoint.")
     d.DEFINE_integer("seed", D.seed, "Random seed for weights, data order and augmentation.")
     # Data.
     d.DEFINE_string("dataroot", D.dataroot, "Image folder root (trainA/trainB, or train/ for "

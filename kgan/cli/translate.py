@@ -35,7 +35,7 @@ import time
 
 from absl import flags, logging
 
-from kgan.cli.common import model_or_run, run_cli
+from kgan.cli.common import model_or_run, nothing_produced, run_cli
 from kgan.serving.inference import translate_images
 from kgan.serving.loading import load_model
 from kgan.serving.worker import WorkerTranslator
@@ -75,6 +75,7 @@ def define_flags():
 
 def run(f):
     start = time.time()
+    existed = os.path.exists(f.output)
     # A single image has nothing to gain from a worker.
     growth_mib = f.max_memory_growth_mib if os.path.isdir(f.input) else 0
     translator = load_model(model_or_run(f.model, f.checkpoint_dir), f.direction, f.precision,
@@ -87,6 +88,8 @@ def run(f):
     finally:
         if isinstance(translator, WorkerTranslator):
             translator.close()
+    if not summary["translated"]:
+        raise nothing_produced("translated", summary["skipped"], f.input, f.output, existed)
     print(f"{summary['translated']} translated, {len(summary['skipped'])} skipped, "
           f"{summary['images_per_second']:.2f} images/s -> {f.output}")
 

@@ -25,6 +25,7 @@ from absl import logging
 from kgan.core.errors import KganError, UsageError
 from kgan.data.images import load_image_with_alpha, plan_outputs, write_image
 from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
+from kgan.serving.exports import read_manifest
 from kgan.serving.translators import KerasTranslator
 
 RENDER_MULTIPLE = 16
@@ -332,29 +333,31 @@ def colorize_image(model, image, render_factor=PHOTO_RENDER_FACTOR, fit="stretch
     return Colorizer(model, render_factor, fit, **options).colorize(image)
 
 
-def check_colorizer(translator, path, log=logging.warning):
-    """Says (through ``log``) when ``translator`` is not a colourisation model: one without
-    kgan's luma-preserving head, or an export without a ``colorize_uint8`` signature. Only its
-    chroma is then used.
+def not_a_colorizer(translator, path):
+    """Why ``translator`` is not a colourisation model, in one line naming what it is and what
+    to use instead; None when it is one (or when that cannot be told: a ``.tflite`` file).
+
+    A model without kgan's luma-preserving head (a ``.keras`` generator) or an export without a
+    ``colorize_uint8`` signature only translates RGB: run on a gray image it gives gray back.
 
     Args:
         translator: from ``kgan.serving.loading.load_model``.
         path: the model's path, for the message.
-        log: called with the message.
-
-    Returns:
-        True when it is a colourisation model.
     """
+    use = ("Use a --model=colorize run's generators/generator.keras or its export "
+           "(python -m kgan.export); run this model with python -m kgan.translate.")
     model = getattr(translator, "model", None)
     loaded = getattr(translator, "loaded", None)
     if model is not None and not is_colorization_model(model):
-        log(f"{path} has no LumaChromaMerge head; using the chroma of its RGB output.")
-        return False
+        return (f"{path} is not a colourisation model: a {model.name} generator "
+                f"({model.count_params():,} parameters) without kgan's luma-preserving colour "
+                f"head, so it would write gray images. {use}")
     if loaded is not None and "colorize_uint8" not in loaded.signatures:
-        log(f"{path} has no colorize_uint8 signature (not exported from a colourisation "
-            "model); using the chroma of its translate_uint8 output.")
-        return False
-    return True
+        exported = read_manifest(translator.path).get("model", {}).get("name")
+        what = f"an export of a {exported} generator" if exported else "a SavedModel"
+        return (f"{path} is not a colourisation model: {what} without a colorize_uint8 "
+                f"signature, so it would write gray images. {use}")
+    return None
 
 
 # ----------------------------------------------------------------------------- files

@@ -69,6 +69,20 @@ def process_exists(pid):
     return True
 
 
+def current_umask():
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path):
+    """Gives a folder made by ``tempfile.mkdtemp`` (always 0700) the mode the user's umask
+    gives any new folder (0755 under umask 022), so that outputs built in a hidden temporary
+    folder and renamed into place stay readable by others as any tool's output would."""
+    os.chmod(path, 0o777 & ~current_umask())
+
+
 def partial_name(path):
     """The hidden temporary name used while ``path`` is written (``.NAME.partial``, keeping
     the extension last so that writers that look at it, like Keras, still work)."""

@@ -22,3 +22,7 @@ class ModelFileError(KganError, ValueError):
 
 class ModelNotFoundError(KganError, FileNotFoundError):
     """A model file, export or run folder that does not exist (or holds no model)."""
+
+
+class NothingProducedError(KganError, RuntimeError):
+    """A command that produced no output at all (every input skipped or failed)."""

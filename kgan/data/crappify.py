@@ -343,8 +343,8 @@ def crappify_folder(input_dir, output_dir, degradations, seed=0, **ranges):
         raise ImageNotFoundError(f"No image files in {input_dir}.")
     if os.path.abspath(input_dir) == os.path.abspath(output_dir):
         raise DataError("--output_dir must differ from --input_dir (files would be replaced).")
-    os.makedirs(output_dir, exist_ok=True)
-    written, skipped = 0, 0
+    created = not os.path.exists(output_dir)
+    written, skipped, first_error = 0, 0, None
     for path in paths:
         name = os.path.basename(path)
         try:
@@ -352,12 +352,17 @@ def crappify_folder(input_dir, output_dir, degradations, seed=0, **ranges):
         except ImageReadError as error:  # Unreadable file: skip and count, never stop.
             logging.warning("Skipping %s: %s", path, error)
             skipped += 1
+            first_error = first_error or str(error)
             continue
+        os.makedirs(output_dir, exist_ok=True)
         file_seed = [seed, zlib.crc32(name.encode())]
         degraded = crappify_array(image, names, file_seed, **ranges)
         stem = os.path.splitext(name)[0]
         write_image(os.path.join(output_dir, stem + ".png"), degraded)
         written += 1
-    if written == 0:
-        raise DataError(f"No readable image in {input_dir} ({skipped} file(s) failed to decode).")
+    if written == 0:  # nothing written: no output folder either
+        if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
+            os.rmdir(output_dir)
+        raise DataError(f"No readable image in {input_dir}: all {skipped} file(s) failed to "
+                        f"decode ({first_error}); pass a folder of image files.")
     return written, skipped

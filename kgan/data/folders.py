@@ -44,7 +44,7 @@ def finish_dataset(ds, count, batch_size, repeat, name):
 def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="train",
                      preprocess="resize_and_crop", load_size=286, crop_size=256, no_flip=False,
                      max_dataset_size=None, serial_batches=False, batch_size=1, seed=None,
-                     repeat=True, size_multiple=4, tfds_download=True):
+                     repeat=True, size_multiple=4, tfds_download=False):
     """The CycleGAN dataset: unaligned images of domains A and B.
 
     As the reference's ``unaligned`` mode: one pass has ``max(|A|, |B|)`` examples; A runs
@@ -66,7 +66,8 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
         batch_size: examples per batch (the remainder is dropped).
         seed: makes the order, crops and flips reproducible; None for a random seed.
         repeat: loop forever; otherwise one pass of ``max(|A|, |B|)`` examples.
-        tfds_download: let TFDS download a missing dataset.
+        tfds_download: let TFDS download a missing dataset (default: a dataset that is not
+            prepared fails at once, see kgan.data.tfds_source.check_prepared).
 
     Returns:
         ``(dataset, info)``: batches ``(real_a, real_b)``, float32 ``(batch, h, w, 3)`` in

@@ -14,8 +14,40 @@ def _first_line(error):
     return text[0].rstrip(".") if text else type(error).__name__
 
 
+def check_prepared(name, data_dir=None):
+    """Raises a one-line ``DataError`` at once when TFDS dataset ``name`` is not prepared in
+    ``data_dir``, instead of TFDS downloading it (which, without a network, retries for
+    minutes). Reads only the local data dir: no network, nothing created.
+
+    Raises:
+        DataError: an unknown name, or a dataset not prepared there (the message says how to
+            prepare it, or to use image folders with ``--dataroot``).
+    """
+    import logging
+
+    import tensorflow_datasets as tfds
+
+    where = data_dir or "the default TFDS data dir (~/tensorflow_datasets)"
+    tfds_logger = logging.getLogger("absl")
+    level = tfds_logger.level
+    tfds_logger.setLevel(logging.ERROR)  # "Variant folder ... has no dataset_info.json"
+    try:
+        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
+    except Exception as error:  # DatasetNotFoundError lists every dataset: keep one line
+        raise DataError(f"Could not open TFDS dataset {name!r}: {_first_line(error)}; check "
+                        "--tfds_name, or use --dataroot with image folders.") from None
+    finally:
+        tfds_logger.setLevel(level)
+    if not prepared:
+        raise DataError(
+            f"TFDS dataset {name!r} is not prepared in {where} (kgan does not download it "
+            f"while training). Prepare it once where the network is available: `tfds build "
+            f"{name} --data_dir=DIR`, then pass --tfds_data_dir=DIR; or put the images in "
+            "folders (trainA/, trainB/) and pass --dataroot=FOLDER.")
+
+
 def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_dataset_size=None,
-                      download=True):
+                      download=False):
     """Opens one split of a TFDS image dataset as an endless stream of RGB images.
 
     Args:
@@ -25,7 +57,8 @@ def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_data
         shuffle: shuffle files and examples on every pass.
         seed: seed for the shuffles.
         max_dataset_size: use only the first this many examples.
-        download: let TFDS download and prepare the dataset when it is missing.
+        download: let TFDS download and prepare the dataset when it is missing; without it
+            (the default) a dataset that is not prepared fails at once (``check_prepared``).
 
     Returns:
         ``(dataset, count)``: a repeating ``tf.data.Dataset`` of uint8 ``(h, w, 3)`` images and
@@ -38,6 +71,8 @@ def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_data
     import tensorflow_datasets as tfds  # Heavy import, only needed for this source.
 
     where = data_dir or "the default TFDS data dir (~/tensorflow_datasets)"
+    if not download:
+        check_prepared(name, data_dir)
     try:
         ds = tfds.load(name, split=split, data_dir=data_dir, download=download,
                        shuffle_files=shuffle, read_config=tfds.ReadConfig(shuffle_seed=seed))

@@ -34,7 +34,7 @@ import tensorflow as tf
 from absl import logging
 
 import kgan
-from kgan.core.atomic import process_exists, write_json
+from kgan.core.atomic import follow_umask, process_exists, write_json
 from kgan.core.errors import UsageError
 from kgan.exporting.colorize_signature import verify_colorize_signature
 from kgan.exporting.saved_model import export_saved_model
@@ -146,6 +146,7 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     export_dir = tempfile.mkdtemp(
         prefix=f".{os.path.basename(final_dir)}.partial-{socket.gethostname()}.{os.getpid()}-",
         dir=parent)
+    follow_umask(export_dir)  # mkdtemp makes it 0700; the export is renamed, not copied
     try:
         manifest = _write_export(model, export_dir, variants, tflite_size, representative_images,
                                  verify_images, bounds, verify, source, multiple, start, onnx)

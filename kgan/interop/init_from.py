@@ -1,14 +1,14 @@
-"""Starts a CycleGAN or pix2pix run from converted weights (``kgan.train --init_from=DIR``):
-the PyTorch reference's ``latest_net_*.pth`` files or kgan ``.keras`` files, loaded into the
-already-built networks of a new run. A resumed run ignores ``--init_from`` (its checkpoint
-wins); that decision belongs to the training CLI, which calls ``init_from_folder`` only for a
-fresh run.
+"""Starts a CycleGAN or pix2pix run (or the restoration recipes' generator) from converted
+weights (``kgan.train --init_from=DIR``): the PyTorch reference's ``latest_net_*.pth`` files,
+kgan ``.keras`` files or a ``kgan.convert`` output folder, loaded into the already-built
+networks of a new run. A resumed run ignores ``--init_from`` (its checkpoint wins); that
+decision belongs to ``kgan.recipes.common.initialize_from``, which calls ``init_from_folder``
+only for a fresh run.
 """
 
 import os
 
 import keras
-from absl import logging
 
 from kgan.interop import torch_pickle
 from kgan.interop.pytorch_weights import WeightMismatchError, assign_state_dict
@@ -59,18 +59,25 @@ def init_from_folder(folder, networks, model="cycle_gan", strict=True):
     ``CycleGAN`` as ``CYCLEGAN_NAMES``: G_A = generator_ab (A -> B), G_B = generator_ba,
     D_A = discriminator_b (judges B), D_B = discriminator_a.
 
+    A CycleGAN folder holding none of its four names but one single generator (pix2pix's ``G``
+    names: a ``kgan.convert`` output folder's ``generator.keras``, or the reference's published
+    ``latest_net_G.pth``, which are A -> B test models) seeds ``G_A``; the other networks keep
+    their fresh initialisation, whatever ``strict`` says.
+
     Args:
         folder: the folder holding the files.
-        networks: ``{reference name: built kgan model}``, e.g. ``trainer_networks(trainer)``.
+        networks: ``{reference name: built kgan model}``, e.g. ``trainer_networks(trainer)``
+            (a subset is fine: ``{"G": generator}`` for a restoration generator).
         model: ``cycle_gan`` or ``pix2pix`` (which names to expect).
         strict: every network must have a file; otherwise missing ones keep their fresh
-            initialisation (logged), e.g. to fine-tune from a published single generator.
+            initialisation (see ``describe``), e.g. to fine-tune from a published generator.
 
     Returns:
         ``{reference name: the file loaded}``.
 
     Raises:
-        FileNotFoundError: a missing folder, or (strict) a network without a file.
+        FileNotFoundError: a missing folder, no file for any network, or (strict) a network
+            without a file.
         WeightMismatchError: a file that does not fit its network.
     """
     expected = CYCLEGAN_NAMES if model == "cycle_gan" else PIX2PIX_NAMES
@@ -82,25 +89,40 @@ def init_from_folder(folder, networks, model="cycle_gan", strict=True):
     if unknown:
         raise WeightMismatchError(f"{model} has no networks {sorted(unknown)}; its names are "
                                   f"{', '.join(expected)}.")
+
+    def first_file(name):
+        paths = [os.path.join(folder, c) for c in _CANDIDATES[name]]
+        return next((p for p in paths if os.path.isfile(p)), None)
+
     found, missing = {}, []
     for name in expected:
         if name not in networks:
             continue
-        paths = [os.path.join(folder, c) for c in _CANDIDATES[name]]
-        path = next((p for p in paths if os.path.isfile(p)), None)
+        path = first_file(name)
         if path is None:
             missing.append(f"{name} ({' or '.join(_CANDIDATES[name])})")
             continue
         found[name] = path
-    if missing and (strict or not found):
-        raise FileNotFoundError(f"--init_from {folder} lacks {'; '.join(missing)}.")
+    if model == "cycle_gan" and not found and "G_A" in networks and first_file("G"):
+        found, missing = {"G_A": first_file("G")}, []  # one converted A -> B generator
+    elif missing and (strict or not found):
+        single = (f"; or one generator ({' or '.join(_CANDIDATES['G'])}) for G_A"
+                  if model == "cycle_gan" else "")
+        raise FileNotFoundError(f"--init_from {folder} lacks {'; '.join(missing)}{single}.")
     for name, path in found.items():
         if path.endswith(".pth"):
             assign_state_dict(networks[name], torch_pickle.load_state_dict(path),
                               os.path.basename(path))
         else:
             _copy_keras(networks[name], path, name)
-        logging.info("--init_from: %s <- %s", name, path)
-    for entry in missing:
-        logging.warning("--init_from: no file for %s; it keeps its fresh initialisation.", entry)
     return found
+
+
+def describe(folder, found, networks):
+    """One line saying what ``init_from_folder`` loaded and which networks start fresh, e.g.
+    ``--init_from=DIR: G_A <- DIR/generator.keras; G_B, D_A, D_B start fresh``."""
+    loaded = ", ".join(f"{name} <- {path}" for name, path in found.items())
+    fresh = [name for name in networks if name not in found]
+    return (f"--init_from={folder}: {loaded}"
+            + (f"; {', '.join(fresh)} start{'s' if len(fresh) == 1 else ''} fresh"
+               if fresh else ""))

@@ -152,6 +152,15 @@ def _norm_of(keys, norm_prefix, conv_prefix):
     return "instance" if conv_prefix + ".bias" in keys else "none"
 
 
+def resnet_has_dropout(state_dict):
+    """Whether a reference ResNet generator's state dict was saved with dropout: nn.Dropout
+    shifts each block's second conv to ``conv_block.6``, so that key holds a 4-D conv weight.
+    Without dropout ``conv_block.6`` is the second norm, whose 1-D running statistics (old
+    PyTorch saved them for instance norm) or batch-norm weights must not count."""
+    return any(k.endswith(".conv_block.6.weight") and len(v.shape) == 4
+               for k, v in state_dict.items())
+
+
 def describe_checkpoint(state_dict):
     """What reference network a state dict holds, as kgan.convert flags.
 
@@ -167,7 +176,7 @@ def describe_checkpoint(state_dict):
     shape = lambda k: state_dict[k].shape if k in state_dict else None  # noqa: E731
     if any(".conv_block." in k for k in keys):
         blocks = {k.split(".")[1] for k in keys if ".conv_block." in k}
-        dropout = any(".conv_block.6." in k for k in keys)
+        dropout = resnet_has_dropout(state_dict)
         norm = _norm_of(keys, "model.2", "model.4")
         ngf = shape("model.1.weight")[0] if shape("model.1.weight") else "?"
         n = len(blocks)
@@ -337,8 +346,8 @@ def load_pytorch_generator(path, generator="resnet_9blocks", ngf=64, norm="insta
     """
     state_dict = strip_module_prefix(torch_pickle.load_state_dict(path))
     if use_dropout is None:
-        use_dropout = (any(".conv_block.6." in k for k in state_dict)
-                       if generator.startswith("resnet") else True)
+        use_dropout = (resnet_has_dropout(state_dict) if generator.startswith("resnet")
+                       else True)
     model = build_generator(generator, ngf=ngf, norm=norm, use_dropout=use_dropout,
                             input_channels=input_channels, output_channels=output_channels)
     assign_state_dict(model, state_dict, os.path.basename(path))

@@ -92,8 +92,10 @@ def train(config, strategy):
 
 # The fields whose defaults differ for this model (applied where the user set none).
 # DeOldify: NoGAN on (gray, colour) pairs; extra input degradations are opt-in.
+# unet_128 (7 downsamplings) takes crops in multiples of 128; smaller crops need a
+# shallower UNet (--unet_downs=5 --crop_size=64, as configs/colorize_quickstart.cfg).
 MODEL_DEFAULTS = dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
-                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
+                     pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=128,
                      load_size=None, upsample="pixel_shuffle", degradations=(),
                      perceptual_preset="deoldify")
 registry.register("colorize", __name__, MODEL_DEFAULTS, "colourisation: DeOldify's NoGAN on (gray, colour) pairs")

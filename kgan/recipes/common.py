@@ -8,7 +8,7 @@ import dataclasses
 import os
 
 from kgan.core.errors import UsageError
-from kgan.interop.init_from import init_from_folder, trainer_networks
+from kgan.interop.init_from import describe, init_from_folder, trainer_networks
 from kgan.models import size_multiple
 from kgan.models.layers import SizeCheck
 from kgan.training.loop import LoopOptions, train_loop
@@ -91,26 +91,41 @@ def loop_options(config):
                        driver=config.driver, jit_compile=config.jit_compile)
 
 
-def initialize_from(config, trainer, run_dir):
-    """Loads ``config.init_from`` weights into a new run's networks (kgan.interop.init_from); a run
-    that
-    resumes from its own checkpoint ignores it, as the reference's ``--continue_train``."""
-    import tensorflow as tf
-    from absl import logging
+def initialize_from(config, trainer, run_dir, networks=None):
+    """Loads ``config.init_from`` weights into a new run's networks (kgan.interop.init_from) and
+    prints one line saying what was loaded and what starts fresh; a run that resumes from its
+    own checkpoint ignores it (one line says so), as the reference's ``--continue_train``.
 
+    Args:
+        config: a ``TrainConfig``.
+        trainer: a CycleGAN or pix2pix trainer (its networks: ``trainer_networks``).
+        run_dir: the run folder whose ``checkpoints/`` decide whether the run resumes.
+        networks: instead of the trainer's, ``{reference name: model}`` (the restoration
+            recipes: ``{"G": generator}``).
+
+    Returns:
+        ``{reference name: file loaded}``, or None when there is nothing to load.
+    """
+    import tensorflow as tf
 
     if not config.init_from:
         return None
     if tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")):
-        logging.info("--init_from=%s ignored: the run resumes from its own checkpoint.",
-                     config.init_from)
+        print(f"kgan: --init_from={config.init_from} ignored: the run resumes from its own "
+              "checkpoint.")
         return None
-    if config.model not in ("cycle_gan", "pix2pix"):
-        raise UsageError(f"--init_from works with --model=cycle_gan or pix2pix, not "
-                         f"{config.model}.")
-    loaded = init_from_folder(config.init_from, trainer_networks(trainer), model=config.model)
-    print("kgan: initialised from " + ", ".join(f"{name} <- {os.path.basename(path)}"
-                                                for name, path in loaded.items()))
+    if networks is None:
+        if config.model not in ("cycle_gan", "pix2pix"):
+            raise UsageError(f"--init_from works with --model=cycle_gan, pix2pix, restore or "
+                             f"colorize, not {config.model}.")
+        networks = trainer_networks(trainer)
+    try:
+        loaded = init_from_folder(config.init_from, networks,
+                                  model="cycle_gan" if "G_A" in networks else "pix2pix",
+                                  strict=False)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from error
+    print("kgan: " + describe(config.init_from, loaded, networks))
     return loaded
 
 

@@ -29,7 +29,7 @@ from kgan.evaluation.evaluate import evaluate_pairs, format_table
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
 from kgan.recipes import registry
-from kgan.recipes.common import check_crop_size, first_batch, loop_options
+from kgan.recipes.common import check_crop_size, first_batch, initialize_from, loop_options
 from kgan.serving import runs
 from kgan.training import losses
 from kgan.training.loop import train_loop
@@ -243,6 +243,9 @@ def train(config, strategy, spec=RESTORE):
     if config.encoder != "none" and "pretrain_g" in phases:
         encoder_weights = resolve_encoder_weights(config.encoder, config.encoder_weights,
                                                   config.encoder_alpha)
+    if config.init_from and "pretrain_g" not in phases:
+        print(f"kgan: --init_from={config.init_from} ignored: --phase={config.phase} starts "
+              f"from the generator of {os.path.join(config.output_dir, 'pretrain_g')}.")
     trainer = None
     for phase in phases:
         if phase == "pretrain_g":
@@ -253,6 +256,8 @@ def train(config, strategy, spec=RESTORE):
                     config, strategy, phase, content_loss, stage_steps, steps_per_epoch, spec,
                     encoder_weights=encoder_weights, freeze_encoder=frozen,
                     previous_dir=previous)
+                if previous is None:  # --init_from seeds the generator of a fresh run
+                    initialize_from(config, trainer, run_dir, networks={"G": generator})
                 print(f"kgan: {spec.name} phase {phase}"
                       + (f" ({stage}, encoder frozen)" if frozen else "")
                       + f": {stage_steps} steps -> {run_dir}")
@@ -306,7 +311,9 @@ def pick_best_gan_checkpoint(trainer, run_dir, test_dataset, spec=RESTORE):
 
 
 # The fields whose defaults differ for this model (applied where the user set none).
+# unet_128 (7 downsamplings) takes crops in multiples of 128; smaller crops need a
+# shallower UNet (--unet_downs=5 --crop_size=64, as configs/colorize_quickstart.cfg).
 MODEL_DEFAULTS = dict(generator="unet_128", norm="batch", no_dropout=True, gan_mode="vanilla",
-                    pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=64,
+                    pool_size=0, lr=1e-3, beta_1=0.9, beta_2=0.99, crop_size=128,
                     load_size=None, upsample="pixel_shuffle", residual=True)
 registry.register("restore", __name__, MODEL_DEFAULTS, "restoration: fastai/DeOldify NoGAN on crappified pairs")

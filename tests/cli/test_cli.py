@@ -63,6 +63,51 @@ class HelpAndErrorsTest(tf.test.TestCase):
         self.assertNotIn("\x1b[", result.stderr)
 
 
+class NothingProducedTest(tf.test.TestCase):
+    """A command that produced nothing exits non-zero with one line (scripts must notice)."""
+
+    def setUp(self):
+        super().setUp()
+        self.inputs = os.path.join(self.get_temp_dir(), "inputs")
+        os.makedirs(self.inputs, exist_ok=True)
+        with open(os.path.join(self.inputs, "x.jpg"), "w") as handle:
+            handle.write("not a picture\n")  # the folder's only file: text named .jpg
+
+    def assert_one_error_line(self, result, *expected):
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        self.assertLen(errors, 1, result.stderr[-2000:])
+        for text in expected:
+            self.assertIn(text, errors[0])
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_translate_colorize_and_crappify(self):
+        from kgan.models import build_generator
+        from kgan.models.colorize import colorization_generator
+
+        translator = os.path.join(self.get_temp_dir(), "g.keras")
+        build_generator("resnet_6blocks", ngf=4).save(translator)
+        colorizer = os.path.join(self.get_temp_dir(), "c.keras")
+        colorization_generator(num_downs=5, ngf=4, norm="none").save(colorizer)
+        out = os.path.join(self.get_temp_dir(), "out")
+        self.assert_one_error_line(
+            run_cli("translate", f"--model={translator}", f"--input={self.inputs}",
+                    f"--output={out}/t", timeout=180),
+            "kgan.translate: error:", "nothing translated", "x.jpg")
+        self.assert_one_error_line(
+            run_cli("colorize", f"--model={colorizer}", f"--input={self.inputs}",
+                    f"--output={out}/c", "--noprogress", timeout=180),
+            "kgan.colorize: error:", "nothing colourised", "x.jpg")
+        self.assert_one_error_line(
+            run_cli("crappify", f"--input_dir={self.inputs}", f"--output_dir={out}/d",
+                    timeout=180),
+            "kgan.crappify: error:", "x.jpg")
+        for folder in ("c", "d"):  # no empty output folder left either
+            self.assertFalse(os.path.exists(os.path.join(out, folder)), folder)
+        # translate's index.html lists the skipped files and why; no image was written.
+        self.assertEqual(os.listdir(os.path.join(out, "t")), ["index.html"])
+
+
 class OldRunsResume:
     """Checkpoints written by an older layout of the code (``FIXTURE_ROOT``) restore into
     today's trainers and training continues from their step."""

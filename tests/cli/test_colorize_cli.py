@@ -112,6 +112,27 @@ class ColorizeCliTest(tf.test.TestCase):
         self.assertTrue(cli.is_video("a/b.MKV"))
         self.assertFalse(cli.is_video("a/b.png"))
 
+    def test_a_model_that_is_not_a_colouriser_is_refused(self):
+        from kgan.models import build_generator
+
+        translator = os.path.join(self.tmp, "translator.keras")
+        build_generator("resnet_6blocks", ngf=4).save(translator)
+        src = os.path.join(self.tmp, "gray_in")
+        os.makedirs(src)
+        Image.fromarray(_photo(32, 32, 8)).save(os.path.join(src, "a.png"))
+        out = os.path.join(self.tmp, "not_coloured")
+        result = _run_cli(f"--model={translator}", f"--input={src}", f"--output={out}",
+                          "--render_factor=2", "--noprogress")
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        self.assertLen(errors, 1, result.stderr[-2000:])
+        self.assertIn("is not a colourisation model", errors[0])
+        self.assertIn("resnet_6blocks", errors[0])
+        self.assertIn("kgan.translate", errors[0])
+        self.assertIn("--model=colorize", errors[0])
+        self.assertNotIn("colourised", result.stdout)
+        self.assertFalse(os.path.exists(out))
+
     def test_export_signature_and_tflite(self):
         export_dir = os.path.join(self.tmp, "export")
         verify = [_photo(27, 35, 5)]  # one odd-sized image: each verification reloads TF

@@ -141,6 +141,10 @@ class DemoAppTest(tf.test.TestCase):
                 output = np.asarray(f)
             self.assertEqual(output.shape, gray.shape)
             self.assertLessEqual(np.abs(rgb_luma(output) - gray[..., 0]).max(), 1.0)
+        text = demo_app.summary_markdown(model, "generator", results, ["bad.png: unreadable"])
+        self.assertIn("Colourised 1 image(s)", text)
+        self.assertIn("1 file(s) not colourised", text)
+        self.assertNotIn("Translated", text)
 
     def test_tflite_file_and_images_larger_than_its_fixed_size(self):
         model = demo_app.demo_model(os.path.join(self.cyclegan, "AtoB", "float32.tflite"))

@@ -134,3 +134,114 @@ class TrainCLITest(tf.test.TestCase):
             self.assertNotEqual(result.returncode, 0, extra)
             self.assertIn(expected, result.stderr, extra)
             self.assertNotIn("Traceback", result.stderr, extra)
+
+
+class InitFromCLITest(tf.test.TestCase):
+    """``kgan.train --init_from`` through the CLI: a kgan.convert output folder (one generator,
+    generator.keras) seeds G_A and says what starts fresh; a resumed run ignores --init_from."""
+
+    def test_converted_generator_seeds_g_a_and_resume_ignores_init_from(self):
+        import keras
+        import numpy as np
+
+        from kgan.interop import pytorch_weights, torch_pickle
+        from kgan.models import build_generator
+
+        tmp = tempfile.mkdtemp()
+        source = build_generator("resnet_6blocks", ngf=4)
+        rng = np.random.default_rng(3)
+        for variable in source.weights:
+            variable.assign(rng.standard_normal(variable.shape).astype(np.float32) * 0.3)
+        checkpoint = os.path.join(tmp, "latest_net_G.pth")
+        torch_pickle.save_state_dict(pytorch_weights.keras_to_state_dict(source), checkpoint,
+                                     legacy=True)
+        converted = os.path.join(tmp, "converted")
+        result = helpers.run_cli("convert", f"--pytorch={checkpoint}",
+                                 "--generator=resnet_6blocks", "--ngf=4", "--noexport",
+                                 f"--output_dir={converted}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertTrue(os.path.isfile(os.path.join(converted, "generator.keras")))
+
+        out = os.path.join(tmp, "run")
+        # --lr=0: the trained generators keep the weights the run started from.
+        args = ["--flagfile=configs/smoke.cfg", f"--output_dir={out}", "--lr=0"]
+        result = helpers.run_cli("train", *args, "--max_steps=2", f"--init_from={converted}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        lines = [line for line in (result.stdout + result.stderr).splitlines()
+                 if "--init_from" in line]
+        self.assertLen(lines, 1, lines)
+        self.assertIn("G_A <- " + os.path.join(converted, "generator.keras"), lines[0])
+        self.assertIn("G_B, D_A, D_B start fresh", lines[0])
+        x = rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+        a_to_b = keras.saving.load_model(os.path.join(out, "generators", "AtoB.keras"),
+                                         safe_mode=True, compile=False)
+        b_to_a = keras.saving.load_model(os.path.join(out, "generators", "BtoA.keras"),
+                                         safe_mode=True, compile=False)
+        np.testing.assert_allclose(a_to_b(x), source(x), atol=1e-5)
+        self.assertGreater(float(np.abs(np.asarray(b_to_a(x)) - np.asarray(source(x))).max()),
+                           1e-2)
+
+        # Resuming: --init_from (here a folder that does not exist) is ignored, with one line.
+        resumed = helpers.run_cli("train", *args, "--max_steps=3",
+                                  f"--init_from={os.path.join(tmp, 'no_such_folder')}")
+        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        self.assertIn("Resumed from", resumed.stderr)
+        self.assertIn("ignored: the run resumes from its own checkpoint",
+                      resumed.stdout + resumed.stderr)
+        self.assertEqual(checkpoint_steps(out)[-1], 3)
+
+    def test_restore_generator_keras_seeds_pretrain_g(self):
+        import keras
+        import numpy as np
+
+        from kgan.recipes import make_config
+        from kgan.recipes.restore import restoration_generator
+
+        tmp = tempfile.mkdtemp()
+        # No self-attention: its spectral norm rewrites its kernels in every training step.
+        network = ["--unet_downs=5", "--ngf=4", "--norm=instance", "--noself_attention"]
+        source = restoration_generator(make_config(model="restore", unet_downs=5, ngf=4,
+                                                   norm="instance", self_attention=False))
+        rng = np.random.default_rng(4)
+        for variable in source.weights:
+            variable.assign(rng.standard_normal(variable.shape).astype(np.float32) * 0.1)
+        folder = os.path.join(tmp, "pretrained")
+        os.makedirs(folder)
+        source.save(os.path.join(folder, "generator.keras"))
+        out = os.path.join(tmp, "run")
+        result = helpers.run_cli(
+            "train", "--model=restore", *network, "--phase=pretrain_g", "--pretrain_g_steps=1",
+            "--batch_size=1", "--lr=0", "--verbose=0", f"--output_dir={out}",
+            f"--init_from={folder}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn(f"--init_from={folder}: G <- {os.path.join(folder, 'generator.keras')}",
+                      result.stdout)
+        trained = keras.saving.load_model(os.path.join(out, "generators", "generator.keras"),
+                                          safe_mode=True, compile=False)
+        x = rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+        np.testing.assert_allclose(trained(x), source(x), atol=1e-5)
+
+
+class TFDSNotPreparedTest(tf.test.TestCase):
+
+    def test_a_dataset_not_prepared_fails_at_once_and_leaves_nothing(self):
+        tmp = tempfile.mkdtemp()
+        out = os.path.join(tmp, "run")
+        data_dir = os.path.join(tmp, "no_tfds_here")
+        start = time.time()
+        try:
+            result = helpers.run_cli("train", "--flagfile=configs/smoke.cfg",
+                                     "--tfds_name=cycle_gan/horse2zebra",
+                                     f"--tfds_data_dir={data_dir}", f"--output_dir={out}",
+                                     timeout=120)
+        except subprocess.TimeoutExpired:
+            self.fail("kgan.train was still trying to get the dataset after 120 s")
+        self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+        self.assertLess(time.time() - start, 60)
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        self.assertLen(errors, 1, result.stderr[-3000:])
+        for text in ("cycle_gan/horse2zebra", "not prepared", data_dir, "tfds build",
+                     "--tfds_data_dir", "--dataroot"):
+            self.assertIn(text, errors[0])
+        self.assertFalse(os.path.exists(out), os.listdir(out) if os.path.exists(out) else "")
+        self.assertFalse(os.path.exists(data_dir))

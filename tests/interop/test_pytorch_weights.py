@@ -240,6 +240,34 @@ class InitFromTest(tf.test.TestCase):
                 init_from.init_from_folder(tmp, init_from.trainer_networks(trainer), strict=False)
 
 
+    def test_one_converted_generator_seeds_g_a_or_g_and_the_rest_start_fresh(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            source = _randomise(build_generator("resnet_6blocks", ngf=4), 8)
+            source.save(os.path.join(tmp, "generator.keras"))  # a kgan.convert output folder
+            trainer = build_cyclegan(generator="resnet_6blocks", ngf=4, ndf=4, crop_size=32,
+                                     pool_size=0)
+            networks = init_from.trainer_networks(trainer)
+            found = init_from.init_from_folder(tmp, networks)
+            self.assertEqual(found, {"G_A": os.path.join(tmp, "generator.keras")})
+            _same_outputs(self, trainer.generator_ab, source, _images((1, 32, 32, 3)))
+            self.assertEqual(init_from.describe(tmp, found, networks),
+                             f"--init_from={tmp}: G_A <- {tmp}/generator.keras; "
+                             "G_B, D_A, D_B start fresh")
+            pix2pix = Pix2Pix(build_generator("resnet_6blocks", ngf=4),
+                              build_discriminator("basic", 6, ndf=4))
+            networks = init_from.trainer_networks(pix2pix)
+            with self.assertRaisesRegex(FileNotFoundError, "lacks D"):
+                init_from.init_from_folder(tmp, networks, model="pix2pix")
+            found = init_from.init_from_folder(tmp, networks, model="pix2pix", strict=False)
+            _same_outputs(self, pix2pix.generator, source, _images((1, 32, 32, 3)))
+            self.assertEqual(init_from.describe(tmp, found, networks),
+                             f"--init_from={tmp}: G <- {tmp}/generator.keras; D starts fresh")
+        with tempfile.TemporaryDirectory() as empty:
+            with self.assertRaisesRegex(FileNotFoundError, "or one generator"):
+                init_from.init_from_folder(empty, init_from.trainer_networks(trainer),
+                                           strict=False)
+
+
 class ReferenceNetworkTest(tf.test.TestCase):
     """The reference's networks rebuilt in torch, random weights, eval mode."""
 
