@@ -14,6 +14,7 @@ the optional extra ``kgan[demo]``, imported lazily.
 """
 
 import dataclasses
+import functools
 import os
 import tempfile
 import threading
@@ -367,8 +368,18 @@ def build_demo(model_paths, tile=DEFAULT_TILE, title="kgan demo", output_root=No
     return blocks, output_root
 
 
-def launch(blocks, output_root, host="127.0.0.1", port=7860, share=False, block=True):
-    """Serves the page on ``host:port`` (a public share link only with ``share=True``)."""
+def launch(blocks, output_root, host="127.0.0.1", port=7860, share=False, block=True,
+           log=None):
+    """Serves the page on ``host:port`` (a public share link only with ``share=True``).
+
+    Gradio's own start-up lines name ``launch(share=True)``, which a command-line user cannot
+    set: without ``share`` kgan says where the page is and names ``--share`` instead; with it,
+    Gradio prints the public link.
+    """
+    if not share:
+        (log or functools.partial(print, flush=True))(
+            f"kgan.demo: open http://{host}:{port} (Ctrl-C stops; --share also makes a public "
+            "link)")
     return blocks.launch(server_name=host, server_port=port, share=share,
                          allowed_paths=[output_root], prevent_thread_lock=not block,
-                         footer_links=[], quiet=False)
+                         footer_links=[], quiet=not share)

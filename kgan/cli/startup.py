@@ -39,3 +39,6 @@ def quiet_startup():
         from absl import logging as absl_logging
 
         absl_logging.get_absl_handler().addFilter(_KganInfoOnly())
+        # TensorFlow's Python INFO lines (checkpoint "Sharding callback duration", SavedModel
+        # signature renames) go to its own logger.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)

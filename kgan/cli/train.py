@@ -71,6 +71,16 @@ def predates_residual_option(run_dir):
         and "lambda_gan" not in flags_cfg
 
 
+def for_this_output(config, stream=None):
+    """``config`` with Keras' progress bar (``--verbose=1``) turned into one line per epoch
+    (``2``) when the output is not a terminal: a redrawn bar written to a log or a pipe is
+    hundreds of kilobytes of control characters. flags.cfg keeps what the user asked for."""
+    stream = stream or sys.stdout
+    if config.verbose == 1 and not getattr(stream, "isatty", lambda: False)():
+        return dataclasses.replace(config, verbose=2)
+    return config
+
+
 def run(flag_values):
     config = config_from_flags(flag_values)
     if config.model in ("cycle_gan", "pix2pix") and predates_residual_option(config.output_dir):
@@ -88,7 +98,7 @@ def run(flag_values):
     try:
         if distribute.is_chief(strategy):
             write_flagfile(flagfile, config)
-        train(config, strategy)
+        train(for_this_output(config), strategy)
     except TrainingInterrupted as stopped:
         lock.release()
         print(f"kgan.train: {stopped}", file=sys.stderr)

@@ -167,3 +167,23 @@ class BeforePackagesRunsTest(OldRunsResume, tf.test.TestCase):
                 model = load_generator(os.path.join(BEFORE_PACKAGES, path))
                 self.assertAllClose(model(saved["input"], training=False), saved[name],
                                     atol=1e-6, msg=name)
+
+
+class ProgressOutputTest(tf.test.TestCase):
+    """Keras' redrawn progress bar is for terminals; logs and pipes get a line per epoch."""
+
+    def test_a_pipe_gets_one_line_per_epoch_and_a_terminal_the_bar(self):
+        import io
+
+        from kgan.cli.train import for_this_output
+        from kgan.recipes import make_config
+
+        class Terminal(io.StringIO):
+            def isatty(self):
+                return True
+
+        config = make_config(model="cycle_gan", verbose=1)
+        self.assertEqual(for_this_output(config, io.StringIO()).verbose, 2)
+        self.assertEqual(for_this_output(config, Terminal()).verbose, 1)
+        silent = make_config(model="cycle_gan", verbose=0)
+        self.assertEqual(for_this_output(silent, io.StringIO()).verbose, 0)

@@ -116,6 +116,13 @@ class DemoBrowserTest(tf.test.TestCase):
         shutil.rmtree(cls.root, ignore_errors=True)
         super().tearDownClass()
 
+    def test_start_up_names_the_page_and_the_share_flag_not_gradio_code(self):
+        with open(self.log.name) as handle:
+            text = handle.read()
+        self.assertIn(f"kgan.demo: open http://127.0.0.1:{self.port}", text)
+        self.assertIn("--share", text)
+        self.assertNotIn("share=True", text)
+
     def _upload(self, path):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions as ec
