@@ -170,7 +170,8 @@ def run(f):
                                       options["crop_size"], options["seed"], f.batch_size,
                                       f.direction)
     results = evaluation.evaluate(generator, dataset, names, f.inception_weights, f.max_images,
-                                  f.bicubic_factor)
+                                  f.bicubic_factor,
+                                  what="tiles" if f.data == "restoration" else "images")
     results["source"] = {
         "checkpoint_dir": f.checkpoint_dir, "model": f.model, "data": f.data,
         "dataroot": options["dataroot"] or "built-in held-out sample photos",

@@ -36,8 +36,8 @@ from kgan.serving.translators import reflect_pad_to_multiple
 METHODS = ("model", "degraded_input", "bicubic")
 PAIR_METRICS = ("psnr", "ssim")
 SET_METRICS = ("fid", "kid")
-PROTOCOL = ("RGB, full image, no border crop; images in [-1, 1] mapped to [0, 1]; SSIM with an "
-            "11x11 Gaussian window (sigma 1.5); means over images")
+PROTOCOL = ("RGB, each scored image whole, no border crop; images in [-1, 1] mapped to [0, 1]; "
+            "SSIM with an 11x11 Gaussian window (sigma 1.5); means over images")
 
 
 def run_generator(generator, images, multiple=None):
@@ -119,7 +119,7 @@ def _methods(generator):
     return METHODS if generator is not None else METHODS[1:]
 
 
-def evaluate_pairs(generator, dataset, max_images=None, bicubic_factor=2.0):
+def evaluate_pairs(generator, dataset, max_images=None, bicubic_factor=2.0, what="images"):
     """Mean PSNR and SSIM of the generator and the baselines on (input, target) pairs.
 
     Args:
@@ -129,18 +129,22 @@ def evaluate_pairs(generator, dataset, max_images=None, bicubic_factor=2.0):
             It must be finite.
         max_images: score at most this many images.
         bicubic_factor: the bicubic baseline's downscale factor.
+        what: what the scored images are, for the table (``tiles`` for restoration's test
+            data, which cuts each photo into tiles).
 
     Returns:
         ``{"model": {"psnr": dB, "ssim": s}, "degraded_input": {...}, "bicubic": {...},
-        "num_images": N, "protocol": text}`` (no ``"model"`` when ``generator`` is None).
+        "num_images": N, "scored": "N tiles of 256x256 px", "protocol": text}`` (no
+        ``"model"`` when ``generator`` is None).
 
     Raises:
         ValueError: an empty dataset, or mismatched input and target shapes.
     """
     methods = _methods(generator)
     sums = {m: {"psnr": 0.0, "ssim": 0.0} for m in methods}
-    count = 0
+    count, sizes = 0, set()
     for inputs, targets in _pairs(dataset, max_images):
+        sizes.add(tuple(int(d) for d in inputs.shape[1:3]))
         for method, outputs in _outputs(generator, inputs, bicubic_factor, methods).items():
             sums[method]["psnr"] += float(tf.reduce_sum(metrics.psnr(outputs, targets)))
             sums[method]["ssim"] += float(tf.reduce_sum(metrics.ssim(outputs, targets)))
@@ -148,8 +152,12 @@ def evaluate_pairs(generator, dataset, max_images=None, bicubic_factor=2.0):
     if count == 0:
         raise ValueError("The evaluation dataset is empty: nothing to score.")
     results = {m: {k: v / count for k, v in sums[m].items()} for m in methods}
-    results.update({"num_images": count, "bicubic_factor": bicubic_factor,
-                    "protocol": PROTOCOL})
+    size = ""
+    if len(sizes) == 1:
+        height, width = sizes.pop()
+        size = f" of {width}x{height} px"
+    results.update({"num_images": count, "scored": f"{count} {what}{size}",
+                    "bicubic_factor": bicubic_factor, "protocol": PROTOCOL})
     return results
 
 
@@ -238,7 +246,8 @@ def format_table(results):
     if "model" in results and "psnr" in results["model"] and "degraded_input" in results:
         gain = results["model"]["psnr"] - results["degraded_input"]["psnr"]
         lines.append(f"model vs degraded input: {gain:+.2f} dB PSNR")
-    lines.append(f"{results.get('num_images', '?')} images; {PROTOCOL}")
+    scored = results.get("scored") or f"{results.get('num_images', '?')} images"
+    lines.append(f"{scored}; {PROTOCOL}")
     return "\n".join(lines)
 
 
@@ -297,11 +306,11 @@ def parse_metrics(text, data):
 
 
 def evaluate(generator, dataset, metric_names=PAIR_METRICS, inception_weights="imagenet",
-             max_images=None, bicubic_factor=2.0, feature_fn=None):
+             max_images=None, bicubic_factor=2.0, feature_fn=None, what="images"):
     """Runs the requested metrics and merges them into one result dict."""
     parts = []
     if any(m in PAIR_METRICS for m in metric_names):
-        parts.append(evaluate_pairs(generator, dataset, max_images, bicubic_factor))
+        parts.append(evaluate_pairs(generator, dataset, max_images, bicubic_factor, what))
     if any(m in SET_METRICS for m in metric_names):
         parts.append(evaluate_sets_fid_kid(generator, dataset, feature_fn, inception_weights,
                                            max_images, bicubic_factor))

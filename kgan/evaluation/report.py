@@ -91,8 +91,9 @@ def metrics_rows(metrics):
     """Flattens a metrics dict into (row name, {column: value}) pairs.
 
     ``kgan.evaluation.evaluate`` results (``{"model": {"psnr": ..}, "degraded_input": {...}, ...}``)
-    give one row per method; scalar entries (``num_images``) go to a ``""`` row; plain
-    ``{name: number}`` dicts give one row.
+    give one row per method; their scalar entries (``num_images``, ``bicubic_factor``) are
+    settings, not a method, and give no row. A plain ``{name: number}`` dict gives one ``""``
+    row.
     """
     rows, plain = [], {}
     for key, value in (metrics or {}).items():
@@ -101,7 +102,7 @@ def metrics_rows(metrics):
                                     if not isinstance(v, (dict, list))}))
         elif isinstance(value, (int, float, np.floating, np.integer)):
             plain[str(key)] = value
-    if plain:
+    if plain and not rows:
         rows.append(("", plain))
     return rows
 

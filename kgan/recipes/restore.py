@@ -94,7 +94,7 @@ def restoration_generator(config, encoder_weights=None, freeze_encoder=False):
 def mean_psnr(generator, dataset):
     """Mean PSNR (dB, images in [-1, 1]) of ``generator(input)`` against the target; higher is
     better."""
-    return evaluate_pairs(generator, dataset)["model"]["psnr"]
+    return evaluate_pairs(generator, dataset, what="tiles")["model"]["psnr"]
 
 
 def evaluate_restoration(generator, dataset):
@@ -103,7 +103,7 @@ def evaluate_restoration(generator, dataset):
     Returns:
         ``(results dict, printable table)``.
     """
-    results = evaluate_pairs(generator, dataset)
+    results = evaluate_pairs(generator, dataset, what="tiles")
     return results, format_table(results)
 
 

@@ -38,6 +38,7 @@ class EvaluatePairsTest(tf.test.TestCase):
         self.assertIn("bicubic", results)
         table = evaluate.format_table(results)
         self.assertIn("degraded_input", table)
+        self.assertIn("3 images of ", table)
         self.assertIn("+0.00 dB", table)
 
     def test_baselines_only_and_max_images(self):
@@ -116,6 +117,9 @@ class CliTest(tf.test.TestCase):
         self.assertEqual(results["source"]["degradations"], "downscale")
         self.assertEqual(results["source"]["seed"], 3)
         self.assertEqual(results["num_images"], 3)
+        # Restoration scores tiles of the photos, and the table says so.
+        self.assertEqual(results["scored"], "3 tiles of 64x64 px")
+        self.assertIn("3 tiles of 64x64 px; RGB", result.stdout)
         for method in ("model", "degraded_input", "bicubic"):
             self.assertGreater(results[method]["psnr"], 0.0)
             self.assertBetween(results[method]["ssim"], -1.0, 1.0)

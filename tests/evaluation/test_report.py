@@ -138,6 +138,10 @@ class RunReportTest(tf.test.TestCase):
         self.assertAllEqual(written["no_target_output.png"], a)
         self.assertNotIn("no_target_target.png", written)
         self.assertIn("24.97", text)
+        # num_images is a setting of the evaluation, not a method: no stray metrics row.
+        self.assertEqual([name for name, _ in report.metrics_rows(metrics)],
+                         ["model", "degraded_input"])
+        self.assertEqual(report.metrics_rows({"fid": 3.0}), [("", {"fid": 3.0})])
         self.assertIn("degraded_input", text)
         self.assertIn("curves.png", " ".join(links))
         self.assertEqual([f for f in os.listdir(run) if f.startswith(".tmp_")], [])
