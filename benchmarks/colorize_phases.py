@@ -8,7 +8,7 @@ colour photos (``kgan.colorization.scoring``; default the built-in ones) with th
 metrics: mean CIEDE2000, colourfulness, saturation ratio, zombie share, colour score and PSNR.
 Then, for the picked generator, compares fixed render factors with ``render_factor="auto"``.
 
-Not a test (it takes about a minute). Example, after the quickstart (the README figures)::
+Not a test (it takes about a minute). Example, after the quickstart (the figures in docs/colorization.md)::
 
     python -m kgan.train --flagfile=configs/colorize_quickstart.cfg
     PYTHONPATH=. python benchmarks/colorize_phases.py --run_dir=runs/colorize_quickstart

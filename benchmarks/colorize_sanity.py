@@ -10,7 +10,7 @@ the gray input vs a constant mean-chroma baseline (the training photos' mean U, 
 - the snapshots taken every ``--snapshot_every`` steps, ranked by PSNR and by
   ``color_metrics.colour_score``, to show where the two criteria disagree.
 
-Not a test: it takes minutes. Example (the README's Colourisation section)::
+Not a test: it takes minutes. Example (docs/colorization.md)::
 
     PYTHONPATH=. python benchmarks/colorize_sanity.py --steps=600 --output_json=/tmp/cs.json
 """

@@ -1,8 +1,7 @@
 """Peer benchmark: a plain Keras 3 CycleGAN train step in the style of the keras-io example.
 
-This is the "keras-io CycleGAN" yardstick of the README's Speed section rebuilt for timing on the
-machine at
-hand, in the style of https://keras.io/examples/generative/cyclegan/ (Keras 3, TF backend):
+This is the "keras-io CycleGAN" yardstick of docs/speed.md rebuilt for timing on the machine
+at hand, in the style of https://keras.io/examples/generative/cyclegan/ (Keras 3, TF backend):
 
 - ``ReflectionPadding2D`` is a layer calling ``ops.pad(..., mode="reflect")``;
 - instance norm is ``keras.layers.GroupNormalization(groups=-1)`` (one group per channel),

@@ -1,5 +1,5 @@
 """What ``import kgan`` does (kgan/__init__.py): it registers kgan's Keras layers, so the
-README's ``keras.saving.load_model(..., safe_mode=True)`` snippet works after a plain
+docs/pretrained.md's ``keras.saving.load_model(..., safe_mode=True)`` snippet works after a plain
 ``import kgan``; it imports TensorFlow without its C++ start-up chatter; and where TensorFlow is
 not installed it still imports, so the PyTorch peer benchmarks can use kgan.core.measure."""
 

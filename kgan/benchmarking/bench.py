@@ -33,7 +33,7 @@ gan). The GAN phase's switcher alternates critic and generator updates depending
 critic's loss, so its timed step is a pair, one critic update then one generator update
 (``updates_per_step`` 2; kgan.benchmarking.nogan).
 
-FLOP counting (kgan.benchmarking.peaks; the convention of the README's speed yardsticks):
+FLOP counting (kgan.benchmarking.peaks; the convention of the speed yardsticks in docs/speed.md):
 
 - forward FLOPs come from the traced forward graph of each network: 2*K*K*Cin*Cout*Hout*Wout
   per convolution (``Conv2D``), transposed convolutions on their input grid

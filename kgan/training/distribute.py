@@ -38,7 +38,7 @@ def get_strategy(name="default", devices=None, tpu=None):
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--distribution=multi_worker needs the TF_CONFIG environment "
-                             "variable (cluster and task); see README 'Several machines'.")
+                             "variable (cluster and task); see docs/scaling.md.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
