@@ -38,8 +38,9 @@ def define_flags():
     flags.DEFINE_string("input", None, "An image file, a folder of images, or a video file.")
     flags.DEFINE_string("output", None, "Output folder (photos) or video file (videos).")
     flags.DEFINE_string("render_factor", None, "The model runs at 16 x N px: an integer, or "
-                        "auto (chosen per image by agreement over a sweep). Default 35 for "
-                        "photos, 21 for videos.")
+                        "auto (chosen per image by agreement over a sweep). Default: the one "
+                        "the model was scored at (its export's manifest, its run's "
+                        "--eval_size / 16), else 35 for photos, 21 for videos.")
     flags.DEFINE_enum("fit", "stretch", ["stretch", "pad"], "How the image fills the render "
                       "square: stretch (aspect ratio discarded, DeOldify's) or pad.")
     flags.DEFINE_integer("min_render_factor", 4, "Smallest render factor tried after running "
@@ -70,13 +71,16 @@ def run(f):
         check_render_factor,
         colorize_files,
         not_a_colorizer,
+        recommended_render_factor,
     )
     from kgan.serving.loading import load_model
 
     tf.get_logger().setLevel("ERROR")  # keep TensorFlow's chatter out of the progress line
     video = is_video(f.input)
     existed = os.path.exists(f.output)
-    factor = check_render_factor(f.render_factor, video)
+    # No --render_factor: the one the model was scored at (its export's manifest or its
+    # run's --eval_size), else DeOldify's for photos or video.
+    factor = check_render_factor(f.render_factor or recommended_render_factor(f.model), video)
     if not os.path.exists(f.input):
         raise UsageError(f"--input {f.input} does not exist; pass an image, a folder or a video.")
     translator = load_model(f.model, precision=f.precision)

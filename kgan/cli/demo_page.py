@@ -68,6 +68,8 @@ class DemoModel:
         kind: ``cycle_gan``, ``restore``, ``pix2pix`` or ``translation`` (unknown).
         translators: ``{direction: translator}`` (``AtoB``/``BtoA`` or ``generator``).
         facts: ``{direction: [(label, text)]}`` shown in the page (manifest facts).
+        render_factor: a colouriser's starting render factor: the one its manifest
+            recommends, else DeOldify's for photos.
     """
 
     name: str
@@ -75,6 +77,7 @@ class DemoModel:
     kind: str
     translators: dict
     facts: dict
+    render_factor: int = dataclasses.field(default_factory=default_render_factor)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
 
@@ -113,6 +116,12 @@ def manifest_facts(export_path, manifest):
         shape = entry.get("input", {}).get("shape")
         facts.append(("file", f"TFLite {variant}" + (f", fixed input {shape}" if shape else "")))
         facts.append(("measured export error", _error_text(entry.get("verification"))))
+    elif "colorize_uint8" in manifest.get("signatures", {}):
+        facts.append(("file", "SavedModel, signature colorize_uint8 (uint8 any size → "
+                              "same size, the input's luma kept)"))
+        if manifest.get("render_factor"):
+            facts.append(("render factor", f"{manifest['render_factor']} recommended (the one "
+                                           "it was scored at in training)"))
     else:
         facts.append(("file", "SavedModel, signature translate_uint8 (uint8 any size → "
                               "same size)"))
@@ -163,9 +172,11 @@ def demo_model(path, max_memory_growth_mib=0):
     base = os.path.basename(os.path.normpath(path))
     if base in DIRECTION_LABELS or base.isdigit():  # saved_models/NAME/generator -> NAME
         base = os.path.basename(os.path.dirname(os.path.abspath(path))) or base
+    factors = [m["render_factor"] for m in manifests.values() if m.get("render_factor")]
     return DemoModel(name=f"{KIND_LABELS[kind]}: {base}", path=path, kind=kind,
                      translators=translators,
-                     facts={d: manifest_facts(found[d], manifests[d]) for d in found})
+                     facts={d: manifest_facts(found[d], manifests[d]) for d in found},
+                     render_factor=factors[0] if factors else default_render_factor())
 
 
 # ----------------------------------------------------------------------------- translation
@@ -204,8 +215,8 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, rend
         output_dir: where ``<stem>_input.png`` (the decoded RGB input) and
             ``<stem>_output.png`` go.
         tile: tile side for large images.
-        render_factor: colourisation models: 16 * N px, or ``"auto"`` (default: DeOldify's
-            photo factor, ``kgan.colorization.colorizer.default_render_factor``).
+        render_factor: colourisation models: 16 * N px, or ``"auto"`` (default:
+            ``model.render_factor``).
 
     Returns:
         ``(results, errors)``: results are dicts with ``name``, ``input``, ``output`` (PNG
@@ -227,7 +238,7 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, rend
             with model.lock:  # TFLite interpreters are not thread-safe
                 if model.kind == "colorize":
                     output = colorize_array(translator, image,
-                                            render_factor or default_render_factor())
+                                            render_factor or model.render_factor)
                 else:
                     output = translate_array(translator, image, tile)
         except Exception as error:  # noqa: BLE001 - reported in the page, logged in one line
@@ -283,7 +294,7 @@ def _model_tab(gr, model, index, output_root, tile):
                                  value=directions[0], label="Direction",
                                  visible=len(directions) > 1)
             colour = model.kind == "colorize"
-            factor = gr.Slider(4, 60, value=default_render_factor(), step=1, visible=colour,
+            factor = gr.Slider(4, 60, value=model.render_factor, step=1, visible=colour,
                                label="Render factor (the model runs at 16 x N px)",
                                elem_id=f"kgan-render-factor-{index}")
             auto = gr.Checkbox(False, label="auto (pick the factor per image)", visible=colour,
@@ -303,7 +314,7 @@ def _model_tab(gr, model, index, output_root, tile):
                                 interactive=False, elem_id=f"kgan-downloads-{index}")
     state = gr.State([])
 
-    def translate(uploaded, chosen, render_factor=default_render_factor(), use_auto=False):
+    def translate(uploaded, chosen, render_factor=model.render_factor, use_auto=False):
         paths = _file_paths(uploaded)
         if not paths:
             return (None, [], None, summary_markdown(model, chosen, [], ["no file uploaded"]),

@@ -22,7 +22,8 @@ import os
 from absl import flags
 
 from kgan.cli.common import model_or_run, run_cli
-from kgan.colorization.colorizer import default_render_factor
+from kgan.colorization.colorizer import (check_render_factor, default_render_factor,
+                                         recommended_render_factor)
 from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
 from kgan.evaluation import evaluate as evaluation
@@ -42,8 +43,9 @@ def define_flags():
                       "restoration: clean images crappified on the fly; paired: test/ of "
                       "aligned pairs; unpaired: testA/testB (FID/KID only); colorize: colour "
                       "photos made gray, scored with colour metrics.")
-    flags.DEFINE_integer("render_factor", default_render_factor(), "--data=colorize: the model "
-                         "runs at 16 x N px.")
+    flags.DEFINE_integer("render_factor", None, "--data=colorize: the model runs at 16 x N px "
+                         "(default: the one it was scored at, its run's --eval_size / 16, "
+                         f"else {default_render_factor()}).")
     flags.DEFINE_string("dataroot", None, "Data folder (default: the run's, else the built-in "
                         "held-out photos).")
     flags.DEFINE_string("degradations", "downscale,jpeg", "Crappify degradations "
@@ -113,7 +115,9 @@ def run_colorize(f):
     truths = load_color_photos(f.dataroot, f.max_images)
     # The mean-chroma baseline's constant: the training photos' mean when they are known.
     train_uv = None if f.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
-    results = evaluate_colorization_model(generator, truths, render_factor=f.render_factor,
+    factor = check_render_factor(
+        f.render_factor or recommended_render_factor(f.model or f.checkpoint_dir))
+    results = evaluate_colorization_model(generator, truths, render_factor=factor,
                                           train_uv=train_uv)
     print(color_metrics.format_color_table(results))
     return results

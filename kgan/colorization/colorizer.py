@@ -26,6 +26,7 @@ from kgan.core.errors import KganError, UsageError
 from kgan.data.images import load_image_with_alpha, plan_outputs, write_image
 from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
 from kgan.serving.exports import read_manifest
+from kgan.serving import exports, runs
 from kgan.serving.translators import KerasTranslator
 
 RENDER_MULTIPLE = 16
@@ -41,6 +42,31 @@ _OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
 def default_render_factor(video=False):
     """DeOldify's recommended render factor: 21 for video frames, 35 for photos."""
     return VIDEO_RENDER_FACTOR if video else PHOTO_RENDER_FACTOR
+
+
+def render_factor_for_eval_size(eval_size):
+    """The render factor a colourisation run scores its checkpoints at: ``--eval_size`` / 16."""
+    return max(1, int(eval_size) // RENDER_MULTIPLE)
+
+
+def recommended_render_factor(model_path):
+    """The render factor a model was trained and scored at, or None when nothing says.
+
+    Args:
+        model_path: an export folder (its manifest's ``render_factor``), a run folder or a
+            ``RUN/generators/NAME.keras`` file (the run's ``--eval_size`` / 16).
+    """
+    if not model_path:
+        return None
+    factor = exports.read_manifest(model_path).get("render_factor") if os.path.exists(
+        model_path) and not model_path.endswith(".keras") else None
+    if factor:
+        return int(factor)
+    run_dir = model_path
+    if model_path.endswith(".keras"):
+        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
+    eval_size = runs.read_flags(run_dir).get("eval_size") if os.path.isdir(run_dir) else None
+    return render_factor_for_eval_size(eval_size) if eval_size else None
 
 
 def check_render_factor(value, video=False):

@@ -37,6 +37,7 @@ import kgan
 from kgan.core.atomic import follow_umask, process_exists, write_json
 from kgan.core.errors import UsageError
 from kgan.exporting.colorize_signature import verify_colorize_signature
+from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.exporting.saved_model import export_saved_model
 from kgan.exporting.tflite import (
     DEFAULT_TFLITE,
@@ -73,7 +74,7 @@ def _directory_size(path):
 
 def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
                      representative_images=None, verify_images=None, bounds=None,
-                     overwrite=False, verify=True, source=None, onnx=False):
+                     overwrite=False, verify=True, source=None, onnx=False, render_factor=None):
     """Exports one generator: SavedModel (three signatures), TFLite variants, manifest.json
     (and ``model.onnx`` with ``onnx=True``).
 
@@ -95,6 +96,9 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         source: optional dict recorded in the manifest (where the model came from).
         onnx: also write ``model.onnx`` (``kgan.exporting.onnx``, needs the ``onnx`` extra),
             verified like the TFLite files; its entry goes to ``manifest["onnx"]``.
+        render_factor: a colourisation model's recommended render factor (the one it was
+            scored at in training), recorded as ``manifest["render_factor"]`` for
+            ``kgan.colorize``, ``kgan.evaluate`` and the demo when the user gives none.
 
     Returns:
         The manifest dict (also written to ``export_dir/manifest.json``).
@@ -149,7 +153,8 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
     follow_umask(export_dir)  # mkdtemp makes it 0700; the export is renamed, not copied
     try:
         manifest = _write_export(model, export_dir, variants, tflite_size, representative_images,
-                                 verify_images, bounds, verify, source, multiple, start, onnx)
+                                 verify_images, bounds, verify, source, multiple, start, onnx,
+                                 render_factor)
     except BaseException:
         shutil.rmtree(export_dir, ignore_errors=True)
         raise
@@ -183,7 +188,8 @@ def _swap_into_place(new_dir, final_dir):
 
 
 def _write_export(model, export_dir, variants, tflite_size, representative_images,
-                  verify_images, bounds, verify, source, multiple, start, onnx=False):
+                  verify_images, bounds, verify, source, multiple, start, onnx=False,
+                  render_factor=None):
     """Writes and verifies every file of one export into ``export_dir``; returns the manifest."""
     saved_model_dir = os.path.join(export_dir, SAVED_MODEL_VERSION)
     signatures = export_saved_model(model, saved_model_dir)
@@ -235,6 +241,8 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
             "note": f"serving_default needs H, W multiples of {multiple}; translate_uint8 and "
                     "translate_bytes take any size (reflect-padded inside the graph)."},
         "signatures": signatures,
+        **({"render_factor": int(render_factor)}
+           if render_factor and "colorize_uint8" in signatures else {}),
         "saved_model": saved_model,
         "tflite_size": tflite_size if variants else None,
         "tflite": tflite_files,
@@ -274,6 +282,9 @@ def export_run(checkpoint_dir, output_dir, **options):
     if os.path.isfile(flags_path):
         shutil.copyfile(flags_path, os.path.join(output_dir, "flags.cfg"))
     manifests = {}
+    eval_size = runs.read_flags(checkpoint_dir).get("eval_size")
+    if eval_size and "render_factor" not in options:
+        options["render_factor"] = render_factor_for_eval_size(eval_size)
     for name, path in generators.items():
         source = {"checkpoint": os.path.abspath(path),
                   "flags": os.path.abspath(flags_path) if os.path.isfile(flags_path) else None}

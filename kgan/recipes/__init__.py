@@ -13,6 +13,7 @@ import os
 import keras
 from absl import logging
 
+from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.core.errors import UsageError
 from kgan.data.images import write_image
 from kgan.exporting import export as kexport
@@ -58,14 +59,15 @@ def setup(config):
     return strategy
 
 
-def export_generators(generators, export_dir):
+def export_generators(generators, export_dir, render_factor=None):
     """Exports each generator with kgan.exporting.export (SavedModel + verified TFLite) to
-    ``export_dir/<name>/``, the layout of ``python -m kgan.export``."""
+    ``export_dir/<name>/``, the layout of ``python -m kgan.export`` (``render_factor``: a
+    colouriser's recommended one, recorded in its manifest)."""
     manifests = {}
     for name, model in generators.items():
         target = os.path.join(export_dir, name)
         manifests[name] = kexport.export_generator(model, os.path.abspath(target),
-                                                   overwrite=True)
+                                                   overwrite=True, render_factor=render_factor)
         logging.info("Exported %s to %s", name, target)
     return manifests
 
@@ -100,5 +102,6 @@ def train(config, strategy=None):
         if page:
             print(f"kgan: report {page}")
         if config.export_dir:
-            export_generators(generators, config.export_dir)
+            export_generators(generators, config.export_dir,
+                              render_factor_for_eval_size(config.eval_size))
     return trainer

@@ -14,6 +14,7 @@ from kgan.colorization.scoring import (
     pick_best_colour_checkpoint,
 )
 from kgan.core.errors import UsageError
+from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
 from kgan.metrics import color as color_metrics
@@ -67,7 +68,7 @@ def _train_uv(config):
 def make_spec(config):
     """The ``NoGANSpec`` of colourisation for ``config`` (its held-out photos and render size)."""
 
-    render_factor = max(1, config.eval_size // 16)
+    render_factor = render_factor_for_eval_size(config.eval_size)
 
     def evaluate(generator, _):
         results = evaluate_colorization_model(generator, _photos(config), render_factor,

@@ -18,7 +18,7 @@ import tensorflow as tf
 from helpers import ROOT
 from PIL import Image
 
-from kgan.colorization.colorizer import Colorizer, check_render_factor
+from kgan.colorization.colorizer import Colorizer, check_render_factor, recommended_render_factor
 from kgan.exporting import export
 from kgan.exporting.colorize_signature import verify_colorize_signature
 from kgan.exporting.saved_model import export_saved_model
@@ -137,8 +137,21 @@ class ColorizeCliTest(tf.test.TestCase):
         export_dir = os.path.join(self.tmp, "export")
         verify = [_photo(27, 35, 5)]  # one odd-sized image: each verification reloads TF
         manifest = export.export_generator(self.model, export_dir, tflite=["float32"],
-                                           tflite_size=64, verify_images=verify)
+                                           tflite_size=64, verify_images=verify,
+                                           render_factor=5)
         self.assertIn("colorize_uint8", manifest["signatures"])
+        # The recommended render factor travels with the export; kgan.colorize, kgan.evaluate
+        # and the demo read it when the user gives none.
+        self.assertEqual(manifest["render_factor"], 5)
+        self.assertEqual(recommended_render_factor(export_dir), 5)
+        self.assertIsNone(recommended_render_factor(self.keras_path))  # nothing says
+        run = os.path.join(self.tmp, "run_with_flags")
+        os.makedirs(os.path.join(run, "generators"), exist_ok=True)
+        with open(os.path.join(run, "flags.cfg"), "w") as handle:
+            handle.write("--model=colorize\n--eval_size=128\n")
+        self.assertEqual(recommended_render_factor(run), 8)  # --eval_size / 16
+        self.assertEqual(recommended_render_factor(
+            os.path.join(run, "generators", "generator.keras")), 8)
         check = manifest["saved_model"]["verification"]
         self.assertLessEqual(check["colorize_uint8_max_uint8_error"], 1)
         self.assertLessEqual(check["colorize_uint8_max_luma_error"], 0.5 + 1e-3)

@@ -126,9 +126,14 @@ class DemoAppTest(tf.test.TestCase):
         keras.utils.set_random_seed(1)
         folder = os.path.join(self.root, "colorize", "generator")
         export_generator(colorization_generator(num_downs=5, ngf=4, self_attention=False),
-                         folder, tflite="", verify=False)
+                         folder, tflite="", verify=False, render_factor=6)
         model = demo_app.demo_model(folder)
         self.assertEqual(model.kind, "colorize")
+        # The manifest's recommended render factor starts the tab, and the facts say so.
+        self.assertEqual(model.render_factor, 6)
+        facts = dict(model.facts["generator"])
+        self.assertIn("colorize_uint8", facts["file"])
+        self.assertIn("6 recommended", facts["render factor"])
         self.assertTrue(model.name.startswith("Colourisation"))
         gray = gray_baseline(self.image)
         Image.fromarray(gray).save(self.path("gray.png"))
