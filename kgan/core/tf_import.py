@@ -5,10 +5,12 @@ with stderr captured and only its warnings and errors are replayed. ``KGAN_DEBUG
 ``TF_CPP_MIN_LOG_LEVEL=0`` shows everything.
 
 Called by ``kgan/__init__.py`` (so ``import kgan`` and every ``python -m kgan.X`` start
-quietly) and kgan.cli.startup. Imports TensorFlow only inside the function, and does nothing
+quietly) and kgan.cli.startup; ``native_lines_dropped`` by the TFLite converter and runner
+(kgan.exporting.tflite, kgan.serving.translators) for their known C++ notices. Imports TensorFlow only inside the function, and does nothing
 where TensorFlow is not installed.
 """
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -54,3 +56,32 @@ def import_tensorflow_quietly():
             if no_driver and "failed call to cuInit" in line:
                 continue  # no NVIDIA driver on this machine: TensorFlow runs on the CPU
             print(line, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def native_lines_dropped(*substrings):
+    """Runs the block with the process's stderr (fd 2, where TensorFlow's and LiteRT's C++
+    code write) captured, then replays every line but those containing one of ``substrings``:
+    known notices such as the TFLite converter's "Ignored output_format". Shows everything
+    under ``KGAN_DEBUG=1`` or a user's ``TF_CPP_MIN_LOG_LEVEL=0``.
+    """
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if line.strip() and not any(s in line for s in substrings):
+                    print(line, file=sys.stderr)

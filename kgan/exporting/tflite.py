@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgan.core.errors import UsageError
+from kgan.core.tf_import import native_lines_dropped
 from kgan.exporting.verify import resize_square
 from kgan.serving.translators import TFLiteRunner
 
@@ -71,7 +72,8 @@ def convert_tflite(model, tflite_path, variant, size, representative_images=None
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.uint8
             converter.inference_output_type = tf.uint8
-        flatbuffer = converter.convert()
+        with native_lines_dropped("Ignored output_format", "Ignored drop_control_dependency"):
+            flatbuffer = converter.convert()
     with open(tflite_path, "wb") as f:
         f.write(flatbuffer)
     return len(flatbuffer)

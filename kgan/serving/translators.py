@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kgan.core.errors import ModelFileError
 from kgan.core.pixels import to_float, to_uint8
+from kgan.core.tf_import import native_lines_dropped
 from kgan.models import size_multiple
 from kgan.serving.exports import read_manifest, resolve_saved_model
 from kgan.serving.precision import check_precision, computes_in_float32, with_precision
@@ -90,8 +91,9 @@ class TFLiteRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = path
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        with native_lines_dropped("Created TensorFlow Lite XNNPACK delegate"):
+            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.size = int(self.input["shape"][1])
