@@ -128,6 +128,18 @@ def write_results(path, results):
     print(f"wrote {path}")
 
 
+def metrics_table(results):
+    """The printed table of a run's ``evaluation.json`` (restoration or colourisation
+    metrics), or None when the run saved none."""
+    from kgan.metrics import color as color_metrics
+
+    if not results:
+        return None
+    if "psnr" in results.get("model", {}):
+        return evaluation.format_table(results)
+    return color_metrics.format_color_table(results)
+
+
 def run_report(f):
     """``--report``: one run's report.html, or (``--runs``) a page comparing runs."""
     from kgan.evaluation import report
@@ -146,7 +158,11 @@ def run_report(f):
         config = dataclasses.replace(read_flagfile(flagfile), output_dir=run_dir)
         generators = reporting.generators_of_run(run_dir)
         if not f.runs:
-            print(f"kgan: report {reporting.write_report(config, generators)}")
+            page = reporting.write_report(config, generators)
+            table = metrics_table(reporting.run_metrics(run_dir))
+            if table:
+                print(table)
+            print(f"kgan: report {page}")
             return
         summaries.append(report.RunSummary(os.path.basename(os.path.normpath(run_dir)), run_dir,
                                            reporting.examples(config, generators),

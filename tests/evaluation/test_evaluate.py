@@ -124,6 +124,24 @@ class CliTest(tf.test.TestCase):
             self.assertGreater(results[method]["psnr"], 0.0)
             self.assertBetween(results[method]["ssim"], -1.0, 1.0)
 
+    def test_cli_report_prints_the_runs_table_and_writes_the_page(self):
+        run = os.path.join(self.get_temp_dir(), "report_run")
+        os.makedirs(os.path.join(run, "generators"))
+        build_generator("resnet_6blocks", ngf=4).save(
+            os.path.join(run, "generators", "generator.keras"))
+        with open(os.path.join(run, "flags.cfg"), "w") as f:
+            f.write("--model=restore\n--eval_size=64\n--degradations=downscale\n")
+        saved = {"model": {"psnr": 25.5, "ssim": 0.75},
+                 "degraded_input": {"psnr": 24.0, "ssim": 0.70}, "num_images": 3,
+                 "scored": "3 tiles of 64x64 px"}
+        with open(os.path.join(run, "evaluation.json"), "w") as f:
+            json.dump(saved, f)
+        result = self._run(f"--checkpoint_dir={run}", "--report")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("model vs degraded input: +1.50 dB PSNR", result.stdout)
+        self.assertIn("3 tiles of 64x64 px", result.stdout)
+        self.assertTrue(os.path.isfile(os.path.join(run, "report.html")))
+
     def test_cli_missing_model_is_a_clear_error(self):
         result = self._run("--model=/nonexistent/g.keras")
         self.assertNotEqual(result.returncode, 0)
