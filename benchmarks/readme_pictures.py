@@ -1,4 +1,5 @@
-"""Regenerates the README's pictures under ``docs/``.
+"""Regenerates the README's pictures (into ``runs/pictures/``; ``--docs=docs`` replaces the
+tracked ones under ``docs/``).
 
 - ``docs/quickstart_before_after.png``: the quickstart's restoration on the two held-out
   sample photos (degraded with ``downscale,jpeg`` at seed 0), 1:1 crops of degraded input,
@@ -14,7 +15,7 @@ Run after the quickstarts and the ablation (each picture is skipped when its inp
     python -m kgan.train --flagfile=configs/quickstart.cfg
     python -m kgan.train --flagfile=configs/colorize_quickstart.cfg
     python benchmarks/cyclegan_ablation.py --output_dir=runs/ablation
-    python benchmarks/readme_pictures.py
+    python benchmarks/readme_pictures.py --docs=docs
 """
 
 import argparse
@@ -40,7 +41,9 @@ def parse_args(argv):
     parser.add_argument("--colorize_height", type=int, default=128,
                         help="Row height of the colourisation picture (px).")
     parser.add_argument("--comparison", default="runs/ablation/comparison.html")
-    parser.add_argument("--docs", default="docs")
+    # Not docs/ by default: a run must not overwrite the pictures git tracks unless asked.
+    parser.add_argument("--docs", default="runs/pictures",
+                        help="Where the pictures go; --docs=docs replaces the tracked ones.")
     parser.add_argument("--crop", type=int, default=160, help="Side of the 1:1 crops.")
     parser.add_argument("--window", default="1400,960", help="Screenshot window W,H (the images and metrics).")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
