@@ -29,6 +29,7 @@ import tensorflow as tf
 
 import kgan.data as data_lib
 from kgan.core.errors import UsageError
+from kgan.core.tf_import import native_lines_dropped
 from kgan.metrics import image as metrics
 from kgan.models import size_multiple
 from kgan.serving.translators import reflect_pad_to_multiple
@@ -143,12 +144,15 @@ def evaluate_pairs(generator, dataset, max_images=None, bicubic_factor=2.0, what
     methods = _methods(generator)
     sums = {m: {"psnr": 0.0, "ssim": 0.0} for m in methods}
     count, sizes = 0, set()
-    for inputs, targets in _pairs(dataset, max_images):
-        sizes.add(tuple(int(d) for d in inputs.shape[1:3]))
-        for method, outputs in _outputs(generator, inputs, bicubic_factor, methods).items():
-            sums[method]["psnr"] += float(tf.reduce_sum(metrics.psnr(outputs, targets)))
-            sums[method]["ssim"] += float(tf.reduce_sum(metrics.ssim(outputs, targets)))
-        count += int(inputs.shape[0])
+    # The held-out tiles' pipeline makes TensorFlow print "oneDNN supports DT_UINT8 only on
+    # platforms with AVX-512" once per process, on AVX-512 machines too: a notice, not an error.
+    with native_lines_dropped("oneDNN supports DT_UINT8 only"):
+        for inputs, targets in _pairs(dataset, max_images):
+            sizes.add(tuple(int(d) for d in inputs.shape[1:3]))
+            for method, outputs in _outputs(generator, inputs, bicubic_factor, methods).items():
+                sums[method]["psnr"] += float(tf.reduce_sum(metrics.psnr(outputs, targets)))
+                sums[method]["ssim"] += float(tf.reduce_sum(metrics.ssim(outputs, targets)))
+            count += int(inputs.shape[0])
     if count == 0:
         raise ValueError("The evaluation dataset is empty: nothing to score.")
     results = {m: {k: v / count for k, v in sums[m].items()} for m in methods}
