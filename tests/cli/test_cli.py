@@ -187,3 +187,17 @@ class ProgressOutputTest(tf.test.TestCase):
         self.assertEqual(for_this_output(config, Terminal()).verbose, 1)
         silent = make_config(model="cycle_gan", verbose=0)
         self.assertEqual(for_this_output(silent, io.StringIO()).verbose, 0)
+
+    def test_a_piped_training_run_prints_lines_for_people(self):
+        out = os.path.join(tempfile.mkdtemp(), "run")
+        result = run_cli("train", "--flagfile=configs/smoke.cfg", "--verbose=1", "--save_freq=1",
+                         "--max_steps=6", f"--output_dir={out}", timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        both = result.stdout + result.stderr
+        self.assertNotIn("\x1b[", both)  # no redrawn progress bar in a pipe
+        self.assertNotIn("\u2501", both)
+        self.assertIn("5/5 - ", result.stdout)  # one line per epoch
+        # Six checkpoints were written; only the final one is announced.
+        self.assertEqual(both.count("Saved checkpoint"), 1, both[-3000:])
+        self.assertNotIn("Sharding callback", both)
+        self.assertLess(len(both.splitlines()), 60, both[-3000:])
