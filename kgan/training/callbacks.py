@@ -1,7 +1,6 @@
 """Keras callbacks used by both training drivers: TensorBoard scalars and image grids,
 checkpoints every N steps, and a NaN guard that stops before a bad step is saved."""
 
-import functools
 import math
 import time
 
@@ -68,22 +67,21 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.manager = manager
         self.save_freq = max(int(save_freq), 1)
 
-    def save(self, final=False):
+    def save(self):
         step = _step(self.model)
         if not (self.manager.latest_checkpoint
                 and self.manager.latest_checkpoint.endswith(f"-{step}")):
             checkpoints.save(self.manager, step)
-        # The periodic saves would break the progress bar every --save_freq steps: one line at
-        # the end says where the run's state is (--verbosity=1 shows each save).
-        log = logging.info if final else functools.partial(logging.vlog, 1)
-        log("Saved checkpoint at step %d: %s", step, self.manager.latest_checkpoint)
+        # A line per save would break the progress bar every --save_freq steps: the loop says
+        # once where the run's state is (--verbosity=1 shows each save).
+        logging.vlog(1, "Saved checkpoint at step %d: %s", step, self.manager.latest_checkpoint)
 
     def on_train_batch_end(self, batch, logs=None):
         if _step(self.model) % self.save_freq == 0:
             self.save()
 
     def on_train_end(self, logs=None):
-        self.save(final=True)
+        self.save()
 
 
 class TensorBoardLogger(keras.callbacks.Callback):

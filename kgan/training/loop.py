@@ -141,6 +141,8 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
                 if trainer.stop_training:
                     break
     step = int(trainer.step_counter.numpy())
+    if manager.latest_checkpoint:
+        logging.info("Saved checkpoint at step %d: %s", step, manager.latest_checkpoint)
     if stop.requested.is_set() and step < end_step:
         raise preemption.TrainingInterrupted(stop.signum, step, manager.latest_checkpoint)
     return step
