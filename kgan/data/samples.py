@@ -74,9 +74,7 @@ def sample_photos(split="train"):
     Raises:
         ValueError: unknown split.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"Unknown sample split {split!r}; use 'train' or 'test'.")
-    return [photo.copy() for photo in _photos(split)]
+    return _copies("", split)
 
 
 def sample_color_photos(split="train"):
@@ -92,9 +90,14 @@ def sample_color_photos(split="train"):
     Raises:
         ValueError: unknown split.
     """
+    return _copies("color_", split)
+
+
+def _copies(prefix, split):
+    """Fresh copies of the photos of ``prefix + split`` (the cache keeps the originals)."""
     if split not in ("train", "test"):
         raise ValueError(f"Unknown sample split {split!r}; use 'train' or 'test'.")
-    return [photo.copy() for photo in _photos("color_" + split)]
+    return [photo.copy() for photo in _photos(prefix + split)]
 
 
 def _photos_source(photos, names, label, split):
