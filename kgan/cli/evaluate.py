@@ -5,6 +5,7 @@ protocol.
 Examples::
 
     python -m kgan.evaluate --checkpoint_dir=runs/quickstart     # the run's own evaluation
+    python -m kgan.evaluate --checkpoint_dir=runs/quickstart --require_gain_db=0.5   # CI's check
     python -m kgan.evaluate --model=runs/x/generators/generator.keras --dataroot=photos/ \\
         --degradations=downscale,jpeg --seed=0 --output_json=eval.json
     python -m kgan.evaluate --checkpoint_dir=RUN --data=paired --dataroot=facades
@@ -61,6 +62,12 @@ def define_flags():
     flags.DEFINE_string("inception_weights", "imagenet",
                         "FID/KID InceptionV3 weights: imagenet (Keras cache) or a .h5 path.")
     flags.DEFINE_string("output_json", None, "Write the results as JSON here.")
+    flags.DEFINE_float("require_gain_db", None, "Exit with an error (status 2) unless the "
+                       "model's PSNR beats the degraded input's by at least this many dB "
+                       "(restoration and paired data; CI checks the quickstart with 0.5).")
+    flags.DEFINE_float("require_colour_gain", None, "--data=colorize: exit with an error "
+                       "(status 2) unless the model's colour score is below (better than) the "
+                       "gray input's by at least this much.")
     flags.DEFINE_bool("report", False, "Write the picture report of --checkpoint_dir "
                       "(RUN/report.html: held-out images at full size, metrics, loss curves), "
                       "or with --runs one page comparing the runs.")
@@ -172,16 +179,34 @@ def run_report(f):
     print(f"kgan: comparison {report.write_comparison_report(path, summaries)}")
 
 
+def require(results, margin, metric, baseline, unit=""):
+    """Fails the command (``QualityError``) unless the model beats ``baseline`` by ``margin``;
+    prints the gain when it does."""
+    gain = evaluation.check_quality(results, margin, metric, baseline)
+    print(f"kgan.evaluate: quality check passed: {metric} beats {baseline} by {gain:+.2f}{unit} "
+          f"(required {margin:g}{unit})")
+
+
 def run(f):
     if f.report:
         run_report(f)
         return
     if f.data == "colorize":
+        if f.require_gain_db is not None:
+            raise UsageError("--require_gain_db is a PSNR check; with --data=colorize use "
+                             "--require_colour_gain.")
         results = run_colorize(f)
         if f.output_json:
             write_results(f.output_json, results)
+        if f.require_colour_gain is not None:
+            require(results, f.require_colour_gain, "colour_score", "gray_input")
         return
+    if f.require_colour_gain is not None:
+        raise UsageError("--require_colour_gain needs --data=colorize; a restoration check is "
+                         "--require_gain_db.")
     names = evaluation.parse_metrics(f.metrics, f.data)
+    if f.require_gain_db is not None and "psnr" not in names:
+        raise UsageError("--require_gain_db compares PSNR: keep psnr in --metrics.")
     if any(m in evaluation.SET_METRICS for m in names):
         metrics.inception_weights_path(f.inception_weights)  # fail before any work
     generator = load_generator(f)
@@ -200,6 +225,8 @@ def run(f):
     print(evaluation.format_table(results))
     if f.output_json:
         write_results(f.output_json, results)
+    if f.require_gain_db is not None:
+        require(results, f.require_gain_db, "psnr", "degraded_input", " dB")
 
 
 def main(argv=None):

@@ -9,6 +9,10 @@ mapped to [0, 1]) of three methods on the same (input, target) pairs:
   bicubically: the classic super-resolution baseline applied to what the model sees (it also
   smooths JPEG blocking, so it is a fair "cheap filter" baseline for restoration).
 
+``check_quality`` turns a result dict into a pass/fail check: the model must beat a baseline
+(the degraded input by default) by a stated margin, else ``QualityError``. CI runs
+``python -m kgan.evaluate --checkpoint_dir=runs/quickstart --require_gain_db=0.5``.
+
 FID and KID (``evaluate_sets_fid_kid``) compare the set of generated images with the set of
 targets (and the inputs with the targets as a baseline); they also work for unpaired data,
 e.g. G(A) against real B for CycleGAN.
@@ -28,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 import kgan.data as data_lib
-from kgan.core.errors import UsageError
+from kgan.core.errors import KganError, UsageError
 from kgan.core.tf_import import native_lines_dropped
 from kgan.metrics import image as metrics
 from kgan.models import size_multiple
@@ -37,8 +41,58 @@ from kgan.serving.translators import reflect_pad_to_multiple
 METHODS = ("model", "degraded_input", "bicubic")
 PAIR_METRICS = ("psnr", "ssim")
 SET_METRICS = ("fid", "kid")
+# Metrics where a smaller value is better (every other metric: larger is better).
+LOWER_IS_BETTER = ("fid", "kid", "ciede2000", "chroma_error", "ab_error", "zombie_share",
+                   "colour_score")
 PROTOCOL = ("RGB, each scored image whole, no border crop; images in [-1, 1] mapped to [0, 1]; "
             "SSIM with an 11x11 Gaussian window (sigma 1.5); means over images")
+
+
+class QualityError(KganError, RuntimeError):
+    """A model that does not beat its baseline by the required margin (``check_quality``)."""
+
+
+def check_quality(results, margin, metric="psnr", baseline="degraded_input"):
+    """Checks that the model beats ``baseline`` on ``metric`` by at least ``margin``.
+
+    Args:
+        results: a result dict with ``results["model"][metric]`` and
+            ``results[baseline][metric]``: ``evaluate_pairs`` / ``evaluate`` (a run's
+            ``evaluation.json``), or ``kgan.metrics.color.evaluate_colorization`` with
+            ``metric="colour_score", baseline="gray_input"``.
+        margin: the smallest gain that passes, in the metric's units (dB for PSNR).
+        metric: the metric to compare; for ``LOWER_IS_BETTER`` metrics the gain is
+            baseline - model, otherwise model - baseline.
+        baseline: the method to beat (``degraded_input``, ``bicubic``, ``gray_input``, ...).
+
+    Returns:
+        The gain (positive: the model is better), when it is at least ``margin``.
+
+    Raises:
+        QualityError: the gain is below ``margin`` (or not a number).
+        UsageError: ``results`` lacks the model's or the baseline's ``metric``.
+
+    Example:
+        >>> results = {"model": {"psnr": 24.97}, "degraded_input": {"psnr": 24.12}}
+        >>> round(check_quality(results, 0.5), 2)
+        0.85
+    """
+    values = {}
+    for method in ("model", baseline):
+        value = results.get(method, {}).get(metric) if isinstance(results.get(method),
+                                                                  dict) else None
+        if value is None:
+            raise UsageError(f"The results have no {metric!r} for {method!r}; they hold "
+                             f"{sorted(k for k, v in results.items() if isinstance(v, dict))}.")
+        values[method] = float(value)
+    gain = values["model"] - values[baseline]
+    if metric in LOWER_IS_BETTER:
+        gain = -gain
+    if not gain >= margin:  # also refuses NaN
+        raise QualityError(
+            f"the model's {metric} {values['model']:.4g} beats {baseline}'s "
+            f"{values[baseline]:.4g} by {gain:+.4g}, below the required {margin:g}.")
+    return gain
 
 
 def run_generator(generator, images, multiple=None):

@@ -1,5 +1,8 @@
-"""Tests for kgan.evaluation.evaluate: PSNR/SSIM tables with baselines, FID/KID sets, the CLI."""
+"""Tests for kgan.evaluation.evaluate: PSNR/SSIM tables with baselines, FID/KID sets, the quality
+check (a model worse than its input fails it), the CLI."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -90,6 +93,55 @@ class EvaluateSetsTest(tf.test.TestCase):
             evaluate.parse_metrics("lpips", "paired")
 
 
+class CheckQualityTest(tf.test.TestCase):
+
+    README = {"model": {"psnr": 24.97, "ssim": 0.729}, "degraded_input": {"psnr": 24.12},
+              "bicubic": {"psnr": 23.71}}
+
+    def test_the_readme_quickstart_passes_the_ci_margin(self):
+        self.assertAllClose(evaluate.check_quality(self.README, 0.5), 0.85)
+        self.assertAllClose(evaluate.check_quality(self.README, 1.0, baseline="bicubic"), 1.26)
+
+    def test_a_model_worse_than_its_input_fails(self):
+        """Real results of a generator that blurs its input: below the input."""
+        dataset, _, _ = _pairs(noise=0.05)
+        inputs = keras.Input((None, None, 3))
+        blurred = keras.layers.AveragePooling2D(3, strides=1, padding="same")(inputs)
+        results = evaluate.evaluate_pairs(keras.Model(inputs, blurred), dataset)
+        self.assertLess(results["model"]["psnr"], results["degraded_input"]["psnr"])
+        with self.assertRaisesRegex(evaluate.QualityError, r"psnr .* beats degraded_input's .* "
+                                    r"by -\d.*below the required 0\.5"):
+            evaluate.check_quality(results, 0.5)
+
+    def test_a_gain_within_the_margin_or_nan_fails(self):
+        identity = evaluate.evaluate_pairs(_identity_model(), _pairs()[0])
+        with self.assertRaises(evaluate.QualityError):
+            evaluate.check_quality(identity, 0.5)  # gain 0 dB
+        self.assertAllClose(evaluate.check_quality(identity, 0.0), 0.0, atol=1e-6)
+        with self.assertRaises(evaluate.QualityError):
+            evaluate.check_quality({"model": {"psnr": float("nan")},
+                                    "degraded_input": {"psnr": 20.0}}, 0.5)
+
+    def test_lower_is_better_metrics_and_missing_ones(self):
+        colour = {"model": {"colour_score": 20.5}, "gray_input": {"colour_score": 58.7}}
+        self.assertAllClose(evaluate.check_quality(colour, 10.0, "colour_score", "gray_input"),
+                            38.2)
+        gray_model = {"model": {"colour_score": 58.7}, "gray_input": {"colour_score": 58.7}}
+        with self.assertRaises(evaluate.QualityError):
+            evaluate.check_quality(gray_model, 10.0, "colour_score", "gray_input")
+        with self.assertRaisesRegex(ValueError, "no 'psnr' for 'degraded_input'"):
+            evaluate.check_quality({"model": {"psnr": 20.0}, "degraded_input": {}}, 0.5)
+
+    def test_cli_require_prints_the_gain(self):
+        from kgan.cli.evaluate import require
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            require(self.README, 0.5, "psnr", "degraded_input", " dB")
+        self.assertIn("quality check passed: psnr beats degraded_input by +0.85 dB (required "
+                      "0.5 dB)", out.getvalue())
+
+
 class CliTest(tf.test.TestCase):
 
     def _run(self, *args):
@@ -141,6 +193,22 @@ class CliTest(tf.test.TestCase):
         self.assertIn("model vs degraded input: +1.50 dB PSNR", result.stdout)
         self.assertIn("3 tiles of 64x64 px", result.stdout)
         self.assertTrue(os.path.isfile(os.path.join(run, "report.html")))
+
+    def test_cli_require_gain_fails_a_model_worse_than_its_input(self):
+        """An untrained generator is far below the degraded input: one error line, status 2,
+        after the table and the JSON are written."""
+        model = os.path.join(self.get_temp_dir(), "g.keras")
+        build_generator("resnet_6blocks", ngf=4).save(model)
+        path = os.path.join(self.get_temp_dir(), "eval.json")
+        result = self._run(f"--model={model}", "--crop_size=64", "--max_images=2",
+                           "--require_gain_db=0.5", f"--output_json={path}")
+        self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+        self.assertIn("model vs degraded input", result.stdout)
+        self.assertTrue(os.path.isfile(path))
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        self.assertLen(errors, 1)
+        self.assertRegex(errors[0], r"^kgan\.evaluate: error: the model's psnr .* below the "
+                         r"required 0\.5")
 
     def test_cli_missing_model_is_a_clear_error(self):
         result = self._run("--model=/nonexistent/g.keras")

@@ -1,8 +1,9 @@
 """The colourisation quickstart end to end, made tiny: ``python -m kgan.train
 --flagfile=configs/colorize_quickstart.cfg`` with overrides (few steps, small crops, temporary
 folders) prints the colour metrics table and the per-checkpoint colour/PSNR lines, exports a
-SavedModel whose manifest lists the colorize_uint8 signature, and writes report.html. Also the
-built-in colour split the quickstart trains and scores on."""
+SavedModel whose manifest lists the colorize_uint8 signature, and writes report.html; its held-out
+colour score beats the gray input's by ``COLOUR_MARGIN`` (a colouriser gone gray fails that
+check). Also the built-in colour split the quickstart trains and scores on."""
 
 import json
 import os
@@ -12,10 +13,16 @@ import tensorflow as tf
 from helpers import ROOT, run_cli
 
 from kgan.data import samples
+from kgan.evaluation.evaluate import QualityError, check_quality
 
-TINY = ("--pretrain_g_steps=6", "--pretrain_d_steps=2", "--gan_steps=4", "--save_freq=2",
-        "--crop_size=64", "--load_size=64", "--batch_size=2", "--steps_per_epoch=2",
-        "--eval_size=64", "--ngf=4", "--critic_nf=4")
+# 60 pretraining steps at lr 3e-3 (a few seconds) are enough to colour: measured here, colour
+# score 28.3 against the gray input's 58.7 (the full quickstart: 20.5).
+TINY = ("--pretrain_g_steps=60", "--pretrain_d_steps=2", "--gan_steps=4", "--save_freq=2",
+        "--crop_size=64", "--load_size=64", "--batch_size=4", "--steps_per_epoch=20",
+        "--lr=3e-3", "--eval_size=64", "--ngf=8", "--critic_nf=4")
+# Colour score units (lower is better): gray output scores the gray input's (gain 0); an output
+# half as colourful as the truth pays about 7 units more than a perfect one.
+COLOUR_MARGIN = 10.0
 
 
 class ColorSplitTest(tf.test.TestCase):
@@ -51,6 +58,13 @@ class ColorizeQuickstartTest(tf.test.TestCase):
                 manifest = json.load(handle)
             self.assertIn("colorize_uint8", json.dumps(manifest["signatures"]))
             self.assertTrue(os.path.isfile(os.path.join(run_dir, "report.html")))
+            with open(os.path.join(run_dir, "evaluation.json")) as handle:
+                results = json.load(handle)
+            self.assertGreater(check_quality(results, COLOUR_MARGIN, "colour_score",
+                                             "gray_input"), COLOUR_MARGIN)
+            gone_gray = {**results, "model": results["gray_input"]}
+            with self.assertRaises(QualityError):
+                check_quality(gone_gray, COLOUR_MARGIN, "colour_score", "gray_input")
             for phase in ("pretrain_g", "gan"):
                 self.assertTrue(os.path.isfile(os.path.join(run_dir, phase,
                                                             "generator.weights.h5")))
