@@ -1,5 +1,5 @@
 """Shared test helpers: real-photo fixtures, random images, subprocess environments for the
-CLIs, the checkpoint steps a run folder holds, gradient checks over a model's weights, and one
+CLIs, the one shared trained smoke run (``smoke_run``), the checkpoint steps a run folder holds, gradient checks over a model's weights, and one
 serialisation round trip for every layer class in kgan.models.layers.
 
 Imported by the test modules (``from helpers import ...``; pytest puts tests/ on sys.path).
@@ -48,6 +48,44 @@ def run_cli(module, *args, timeout=300, cwd=ROOT, **env):
 
     return subprocess.run([sys.executable, "-m", f"kgan.{module}", *args], cwd=cwd,
                           env=cli_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+SMOKE_ARGS = ("--flagfile=configs/smoke.cfg",)
+SMOKE_ENV = {"TF_DETERMINISTIC_OPS": "1"}
+_smoke = {}
+
+
+def smoke_run():
+    """The run folder of ``python -m kgan.train --flagfile=configs/smoke.cfg`` (tiny CycleGAN,
+    10 steps, checkpoints at 5 and 10, seeded, ``TF_DETERMINISTIC_OPS=1``), trained once per
+    pytest process on first use and shared by the tests that only READ a trained run; a test
+    that writes into a run copies it first (``copy_smoke_run``). Removed at exit.
+
+    Returns:
+        ``(run folder, CompletedProcess of the training)``.
+    """
+    if not _smoke:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = tempfile.mkdtemp(prefix="kgan_smoke_run_")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        out = os.path.join(root, "run")
+        result = run_cli("train", *SMOKE_ARGS, f"--output_dir={out}", **SMOKE_ENV)
+        if result.returncode != 0:
+            raise RuntimeError(f"the shared smoke run failed:\n{result.stderr[-3000:]}")
+        _smoke.update(run=out, result=result)
+    return _smoke["run"], _smoke["result"]
+
+
+def copy_smoke_run(destination):
+    """A private copy of ``smoke_run()``'s folder at ``destination`` (for tests that resume,
+    rerun or damage a run); returns ``destination``."""
+    import shutil
+
+    shutil.copytree(smoke_run()[0], destination)
+    return destination
 
 
 def checkpoint_steps(checkpoint_dir):

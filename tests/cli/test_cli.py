@@ -10,6 +10,7 @@ import shutil
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import ROOT, run_cli
 
@@ -124,6 +125,7 @@ class OldRunsResume:
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         return run, result
 
+    @pytest.mark.slow
     def test_cyclegan_run_resumes_at_its_step(self):
         run, result = self.resume("cyclegan", "--max_steps=3")
         self.assertRegex(result.stderr, r"Resumed from .*ckpt-2")
@@ -144,6 +146,7 @@ class PreRestructureRunsResumeTest(OldRunsResume, tf.test.TestCase):
 
     FIXTURE_ROOT = FIXTURES
 
+    @pytest.mark.slow
     def test_cyclegan_run_resumes_at_its_step(self):
         run, result = super().test_cyclegan_run_resumes_at_its_step()
         # Its flags.cfg said --residual (then ignored by cycle_gan): it resumes without it.

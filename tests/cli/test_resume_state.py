@@ -21,17 +21,20 @@ import tempfile
 import unittest
 
 import numpy as np
+import pytest
 import tensorflow as tf
-from helpers import ROOT, cli_env
+from helpers import ROOT, SMOKE_ENV, cli_env, smoke_run
 
 TOLERANCE = 1e-6  # absolute, every variable; uninterrupted runs measured 0.0
+# configs/smoke.cfg trains 10 steps with a checkpoint every 5: the shared smoke run
+# (helpers.smoke_run, also TF_DETERMINISTIC_OPS=1) is the uninterrupted reference.
 ARGS = ["--flagfile=configs/smoke.cfg", "--save_freq=5"]
 
 
 def _train(output_dir, *extra):
     result = subprocess.run([sys.executable, "-m", "kgan.train", *ARGS,
                              f"--output_dir={output_dir}", *extra], cwd=ROOT,
-                            env=cli_env(TF_DETERMINISTIC_OPS="1"), capture_output=True,
+                            env=cli_env(**SMOKE_ENV), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -71,14 +74,14 @@ def _fresh_optimizer(state):
             for key, value in state.items()}
 
 
+@pytest.mark.slow
 class ResumeStateTest(tf.test.TestCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.tmp = tempfile.mkdtemp()
-        cls.full = os.path.join(cls.tmp, "full")
-        _train(cls.full, "--max_steps=10")
+        cls.full = smoke_run()[0]
         cls.full_state = _state(os.path.join(cls.full, "checkpoints", "ckpt-10"))
 
     @classmethod

@@ -12,6 +12,7 @@ import time
 
 import helpers
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import ROOT
 
@@ -45,9 +46,9 @@ class PlanTest(tf.test.TestCase):
 
 class TrainCLITest(tf.test.TestCase):
 
+    @pytest.mark.slow
     def test_smoke_run_writes_everything_and_reruns_as_done(self):
-        out = os.path.join(tempfile.mkdtemp(), "run")
-        result = run_train("--flagfile=configs/smoke.cfg", f"--output_dir={out}")
+        out, result = helpers.smoke_run()  # python -m kgan.train --flagfile=configs/smoke.cfg
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         for path in ("flags.cfg", "samples.png", "generators/AtoB.keras",
                      "generators/BtoA.keras"):
@@ -66,11 +67,17 @@ class TrainCLITest(tf.test.TestCase):
             flagfile = handle.read()
         self.assertIn("--generator=resnet_6blocks", flagfile)
         self.assertIn("--ngf=4", flagfile)
-        # The written flagfile reproduces the run: rerunning it finds the run complete.
-        again = run_train(f"--flagfile={out}/flags.cfg")
+        self.assertIn(f"--output_dir={out}", flagfile.split())
+        # The written flagfile reproduces the run: rerunning it finds the run complete (on a
+        # copy of the shared run, its --output_dir pointed at the copy).
+        copy = helpers.copy_smoke_run(os.path.join(tempfile.mkdtemp(), "run"))
+        with open(os.path.join(copy, "flags.cfg"), "w") as handle:
+            handle.write(flagfile.replace(f"--output_dir={out}\n", f"--output_dir={copy}\n"))
+        again = run_train(f"--flagfile={copy}/flags.cfg")
         self.assertEqual(again.returncode, 0, again.stderr[-3000:])
         self.assertIn("already trained to step 10", again.stderr)
 
+    @pytest.mark.slow
     def test_kill_9_then_resume_continues_step_and_learning_rate(self):
         out = os.path.join(tempfile.mkdtemp(), "run")
         args = ["--flagfile=configs/smoke.cfg", f"--output_dir={out}", "--save_freq=3",

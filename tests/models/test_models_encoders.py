@@ -11,6 +11,7 @@ from unittest import mock
 import h5py
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import ROOT
 from keras.src.legacy.saving import legacy_h5_format
@@ -115,6 +116,7 @@ class EncoderUnetTest(tf.test.TestCase):
         self.assertIsInstance(loaded.get_layer("preprocess"), ImageNetPreprocess)
         self.assertEqual(size_multiple(loaded), 32)
 
+    @pytest.mark.slow
     def test_export_saved_model_and_tflite_match_keras(self):
         keras.utils.set_random_seed(1)
         model = _mobilenet_unet(y_range=(-1.1, 1.1))
@@ -199,6 +201,7 @@ class EncoderWeightsTest(tf.test.TestCase):
 
 class EncoderCLITest(tf.test.TestCase):
 
+    @pytest.mark.slow
     def test_pretrain_g_with_a_mobilenet_encoder_and_missing_weights(self):
         out = os.path.join(tempfile.mkdtemp(), "restore")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",

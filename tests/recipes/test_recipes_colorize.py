@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 
+import pytest
 import tensorflow as tf
 from helpers import ROOT, run_cli
 
@@ -38,6 +39,7 @@ class ColorSplitTest(tf.test.TestCase):
         self.assertLen(samples.sample_color_photos("test"), len(test))
 
 
+@pytest.mark.slow
 class ColorizeQuickstartTest(tf.test.TestCase):
 
     def test_tiny_quickstart_prints_table_exports_and_reports(self):

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import ROOT, checkpoint_steps
 
@@ -117,6 +118,7 @@ class StrategyTest(tf.test.TestCase):
 
 class MirroredEquivalenceTest(tf.test.TestCase):
 
+    @pytest.mark.slow
     def test_every_trainer_matches_one_device_under_both_drivers(self):
         trainers = ["cyclegan", "pix2pix", "pretrain", "critic", "nogan"]
         result = run_check({"trainers": trainers, "runs": ["mirrored/loop", "mirrored/fit"]})
@@ -144,6 +146,7 @@ class MirroredEquivalenceTest(tf.test.TestCase):
         self.assertEqual(report["scale_after"], report["scale_before"] / 2)
 
 
+@pytest.mark.slow
 class MultiWorkerTest(tf.test.TestCase):
 
     def test_two_workers_agree_and_the_chief_resumes(self):

@@ -1,6 +1,7 @@
 """CycleGAN trainer: loss wiring against hand computations, update order, and learning."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kgan.data import sample_mapping, sample_photos
@@ -72,6 +73,7 @@ class CycleGANLossTest(tf.test.TestCase):
 
 class CycleGANLearnsTest(tf.test.TestCase):
 
+    @pytest.mark.slow
     def test_learns_the_sample_mapping(self):
         """A tiny model on the built-in unpaired task moves G(x) towards the known mapping."""
         from kgan.data import unpaired_dataset

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
 import tensorflow as tf
 from helpers import ROOT
 
@@ -42,6 +43,7 @@ class SwitcherTest(tf.test.TestCase):
         self.assertEqual(step.experimental_get_tracing_count(), 1)
 
 
+@pytest.mark.slow
 class NoGANPhasesTest(tf.test.TestCase):
 
     def test_each_phase_runs_and_resumes_from_the_previous(self):

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kgan.models import build_discriminator, build_generator, unet_generator
@@ -34,6 +35,7 @@ class MixedPrecisionTest(tf.test.TestCase):
         keras.mixed_precision.set_global_policy("float32")
         super().tearDown()
 
+    @pytest.mark.slow
     def test_half_precision_trains_with_float32_variables(self):
         for policy, compute in (("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")):
             keras.mixed_precision.set_global_policy(policy)
@@ -104,6 +106,7 @@ class XLATest(tf.test.TestCase):
                 variable.assign(value)
         return trainer
 
+    @pytest.mark.slow
     def test_jit_compile_on_and_off_give_the_same_step(self):
         batch = images()
         plain = self.build(False)
