@@ -4,9 +4,10 @@ its chroma is kept, upsampled bilinearly to full size and merged with the ORIGIN
 luma (``kgan.models.colorize.merge_luma_chroma``), so the output's luma is the input's up to uint8
 rounding whatever the render size.
 
-Also here: choosing the render factor per image (``render_factor="auto"``), falling back to a
-smaller render size when memory runs out (never a silent gray image), loading a model from a
-``.keras``, SavedModel or ``.tflite`` file, and colourising a file or folder into PNGs. Scoring
+Also here: the render factor's defaults and checks, choosing it per image
+(``render_factor="auto"``), falling back to a smaller render size when memory runs out (never a
+silent gray image), telling a model that is not a colouriser (``not_a_colorizer``), and
+colourising a file or folder into PNGs. Models are loaded by ``kgan.serving.loading``. Scoring
 and checkpoint selection are in ``kgan.colorization.scoring``, the SavedModel signature in
 ``kgan.exporting.colorize_signature``.
 
@@ -25,7 +26,6 @@ from absl import logging
 from kgan.core.errors import KganError, UsageError
 from kgan.data.images import load_image_with_alpha, plan_outputs, write_image
 from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
-from kgan.serving.exports import read_manifest
 from kgan.serving import exports, runs
 from kgan.serving.translators import KerasTranslator
 
@@ -58,14 +58,14 @@ def recommended_render_factor(model_path):
     """
     if not model_path:
         return None
-    factor = exports.read_manifest(model_path).get("render_factor") if os.path.exists(
-        model_path) and not model_path.endswith(".keras") else None
-    if factor:
-        return int(factor)
-    run_dir = model_path
-    if model_path.endswith(".keras"):
+    if model_path.endswith(".keras"):  # RUN/generators/NAME.keras
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
-    eval_size = runs.read_flags(run_dir).get("eval_size") if os.path.isdir(run_dir) else None
+    else:
+        manifest = exports.read_manifest(model_path) if os.path.exists(model_path) else {}
+        if manifest.get("render_factor"):
+            return int(manifest["render_factor"])
+        run_dir = model_path
+    eval_size = runs.read_flags(run_dir).get("eval_size")
     return render_factor_for_eval_size(eval_size) if eval_size else None
 
 
@@ -379,7 +379,7 @@ def not_a_colorizer(translator, path):
                 f"({model.count_params():,} parameters) without kgan's luma-preserving colour "
                 f"head, so it would write gray images. {use}")
     if loaded is not None and "colorize_uint8" not in loaded.signatures:
-        exported = read_manifest(translator.path).get("model", {}).get("name")
+        exported = exports.read_manifest(translator.path).get("model", {}).get("name")
         what = f"an export of a {exported} generator" if exported else "a SavedModel"
         return (f"{path} is not a colourisation model: {what} without a colorize_uint8 "
                 f"signature, so it would write gray images. {use}")

@@ -170,6 +170,9 @@ class BeforePackagesRunsTest(OldRunsResume, tf.test.TestCase):
                 model = load_generator(os.path.join(BEFORE_PACKAGES, path))
                 self.assertAllClose(model(saved["input"], training=False), saved[name],
                                     atol=1e-6, msg=name)
+            # The check can fail: the other generator's outputs are far from these.
+            self.assertGreater(np.abs(saved["cyclegan_AtoB"] - saved["restore_generator"]).max(),
+                               1e-2)
 
 
 class ProgressOutputTest(tf.test.TestCase):
