@@ -122,7 +122,7 @@ def _build_trainer(config, strategy):
         nogan = build_nogan(config, strategy)
         return nogan.trainer, nogan.batch, nogan.flops, nogan.generator, nogan.modes
     parts = get_recipe(config.model).build(config, strategy)
-    batch = next(iter(parts.dataset))
+    batch = next(iter(parts.dataset_at(0)))
     shape = tuple(int(d) for d in batch[0].shape)
     trainer = parts.trainer
     if config.model == "cycle_gan":

@@ -21,7 +21,7 @@ def gray3(images):
 
 def colorization_dataset(dataroot=None, phase="train", degradations=(), crop_size=64,
                          load_size=None, no_flip=False, batch_size=1, seed=None, repeat=True,
-                         max_dataset_size=None, **ranges):
+                         max_dataset_size=None, start=0, **ranges):
     """Batches of (gray input, colour target), float32 in [-1, 1].
 
     Args:
@@ -30,8 +30,8 @@ def colorization_dataset(dataroot=None, phase="train", degradations=(), crop_siz
         phase: ``train`` (random crops and flips) or ``test`` (a fixed grid of tiles).
         degradations: extra degradations of the input on top of gray, names from
             ``kgan.data.crappify.DEGRADATIONS`` (``grayscale`` is always applied).
-        crop_size, load_size, no_flip, batch_size, seed, repeat, max_dataset_size, **ranges:
-            as ``restoration_dataset``.
+        crop_size, load_size, no_flip, batch_size, seed, repeat, max_dataset_size, start and
+            **ranges: as ``restoration_dataset``.
 
     Returns:
         ``(dataset, info)`` as ``restoration_dataset``; every input is exactly gray (R = G = B).
@@ -42,7 +42,7 @@ def colorization_dataset(dataroot=None, phase="train", degradations=(), crop_siz
     dataset, info = restoration_dataset(
         dataroot=dataroot, phase=phase, degradations=names, crop_size=crop_size,
         load_size=load_size, no_flip=no_flip, batch_size=batch_size, seed=seed, repeat=repeat,
-        max_dataset_size=max_dataset_size, source=source, **ranges)
+        max_dataset_size=max_dataset_size, source=source, start=start, **ranges)
     dataset = dataset.map(lambda gray, colour: (gray3(gray), colour),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset, info

@@ -200,7 +200,7 @@ def _loaded_size(height, width, load_size, crop_size, maximum, minimum):
 
 def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRADATIONS,
                         crop_size=64, load_size=None, no_flip=False, batch_size=1, seed=None,
-                        repeat=True, max_dataset_size=None, source=None, **ranges):
+                        repeat=True, max_dataset_size=None, source=None, start=0, **ranges):
     """(degraded, clean) pairs made on the fly by ``crappify`` from clean images.
 
     Train: a random crop (and flip) of a random image, degraded with fresh random draws every
@@ -223,6 +223,9 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
         max_dataset_size: use at most this many images.
         source: an ``ImageSource`` of clean images to use when ``dataroot`` is None, instead of
             the built-in sample photos (e.g. ``samples.color_sample_source``).
+        start: train: begin the stream after this many examples (a run resumed at step ``s``
+            passes ``s * batch_size``), with the crops and degradations an uninterrupted run
+            would draw next.
         **ranges: ``scale_range``, ``jpeg_quality``, ``noise_sigma``, ``blur_sigma`` for
             ``crappify``.
 
@@ -292,7 +295,7 @@ def restoration_dataset(dataroot=None, phase="train", degradations=DEFAULT_DEGRA
 
         count = source.count
         ds = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds.repeat(), tf.data.Dataset.counter())
+        ds = tf.data.Dataset.zip(ds.repeat(), tf.data.Dataset.counter()).skip(start)
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         sizes = [_loaded_size(h, w, load_size, crop_size, max, min) for h, w in source.sizes]

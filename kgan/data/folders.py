@@ -44,7 +44,7 @@ def finish_dataset(ds, count, batch_size, repeat, name):
 def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="train",
                      preprocess="resize_and_crop", load_size=286, crop_size=256, no_flip=False,
                      max_dataset_size=None, serial_batches=False, batch_size=1, seed=None,
-                     repeat=True, size_multiple=4, tfds_download=False):
+                     repeat=True, size_multiple=4, tfds_download=False, start=0):
     """The CycleGAN dataset: unaligned images of domains A and B.
 
     As the reference's ``unaligned`` mode: one pass has ``max(|A|, |B|)`` examples; A runs
@@ -68,6 +68,8 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
         repeat: loop forever; otherwise one pass of ``max(|A|, |B|)`` examples.
         tfds_download: let TFDS download a missing dataset (default: a dataset that is not
             prepared fails at once, see kgan.data.tfds_source.check_prepared).
+        start: begin the stream after this many examples (a run resumed at step ``s`` passes
+            ``s * batch_size``): the same images, crops and flips as an uninterrupted run.
 
     Returns:
         ``(dataset, info)``: batches ``(real_a, real_b)``, float32 ``(batch, h, w, 3)`` in
@@ -93,8 +95,8 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
                                 batch_size, size_multiple)
         sources = [augment.preresize(src, preprocess, load_size, crop_size, size_multiple)
                    for src in sources]
-        stream_a = sources[0].stream(shuffle, seed)
-        stream_b = sources[1].stream(shuffle, seed + 1)
+        stream_a = sources[0].stream(shuffle, seed, start=start)
+        stream_b = sources[1].stream(shuffle, seed + 1, start=start)
         num_a, num_b = sources[0].count, sources[1].count
         skipped = sources[0].skipped + sources[1].skipped
         description = f"image folders {sources[0].name} and {sources[1].name}"
@@ -103,9 +105,9 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
             raise DataError(f"preprocess={preprocess} keeps image sizes, which vary in TFDS "
                             f"datasets: use --batch_size=1 or a cropping --preprocess.")
         stream_a, num_a = tfds_image_stream(tfds_name, phase + "A", tfds_data_dir, shuffle, seed,
-                                            max_dataset_size, tfds_download)
+                                            max_dataset_size, tfds_download, start)
         stream_b, num_b = tfds_image_stream(tfds_name, phase + "B", tfds_data_dir, shuffle,
-                                            seed + 1, max_dataset_size, tfds_download)
+                                            seed + 1, max_dataset_size, tfds_download, start)
         description = f"TFDS {tfds_name} ({phase}A, {phase}B)"
     else:
         source = samples.sample_source(phase, max_dataset_size)
@@ -113,8 +115,8 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
                             batch_size, size_multiple)
         source = augment.preresize(source, preprocess, load_size, crop_size, size_multiple)
         # B is the same photos under the known mapping, in an independent order and crop.
-        stream_a = source.stream(shuffle, seed)
-        stream_b = samples.mapped_source(source).stream(True, seed + 1)
+        stream_a = source.stream(shuffle, seed, start=start)
+        stream_b = samples.mapped_source(source).stream(True, seed + 1, start=start)
         num_a = num_b = source.count
         description = (f"built-in sample task: {source.name} -> the same photos under "
                        f"kgan.data.sample_mapping")
@@ -127,7 +129,7 @@ def unpaired_dataset(dataroot=None, tfds_name=None, tfds_data_dir=None, phase="t
         real_b = augment.transform(image_b, augment.element_seed(seed, 2, counter), **options)
         return real_a, real_b
 
-    ds = tf.data.Dataset.zip(stream_a, stream_b, tf.data.Dataset.counter())
+    ds = tf.data.Dataset.zip(stream_a, stream_b, tf.data.Dataset.counter(start))
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     count = max(num_a, num_b)
     ds = finish_dataset(ds, count, batch_size, repeat, description)
@@ -177,7 +179,8 @@ def _paired_folders(folder_a, folder_b, max_dataset_size):
 
 def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="resize_and_crop",
                    load_size=286, crop_size=256, no_flip=False, max_dataset_size=None,
-                   serial_batches=False, batch_size=1, seed=None, repeat=True, size_multiple=4):
+                   serial_batches=False, batch_size=1, seed=None, repeat=True, size_multiple=4,
+                   start=0):
     """The pix2pix dataset: aligned (input, target) pairs with one shared crop and flip.
 
     Args:
@@ -188,7 +191,7 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
         phase: ``train`` or ``test`` (``test`` of the sample task uses held-out photos).
         direction: ``AtoB`` or ``BtoA`` (swaps input and target).
         preprocess, load_size, crop_size, size_multiple: see ``augment.check_preprocess``.
-        no_flip, max_dataset_size, serial_batches, batch_size, seed, repeat: as
+        no_flip, max_dataset_size, serial_batches, batch_size, seed, repeat, start: as
             ``unpaired_dataset`` (the order is reshuffled each pass unless ``serial_batches``).
 
     Returns:
@@ -267,7 +270,7 @@ def paired_dataset(dataroot=None, phase="train", direction="AtoB", preprocess="r
     ds = tf.data.Dataset.range(source_a.count)
     if not serial_batches:
         ds = ds.shuffle(source_a.count, seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip(ds.repeat(), tf.data.Dataset.counter())
+    ds = tf.data.Dataset.zip(ds.repeat(), tf.data.Dataset.counter()).skip(start)
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     ds = finish_dataset(ds, source_a.count, batch_size, repeat, description)
     info = DatasetInfo(source=description, num_a=source_a.count, num_b=source_a.count,

@@ -129,13 +129,15 @@ class ImageSource:
         image.set_shape([None, None, 3])
         return image
 
-    def stream(self, shuffle, seed, repeat=True):
+    def stream(self, shuffle, seed, repeat=True, start=0):
         """Images in order or reshuffled every pass (deterministic under ``seed``).
 
         Args:
             shuffle: reshuffle the order on every pass over the images.
             seed: an int seed for the shuffle.
             repeat: loop forever; otherwise one pass.
+            start: begin after this many images of the stream, as a resumed run does (only
+                indices are skipped: nothing is read for them).
 
         Returns:
             A ``tf.data.Dataset`` of uint8 ``(h, w, 3)`` images.
@@ -145,7 +147,7 @@ class ImageSource:
             ds = ds.shuffle(self.count, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        return ds.map(self.load, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.skip(start).map(self.load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _decode_for_pipeline(path, height, width):

@@ -47,7 +47,7 @@ def check_prepared(name, data_dir=None):
 
 
 def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_dataset_size=None,
-                      download=False):
+                      download=False, start=0):
     """Opens one split of a TFDS image dataset as an endless stream of RGB images.
 
     Args:
@@ -59,6 +59,8 @@ def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_data
         max_dataset_size: use only the first this many examples.
         download: let TFDS download and prepare the dataset when it is missing; without it
             (the default) a dataset that is not prepared fails at once (``check_prepared``).
+        start: begin after this many images of the stream (a resumed run); TFDS decodes the
+            skipped images, so resuming a long run costs a pass over that many.
 
     Returns:
         ``(dataset, count)``: a repeating ``tf.data.Dataset`` of uint8 ``(h, w, 3)`` images and
@@ -98,4 +100,4 @@ def tfds_image_stream(name, split, data_dir=None, shuffle=True, seed=0, max_data
     ds = ds.map(ensure_rgb, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
         ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-    return ds.repeat(), count
+    return ds.repeat().skip(start), count

@@ -25,7 +25,7 @@ from kgan.recipes.restore import NoGANSpec
 # Held-out photos are scored at render factor eval_size // 16 (DeOldify renders at 16 * N px).
 
 
-def colorization_data(config, phase):
+def colorization_data(config, phase, seed=None, start=0):
     """(gray, colour) pairs: random crops for training, a fixed tile grid for ``test``."""
 
     extra = tuple(d for d in config.degradations if d != "grayscale")
@@ -33,8 +33,8 @@ def colorization_data(config, phase):
         return colorization_dataset(
             dataroot=config.dataroot, phase="train", degradations=extra,
             crop_size=config.crop_size, load_size=config.load_size, no_flip=config.no_flip,
-            batch_size=config.batch_size, seed=config.seed,
-            max_dataset_size=config.max_dataset_size)
+            batch_size=config.batch_size, seed=config.seed if seed is None else seed,
+            max_dataset_size=config.max_dataset_size, start=start)
     return colorization_dataset(
         dataroot=config.dataroot, phase="test", degradations=extra, crop_size=config.eval_size,
         load_size=None, no_flip=True, batch_size=1,

@@ -8,6 +8,7 @@ import dataclasses
 import os
 
 from kgan.core.errors import UsageError
+from kgan.data.folders import resolve_seed
 from kgan.interop.init_from import describe, init_from_folder, trainer_networks
 from kgan.models import size_multiple
 from kgan.models.layers import SizeCheck
@@ -20,7 +21,8 @@ class RecipeParts:
 
     Attributes:
         trainer: the compiled trainer (built in the strategy's scope).
-        dataset: the repeating, batched training dataset.
+        dataset_at: ``step -> the repeating, batched training dataset after step steps``
+            (``dataset_at``), what ``train_loop`` takes.
         sample: a fixed batch (tuple of tensors, at most 4 images) for image grids.
         steps_per_epoch: steps in one epoch.
         end_step: the step the run trains to.
@@ -28,7 +30,7 @@ class RecipeParts:
     """
 
     trainer: object
-    dataset: object
+    dataset_at: object
     sample: tuple
     steps_per_epoch: int
     end_step: int
@@ -76,11 +78,37 @@ def check_crop_size(config, generator):
 
 
 def data_options(config):
-    """The options shared by every dataset builder."""
+    """The options shared by every dataset builder (an unset seed drawn here, once, so every
+    later position of the stream is the same run's)."""
     return dict(preprocess=config.preprocess, load_size=config.load_size,
                 crop_size=config.crop_size, no_flip=config.no_flip,
                 max_dataset_size=config.max_dataset_size, serial_batches=config.serial_batches,
-                batch_size=config.batch_size, seed=config.seed)
+                batch_size=config.batch_size, seed=resolve_seed(config.seed))
+
+
+def dataset_at(build, batch_size):
+    """The training data as ``train_loop`` takes it: ``step -> dataset after step steps``.
+
+    tf.data streams start at their first element whenever they are iterated anew, which a
+    resumed run and each ``fit`` segment do; this builds the stream ``step * batch_size``
+    examples in (the builders skip indices, not images), so the images, crops and
+    degradations continue exactly as in an uninterrupted run. The dataset is built anew
+    even at step 0: a reshuffling dataset that was iterated before (e.g. for the sample
+    batch) gives another order on its next pass.
+
+    Args:
+        build: ``start -> dataset``, a dataset builder with every option fixed but ``start``
+            (examples consumed); its seed must be fixed too.
+        batch_size: the global batch size.
+
+    Returns:
+        A function ``step -> tf.data.Dataset``.
+    """
+
+    def at(step):
+        return build(step * batch_size)
+
+    return at
 
 
 def loop_options(config):
@@ -141,6 +169,6 @@ def train_parts(parts, config, strategy):
         ``(trainer, sample batch, the trainer's generators)``.
     """
 
-    train_loop(parts.trainer, parts.dataset, strategy, parts.run_dir, parts.steps_per_epoch,
+    train_loop(parts.trainer, parts.dataset_at, strategy, parts.run_dir, parts.steps_per_epoch,
                parts.end_step, loop_options(config), parts.sample, config.batch_size)
     return parts.trainer, parts.sample, parts.trainer.generators()

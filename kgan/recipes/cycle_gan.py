@@ -12,6 +12,7 @@ from kgan.recipes.common import (
     RecipeParts,
     check_crop_size,
     data_options,
+    dataset_at,
     first_batch,
     initialize_from,
     train_parts,
@@ -28,8 +29,9 @@ def build(config, strategy):
     Returns:
         A ``RecipeParts``.
     """
-    dataset, info = unpaired_dataset(dataroot=config.dataroot, tfds_name=config.tfds_name,
-                                     tfds_data_dir=config.tfds_data_dir, **data_options(config))
+    options = dict(dataroot=config.dataroot, tfds_name=config.tfds_name,
+                   tfds_data_dir=config.tfds_data_dir, **data_options(config))
+    dataset, info = unpaired_dataset(**options)
     logging.info("Data: %s (A: %d, B: %d images, %d skipped)", info.source, info.num_a,
                  info.num_b, info.skipped)
     steps_per_epoch = config.steps_per_epoch or info.steps_per_epoch
@@ -49,7 +51,8 @@ def build(config, strategy):
     check_crop_size(config, trainer.generator_ab)
     initialize_from(config, trainer, config.output_dir)
     end = end_step_for(steps_per_epoch, config.epochs + config.epochs_decay, config.max_steps)
-    return RecipeParts(trainer, dataset, first_batch(dataset), steps_per_epoch, end,
+    at = dataset_at(lambda start: unpaired_dataset(**options, start=start)[0], config.batch_size)
+    return RecipeParts(trainer, at, first_batch(dataset), steps_per_epoch, end,
                        config.output_dir)
 
 

@@ -14,6 +14,7 @@ from kgan.recipes.common import (
     RecipeParts,
     check_crop_size,
     data_options,
+    dataset_at,
     first_batch,
     initialize_from,
     train_parts,
@@ -30,8 +31,8 @@ def build(config, strategy):
     Returns:
         A ``RecipeParts``.
     """
-    dataset, info = paired_dataset(dataroot=config.dataroot, direction=config.direction,
-                                   **data_options(config))
+    options = dict(dataroot=config.dataroot, direction=config.direction, **data_options(config))
+    dataset, info = paired_dataset(**options)
     logging.info("Data: %s (%d pairs, %d skipped)", info.source, info.num_a, info.skipped)
     steps_per_epoch = config.steps_per_epoch or info.steps_per_epoch
     with strategy.scope():
@@ -54,7 +55,8 @@ def build(config, strategy):
                         jit_compile=config.jit_compile)
     initialize_from(config, trainer, config.output_dir)
     end = end_step_for(steps_per_epoch, config.epochs + config.epochs_decay, config.max_steps)
-    return RecipeParts(trainer, dataset, first_batch(dataset), steps_per_epoch, end,
+    at = dataset_at(lambda start: paired_dataset(**options, start=start)[0], config.batch_size)
+    return RecipeParts(trainer, at, first_batch(dataset), steps_per_epoch, end,
                        config.output_dir)
 
 

@@ -25,11 +25,18 @@ from absl import logging
 from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
 from kgan.data import restoration_dataset
+from kgan.data.folders import resolve_seed
 from kgan.evaluation.evaluate import evaluate_pairs, format_table
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
 from kgan.recipes import registry
-from kgan.recipes.common import check_crop_size, first_batch, initialize_from, loop_options
+from kgan.recipes.common import (
+    check_crop_size,
+    dataset_at,
+    first_batch,
+    initialize_from,
+    loop_options,
+)
 from kgan.serving import runs
 from kgan.training import losses
 from kgan.training.loop import train_loop
@@ -46,7 +53,7 @@ UNET_DOWNS = {"unet_128": 7, "unet_256": 8}
 PHASES = ("pretrain_g", "pretrain_d", "gan")
 
 
-def restoration_data(config, phase):
+def restoration_data(config, phase, seed=None, start=0):
     """(degraded, clean) pairs: random crops for training, a fixed grid of held-out tiles for
     ``phase="test"``."""
 
@@ -54,8 +61,8 @@ def restoration_data(config, phase):
         return restoration_dataset(
             dataroot=config.dataroot, phase="train", degradations=tuple(config.degradations),
             crop_size=config.crop_size, load_size=config.load_size, no_flip=config.no_flip,
-            batch_size=config.batch_size, seed=config.seed,
-            max_dataset_size=config.max_dataset_size)
+            batch_size=config.batch_size, seed=config.seed if seed is None else seed,
+            max_dataset_size=config.max_dataset_size, start=start)
     return restoration_dataset(
         dataroot=config.dataroot, phase="test", degradations=tuple(config.degradations),
         crop_size=config.eval_size, load_size=None, no_flip=True, batch_size=1,
@@ -221,7 +228,9 @@ def train(config, strategy, spec=RESTORE):
     Returns:
         ``(trainer, sample batch, {"generator": G})``.
     """
-    dataset, info = spec.data(config, "train")
+    seed = resolve_seed(config.seed)  # one seed for every position of the stream
+    dataset, info = spec.data(config, "train", seed)
+    at = dataset_at(lambda start: spec.data(config, "train", seed, start)[0], config.batch_size)
     logging.info("Data: %s (%d clean images, %d skipped); degradations: %s", info.source,
                  info.num_a, info.skipped, ",".join(config.degradations))
     steps_per_epoch = config.steps_per_epoch or info.steps_per_epoch
@@ -234,7 +243,7 @@ def train(config, strategy, spec=RESTORE):
     options = loop_options(config)
 
     def run_phase(trainer, run_dir, end_step, max_to_keep):
-        train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step, options,
+        train_loop(trainer, at, strategy, run_dir, steps_per_epoch, end_step, options,
                    sample, config.batch_size, max_to_keep)
 
     # Resolved once (a clear error before any training when ImageNet weights are missing);

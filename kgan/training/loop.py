@@ -81,7 +81,11 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
 
     Args:
         trainer: a compiled kgan trainer built in ``strategy``'s scope.
-        dataset: a repeating, batched ``tf.data.Dataset`` (global batch).
+        dataset: the training data as a function ``step -> tf.data.Dataset`` giving the
+            repeating, batched stream (global batch) as it stands after ``step`` steps, so a
+            resumed run and every ``fit`` segment see what an uninterrupted run would see next
+            (``kgan.recipes.common.dataset_at``); or one such dataset, used from its start at
+            every segment (benchmarks).
         strategy: the distribution strategy.
         run_dir: where checkpoints/ and logs/ go.
         steps_per_epoch: steps in one epoch.
@@ -95,6 +99,7 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
         The step count reached.
     """
     options = options or LoopOptions()
+    dataset_at = dataset if callable(dataset) else (lambda step: dataset)
     checkpoint = tf.train.Checkpoint(trainer=trainer)
     directory = distribute.worker_dir(os.path.join(run_dir, "checkpoints"), strategy)
     restored = checkpoints.restore_newest(checkpoint, directory)
@@ -130,11 +135,14 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
         if custom:
             loop = distribute.CustomLoop(trainer, strategy, options.jit_compile,
                                          preemption_handler=handler)
-            loop.run(dataset, start, end_step, steps_per_epoch, callbacks, options.verbose)
+            loop.run(dataset_at(start), start, end_step, steps_per_epoch, callbacks,
+                     options.verbose)
         else:
             for initial_epoch, epochs, steps in plan_fit_segments(start, end_step,
                                                                   steps_per_epoch):
-                trainer.fit(dataset, initial_epoch=initial_epoch, epochs=epochs,
+                # Each fit() starts a new iterator: position it at the step reached.
+                step = int(trainer.step_counter.numpy())
+                trainer.fit(dataset_at(step), initial_epoch=initial_epoch, epochs=epochs,
                             steps_per_epoch=steps, callbacks=callbacks,
                             verbose=options.verbose,
                             shuffle=False)  # tf.data shuffles; Keras would warn it ignores True
