@@ -148,6 +148,8 @@ LAYER_EXAMPLES = {
     "SizeCheck": dict(multiple=4, network="tiny", minimum=8),
     "LeakyReLU": dict(negative_slope=0.2),
     "Cropping2D": dict(cropping=((1, 0), (1, 0))),
+    "DepthToSpace": {"scale": 2},
+    "ResizeNearestLike": {"input_shapes": [(1, 4, 6, 8), (1, 3, 5, 2)]},
 }
 
 
@@ -160,16 +162,20 @@ def kgan_layer_classes():
             if issubclass(cls, keras.layers.Layer) and cls.__module__.startswith("kgan.")]
 
 
-def round_trip_layer(test, cls, input_shape=(1, 8, 8, 16), **kwargs):
+def round_trip_layer(test, cls, input_shape=(1, 8, 8, 16), input_shapes=None, **kwargs):
     """Serialises a layer through ``get_config``/``from_config`` and a ``.keras`` file loaded
-    with ``safe_mode=True``; checks the configs and outputs agree."""
+    with ``safe_mode=True``; checks the configs and outputs agree. ``input_shapes``: the
+    shapes of a layer that takes a list of inputs."""
     layer = cls(**kwargs)
     clone = cls.from_config(layer.get_config())
     test.assertEqual(clone.get_config(), layer.get_config())
-    inputs = keras.Input(input_shape[1:])
+    shapes = input_shapes or [input_shape]
+    inputs = [keras.Input(shape[1:]) for shape in shapes]
+    inputs = inputs if input_shapes else inputs[0]
     model = keras.Model(inputs, layer(inputs))
     path = os.path.join(test.get_temp_dir(), f"{cls.__name__}.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    x = random_images(*input_shape, seed=3)
+    x = [random_images(*shape, seed=3 + i) for i, shape in enumerate(shapes)]
+    x = x if input_shapes else x[0]
     test.assertAllClose(loaded(x), model(x), atol=1e-6)

@@ -7,6 +7,13 @@ Example::
     python -m kgan.convert --pytorch=latest_net_G.pth --generator=resnet_9blocks \
         --output_dir=saved_models/horse2zebra
 
+DeOldify's published generators convert the same way (``--generator=deoldify_artistic``,
+``deoldify_stable`` or ``deoldify_video``; the width comes from the file, the manifest records
+DeOldify's render factor, 35 or 21)::
+
+    python -m kgan.convert --pytorch=ColorizeStable_gen.pth --generator=deoldify_stable \
+        --output_dir=saved_models/deoldify_stable
+
 The network flags are the reference's test flags (``--netG``, ``--ngf``, ``--norm``,
 ``--no_dropout``); a checkpoint that does not fit them stops with one line naming the flags
 that would. With ``--discriminator`` a ``latest_net_D*.pth`` becomes OUTPUT_DIR/
@@ -24,8 +31,9 @@ from kgan.cli.common import run_cli
 from kgan.core.errors import UsageError
 from kgan.data.images import list_images, load_image
 from kgan.exporting import export, tflite
-from kgan.interop import pytorch_weights
-from kgan.models import DISCRIMINATORS, GENERATORS
+from kgan.interop import deoldify_weights, pytorch_weights
+from kgan.models import ALL_GENERATORS, DEOLDIFY_GENERATORS, DISCRIMINATORS
+from kgan.models.deoldify import VARIANTS, variant_of
 from kgan.serving.exports import MANIFEST
 
 NETWORK_FLAGS = ("pytorch", "generator", "ngf", "norm", "no_dropout", "discriminator", "ndf",
@@ -42,8 +50,9 @@ def define_flags():
         return
     flags.DEFINE_string("pytorch", None, "The reference's checkpoint, e.g. "
                         "checkpoints/horse2zebra_pretrained/latest_net_G.pth.")
-    flags.DEFINE_enum("generator", "resnet_9blocks", GENERATORS, "Generator architecture "
-                      "(the reference's --netG).")
+    flags.DEFINE_enum("generator", "resnet_9blocks", ALL_GENERATORS, "Generator "
+                      "architecture (the reference's --netG), or deoldify_artistic / "
+                      "deoldify_stable / deoldify_video for DeOldify's *_gen.pth files.")
     flags.DEFINE_integer("ngf", 64, "Generator filters in the first conv layer.")
     flags.DEFINE_enum("norm", "instance", ("instance", "batch", "none"),
                       "Normalisation (pix2pix models: batch).")
@@ -77,6 +86,13 @@ def _verify_images(folder, limit):
     return images
 
 
+def _render_factor(generator):
+    """DeOldify's default render factor for its generators (None for the others)."""
+    if generator in DEOLDIFY_GENERATORS:
+        return VARIANTS[variant_of(generator)]["render_factor"]
+    return None
+
+
 def convert(flag_values):
     """Runs one conversion from parsed flags.
 
@@ -100,6 +116,10 @@ def convert(flag_values):
             flag_values.pytorch, flag_values.discriminator, ndf=flag_values.ndf,
             n_layers_d=flag_values.n_layers_d, norm=flag_values.norm)
         kind = "discriminator"
+    elif flag_values.generator in DEOLDIFY_GENERATORS:
+        model = deoldify_weights.load_deoldify_generator(flag_values.pytorch,
+                                                         flag_values.generator)
+        kind = "generator"
     else:
         use_dropout = None if flag_values.no_dropout is None else not flag_values.no_dropout
         model = pytorch_weights.load_pytorch_generator(
@@ -120,7 +140,8 @@ def convert(flag_values):
         export.export_generator(model, export_dir, tflite=flag_values.tflite,
                                 tflite_size=flag_values.tflite_size,
                                 verify_images=verify_images, overwrite=flag_values.overwrite,
-                                source=source, onnx=flag_values.onnx)
+                                source=source, onnx=flag_values.onnx,
+                                render_factor=_render_factor(flag_values.generator))
     else:
         os.makedirs(output_dir, exist_ok=True)
     tmp = keras_path[:-len(".keras")] + ".tmp.keras"

@@ -53,7 +53,7 @@ from kgan.exporting.verify import (
     verify_saved_model,
     verify_tflite,
 )
-from kgan.models import size_multiple
+from kgan.models import is_deoldify_model, size_multiple
 from kgan.serving import runs
 from kgan.serving.exports import MANIFEST, SAVED_MODEL_VERSION
 from kgan.serving.precision import computes_in_float32, with_precision
@@ -241,8 +241,10 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
             "note": f"serving_default needs H, W multiples of {multiple}; translate_uint8 and "
                     "translate_bytes take any size (reflect-padded inside the graph)."},
         "signatures": signatures,
+        # a colourisation model's (a DeOldify colouriser's: DeOldify's default, 35 or 21)
         **({"render_factor": int(render_factor)}
-           if render_factor and "colorize_uint8" in signatures else {}),
+           if render_factor and ("colorize_uint8" in signatures or is_deoldify_model(model))
+           else {}),
         "saved_model": saved_model,
         "tflite_size": tflite_size if variants else None,
         "tflite": tflite_files,

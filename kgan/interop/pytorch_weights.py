@@ -24,8 +24,8 @@ import keras
 import numpy as np
 from absl import logging
 
-from kgan.core.errors import KganError
-from kgan.interop import torch_pickle
+from kgan.core.errors import KganError, ModelNotFoundError
+from kgan.interop import deoldify_keys, torch_pickle
 from kgan.models import build_discriminator, build_generator
 from kgan.models.layers import InstanceNormalization
 
@@ -172,6 +172,9 @@ def describe_checkpoint(state_dict):
         instance norm, no dropout", "--generator=resnet_9blocks --ngf=64 --norm=instance
         --no_dropout")``; flags is None when the network is not recognised.
     """
+    deoldify = deoldify_keys.recognise(state_dict)
+    if deoldify:
+        return deoldify["text"], deoldify["flags"]
     keys = set(state_dict)
     shape = lambda k: state_dict[k].shape if k in state_dict else None  # noqa: E731
     if any(".conv_block." in k for k in keys):
@@ -326,6 +329,24 @@ def _input_channels(state_dict, key):
     return int(value.shape[1]) if value is not None and value.ndim == 4 else 3
 
 
+def read_state_dict(path):
+    """``torch_pickle.load_state_dict``, also accepting fastai v1 ``Learner.save`` files
+    (``{'model': state_dict, 'opt': optimizer state}``, as DeOldify's are): the ``model``
+    entry is the state dict, the optimizer state is ignored.
+
+    Raises:
+        ModelNotFoundError: no such file.
+        torch_pickle.CheckpointError: not a state dict.
+    """
+    if not os.path.isfile(path):
+        raise ModelNotFoundError(f"No checkpoint file {path}: check the --pytorch path "
+                                 "(kgan never downloads weights).")
+    obj = torch_pickle.load(path)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    return torch_pickle.as_state_dict(obj, path)
+
+
 def load_pytorch_generator(path, generator="resnet_9blocks", ngf=64, norm="instance",
                            use_dropout=None, input_channels=3, output_channels=3):
     """Builds a kgan generator and loads a reference ``latest_net_G.pth`` into it.
@@ -344,7 +365,11 @@ def load_pytorch_generator(path, generator="resnet_9blocks", ngf=64, norm="insta
     Raises:
         WeightMismatchError, torch_pickle.CheckpointError: see ``assign_state_dict``.
     """
-    state_dict = strip_module_prefix(torch_pickle.load_state_dict(path))
+    state_dict = strip_module_prefix(read_state_dict(path))
+    deoldify = deoldify_keys.recognise(state_dict)
+    if deoldify:
+        raise WeightMismatchError(f"{os.path.basename(path)} is {deoldify['text']}"
+                                  + (f": use {deoldify['flags']}." if deoldify["flags"] else "."))
     if use_dropout is None:
         use_dropout = (resnet_has_dropout(state_dict) if generator.startswith("resnet")
                        else True)

@@ -304,7 +304,12 @@ def load_state_dict(path):
         CheckpointError: when the file holds anything but a mapping of names to tensors.
         UnsafeCheckpointError: see ``load``.
     """
-    obj = load(path)
+    return as_state_dict(load(path), path)
+
+
+def as_state_dict(obj, path):
+    """Checks that ``obj`` (what ``load`` read from ``path``) is a state dict; returns it as an
+    OrderedDict. Raises CheckpointError otherwise."""
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict "
                               "(save it with torch.save(net.state_dict(), path)).")

@@ -6,6 +6,15 @@ from kgan.models.colorize import (
     is_colorization_model,
 )
 from kgan.models.common import size_multiple
+from kgan.models.deoldify import (
+    GENERATOR_NAMES as DEOLDIFY_GENERATORS,
+)
+from kgan.models.deoldify import (
+    DeOldifyOutput,
+    deoldify_generator,
+    is_deoldify_model,
+    raw_network,
+)
 from kgan.models.discriminators import (
     critic,
     patchgan_discriminator,
@@ -25,6 +34,8 @@ from kgan.models.generators import (
 )
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
+# DeOldify's colourisers (kgan.models.deoldify); kgan.convert converts their published files.
+ALL_GENERATORS = GENERATORS + DEOLDIFY_GENERATORS
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 
 
@@ -33,7 +44,10 @@ def build_generator(name, ngf=64, norm="instance", use_dropout=False, init_type=
     """Builds a generator by its reference name (``--generator`` / ``--netG``).
 
     Args:
-        name: ``resnet_9blocks``, ``resnet_6blocks``, ``unet_128`` or ``unet_256``.
+        name: ``resnet_9blocks``, ``resnet_6blocks``, ``unet_128`` or ``unet_256``; or
+            ``deoldify_artistic``, ``deoldify_stable``, ``deoldify_video`` (DeOldify's
+            colourisers, ``kgan.models.deoldify.deoldify_generator``: the reference's flags do
+            not apply; ``**options`` go to that builder, e.g. ``spectral_norm``).
         ngf, norm, use_dropout, init_type, init_gain: as the reference's flags.
         input_channels, output_channels: image channels.
         **options: extra builder options (e.g. ``upsample``, ``self_attention``, ``y_range``).
@@ -41,6 +55,8 @@ def build_generator(name, ngf=64, norm="instance", use_dropout=False, init_type=
     Returns:
         A ``keras.Model``.
     """
+    if name in DEOLDIFY_GENERATORS:
+        return deoldify_generator(name, **options)
     common = dict(ngf=ngf, norm=norm, use_dropout=use_dropout, init_type=init_type,
                   init_gain=init_gain, input_channels=input_channels,
                   output_channels=output_channels, **options)
@@ -52,7 +68,7 @@ def build_generator(name, ngf=64, norm="instance", use_dropout=False, init_type=
         return unet_generator(num_downs=7, **common)
     if name == "unet_256":
         return unet_generator(num_downs=8, **common)
-    raise ValueError(f"Unknown generator {name!r}; use one of {', '.join(GENERATORS)}.")
+    raise ValueError(f"Unknown generator {name!r}; use one of {', '.join(ALL_GENERATORS)}.")
 
 
 def build_discriminator(name, in_channels=3, ndf=64, n_layers_d=3, norm="instance",
@@ -80,9 +96,30 @@ def build_discriminator(name, in_channels=3, ndf=64, n_layers_d=3, norm="instanc
     raise ValueError(f"Unknown discriminator {name!r}; use one of {', '.join(DISCRIMINATORS)}.")
 
 
-__all__ = ["GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator",
-           "resnet_generator", "unet_generator", "encoder_unet_generator", "ENCODERS",
-           "EncoderWeightsMissingError", "ImageNetPreprocess", "build_encoder",
-           "resolve_encoder_weights", "patchgan_discriminator",
-           "pixel_discriminator", "critic", "size_multiple", "LumaChromaMerge",
-           "colorization_generator", "is_colorization_model"]
+__all__ = [
+    "ALL_GENERATORS",
+    "DEOLDIFY_GENERATORS",
+    "DISCRIMINATORS",
+    "ENCODERS",
+    "GENERATORS",
+    "DeOldifyOutput",
+    "EncoderWeightsMissingError",
+    "ImageNetPreprocess",
+    "LumaChromaMerge",
+    "build_discriminator",
+    "build_encoder",
+    "build_generator",
+    "colorization_generator",
+    "critic",
+    "deoldify_generator",
+    "encoder_unet_generator",
+    "is_colorization_model",
+    "is_deoldify_model",
+    "patchgan_discriminator",
+    "pixel_discriminator",
+    "raw_network",
+    "resnet_generator",
+    "resolve_encoder_weights",
+    "size_multiple",
+    "unet_generator",
+]

@@ -123,3 +123,47 @@ class SigmoidRange(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "low": self.low, "high": self.high}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class DepthToSpace(keras.layers.Layer):
+    """``tf.nn.depth_to_space``: channel ``(dy * scale + dx) * C + c`` goes to pixel (dy, dx)
+    of channel ``c`` (PyTorch's ``PixelShuffle`` reads ``c * scale**2 + dy * scale + dx``:
+    converted weights permute their output channels).
+
+    Args:
+        scale: the upsampling factor.
+    """
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.scale)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        up = lambda s: None if s is None else s * self.scale
+        return (n, up(h), up(w), None if c is None else c // self.scale ** 2)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ResizeNearestLike(keras.layers.Layer):
+    """Resizes ``inputs[0]`` to the height and width of ``inputs[1]`` as PyTorch's
+    ``F.interpolate(mode='nearest')`` does (source index ``floor(i * in / out)``, no half-pixel
+    centres); the identity when the sizes agree. fastai's UNet blocks do this when an
+    upsampled map and its skip differ (sides that are multiples of 16 but not of 32)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        size = tf.shape(reference)[1:3]
+        return tf.raw_ops.ResizeNearestNeighbor(images=x, size=size, align_corners=False,
+                                                half_pixel_centers=False)
+
+    def compute_output_shape(self, input_shape):
+        x, reference = input_shape
+        return (x[0], reference[1], reference[2], x[3])

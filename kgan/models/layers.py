@@ -14,7 +14,14 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kgan.models.decoder_layers import ICNR, Blur, PixelShuffle, SigmoidRange  # noqa: F401
+from kgan.models.decoder_layers import (  # noqa: F401
+    ICNR,
+    Blur,
+    DepthToSpace,
+    PixelShuffle,
+    ResizeNearestLike,
+    SigmoidRange,
+)
 
 
 def reflection_pad(x, padding):
