@@ -31,8 +31,9 @@ setup(
         # kgan.demo (a local web page) and the run reports' loss curves.
         "demo": ["gradio", "matplotlib"],
         "report": ["matplotlib"],
-        # The test suite runs every optional part (browser tests drive Debian's chromium).
+        # The test suite runs every optional part (browser tests drive Debian's chromium);
+        # OpenCV only for DeOldify's reference pipeline (tests/fixtures/deoldify_pipeline.py).
         "test": ["pytest", "imageio-ffmpeg", "tf2onnx", "onnxruntime", "gradio", "matplotlib",
-                 "selenium"],
+                 "selenium", "opencv-python-headless"],
     },
 )

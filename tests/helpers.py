@@ -179,3 +179,39 @@ def round_trip_layer(test, cls, input_shape=(1, 8, 8, 16), input_shapes=None, **
     x = [random_images(*shape, seed=3 + i) for i, shape in enumerate(shapes)]
     x = x if input_shapes else x[0]
     test.assertAllClose(loaded(x), model(x), atol=1e-6)
+
+
+def deoldify_stand_in(seed=0, width=8, name="deoldify_stand_in"):
+    """A tiny DeOldify colouriser with the real one's structure (kgan.models.deoldify):
+    ``ImageNetPreprocess("torch")`` -> two convs -> ``SigmoidRange(-3, 3)`` -> ``DeOldifyOutput``.
+
+    Returns:
+        ``(model, network)``: the Keras model (RGB [-1, 1] in and out) and the inner network as
+        DeOldify runs it (normalised NCHW float32 in, normalised prediction NCHW out), for the
+        reference pipeline in tests/fixtures/deoldify_pipeline.py.
+    """
+    from kgan.models.decoder_layers import SigmoidRange
+    from kgan.models.deoldify import DeOldifyOutput
+    from kgan.models.encoders import ImageNetPreprocess
+
+    keras.utils.set_random_seed(seed)
+    init = keras.initializers.RandomNormal(stddev=0.5, seed=seed)
+    inner = [keras.layers.Conv2D(width, 3, padding="same", activation="relu",
+                                 kernel_initializer=init),
+             keras.layers.Conv2D(3, 3, padding="same", kernel_initializer=init,
+                                 bias_initializer=keras.initializers.RandomNormal(stddev=1.0,
+                                                                                  seed=seed)),
+             SigmoidRange(-3.0, 3.0)]
+    inputs = keras.Input((None, None, 3))
+    x = ImageNetPreprocess("torch")(inputs)
+    for layer in inner:
+        x = layer(x)
+    model = keras.Model(inputs, DeOldifyOutput()(x), name=name)
+
+    def network(x_nchw):
+        h = tf.constant(np.transpose(x_nchw, (0, 2, 3, 1)))
+        for layer in inner:
+            h = layer(h)
+        return np.transpose(h.numpy(), (0, 3, 1, 2))
+
+    return model, network

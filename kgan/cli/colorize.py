@@ -15,6 +15,12 @@ after the inputs; unreadable files are skipped by name. Videos (by extension) go
 kgan.video.pipeline with kgan.video.stabilize's temporal stabiliser (--nostabilize turns it off).
 A model that is not a colouriser (no colourisation head, no colorize_uint8 signature) is refused
 with one line (exit 2): it would only write gray images.
+
+DeOldify's colourisers (converted with ``kgan.convert --generator=deoldify_*``) run with
+DeOldify's own pre- and post-processing by default (--pipeline=auto): the picture DeOldify
+itself gives (PIL stretch and gray, truncation, OpenCV YUV merge; kgan.colorization.
+deoldify_pipeline), because they were trained and tuned with it; --pipeline=kgan runs them
+with kgan's exact-luma merge instead. kgan's own colourisers use kgan's merge by default.
 """
 
 import os
@@ -43,6 +49,10 @@ def define_flags():
                         "--eval_size / 16), else 35 for photos, 21 for videos.")
     flags.DEFINE_enum("fit", "stretch", ["stretch", "pad"], "How the image fills the render "
                       "square: stretch (aspect ratio discarded, DeOldify's) or pad.")
+    flags.DEFINE_enum("pipeline", "auto", ["auto", "deoldify", "kgan"], "Pre/post-processing: "
+                      "deoldify (DeOldify's own: its picture exactly), kgan (the input's luma "
+                      "kept exactly, float BT.601 merge) or auto: deoldify for DeOldify's "
+                      "models (they were tuned with it), kgan for kgan's colourisers.")
     flags.DEFINE_integer("min_render_factor", 4, "Smallest render factor tried after running "
                          "out of memory.")
     flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision of "
@@ -96,7 +106,7 @@ def run(f):
             _warn(f"kgan.colorize: {f.model} runs at a fixed {fixed} px; --render_factor is "
                   "ignored.")
     colorizer = Colorizer(translator, factor, f.fit, min_render_factor=f.min_render_factor,
-                          log=_warn)
+                          log=_warn, pipeline=f.pipeline)
     if video:
         _run_video(f, colorizer, factor)
         return
@@ -128,7 +138,8 @@ def _run_video(f, colorizer, factor):
         raise UsageError(f"--output {f.output}: a video input needs a video output file "
                          f"({', '.join(VIDEO_EXTENSIONS)}).")
     stabilizer = None if f.nostabilize else TemporalStabilizer()
-    settings = {"model": os.path.abspath(f.model), "render_factor": factor, "fit": f.fit}
+    settings = {"model": os.path.abspath(f.model), "render_factor": factor, "fit": f.fit,
+                "pipeline": colorizer.pipeline}
     process_video(f.input, f.output, frame_fn=colorizer.colorize, stabilizer=stabilizer,
                   resume=True, progress=f.progress, settings=settings)
     print(f"kgan.colorize: wrote {f.output}")

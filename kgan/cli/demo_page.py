@@ -6,7 +6,9 @@ folder holding ``AtoB/`` and ``BtoA/``, or a ``.tflite`` file) with
 returns a ``gr.Blocks`` page. Users drop one or more images (any format and size
 kgan.translate reads), see input and output at full resolution with a before/after slider, and
 download the output PNGs. Large images go through tiles (``kgan.serving.tiling``); unreadable files
-are reported in the page.
+are reported in the page. Every DeOldify colouriser given (an export whose manifest says
+``"pipeline": "deoldify"``, kgan.convert's output) gets its own tab, "DeOldify: <name>",
+colourising with DeOldify's own pipeline at its manifest's render factor.
 
 The model-handling functions (``demo_model``, ``translate_files``) need no Gradio and are
 what the tests call directly. Called by ``kgan.cli.demo`` (``python -m kgan.demo``). Gradio is
@@ -28,6 +30,8 @@ from kgan.data.images import ImageReadError, load_image, write_image
 from kgan.serving import exports, runs
 from kgan.serving.inference import translate_one
 from kgan.serving.loading import load_model
+
+DEOLDIFY = exports.DEOLDIFY_PIPELINE
 
 DEFAULT_TILE = -1  # chosen from the model, as kgan.translate
 KIND_LABELS = {"restore": "Restoration", "pix2pix": "pix2pix", "cycle_gan": "CycleGAN",
@@ -70,6 +74,8 @@ class DemoModel:
         facts: ``{direction: [(label, text)]}`` shown in the page (manifest facts).
         render_factor: a colouriser's starting render factor: the one its manifest
             recommends, else DeOldify's for photos.
+        pipeline: a colouriser's pre/post-processing (``deoldify`` or ``kgan``; from the
+            manifest, as the models may run in worker processes).
     """
 
     name: str
@@ -78,6 +84,7 @@ class DemoModel:
     translators: dict
     facts: dict
     render_factor: int = dataclasses.field(default_factory=default_render_factor)
+    pipeline: str = "kgan"
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
 
@@ -90,7 +97,8 @@ def model_kind(path, exports, manifests):
         return kind
     if "AtoB" in exports or "BtoA" in exports:
         return "cycle_gan"
-    if any("colorize_uint8" in m.get("signatures", {}) for m in manifests.values()):
+    if any("colorize_uint8" in m.get("signatures", {})
+           or m.get("pipeline") == DEOLDIFY for m in manifests.values()):
         return "colorize"
     names = {m.get("model", {}).get("name", "") for m in manifests.values()}
     if any(name.startswith("restore") for name in names):
@@ -116,6 +124,10 @@ def manifest_facts(export_path, manifest):
         shape = entry.get("input", {}).get("shape")
         facts.append(("file", f"TFLite {variant}" + (f", fixed input {shape}" if shape else "")))
         facts.append(("measured export error", _error_text(entry.get("verification"))))
+    elif manifest.get("pipeline") == DEOLDIFY:
+        facts.append(("file", "SavedModel of a DeOldify colouriser, run with DeOldify's own "
+                              "pre- and post-processing (its picture)"))
+        facts.append(("render factor", f"{manifest.get('render_factor')} recommended"))
     elif "colorize_uint8" in manifest.get("signatures", {}):
         facts.append(("file", "SavedModel, signature colorize_uint8 (uint8 any size → "
                               "same size, the input's luma kept)"))
@@ -173,10 +185,13 @@ def demo_model(path, max_memory_growth_mib=0):
     if base in DIRECTION_LABELS or base.isdigit():  # saved_models/NAME/generator -> NAME
         base = os.path.basename(os.path.dirname(os.path.abspath(path))) or base
     factors = [m["render_factor"] for m in manifests.values() if m.get("render_factor")]
-    return DemoModel(name=f"{KIND_LABELS[kind]}: {base}", path=path, kind=kind,
+    deoldify = any(m.get("pipeline") == DEOLDIFY for m in manifests.values())
+    label = "DeOldify" if deoldify else KIND_LABELS[kind]
+    return DemoModel(name=f"{label}: {base}", path=path, kind=kind,
                      translators=translators,
                      facts={d: manifest_facts(found[d], manifests[d]) for d in found},
-                     render_factor=factors[0] if factors else default_render_factor())
+                     render_factor=factors[0] if factors else default_render_factor(),
+                     pipeline="deoldify" if deoldify else "kgan")
 
 
 # ----------------------------------------------------------------------------- translation
@@ -198,11 +213,11 @@ def _safe_stem(path, used):
     return stem
 
 
-def colorize_array(translator, image, render_factor):
+def colorize_array(translator, image, render_factor, pipeline="kgan"):
     """Colourises one uint8 image (kgan.colorization.colorizer: the model runs at 16 * render_factor
-    px, its chroma is merged with the image's own full-resolution luma); ``render_factor`` may be
-    ``"auto"``."""
-    return Colorizer(translator, render_factor).colorize(image)
+    px, its chroma is merged with the image's own full-resolution luma, or DeOldify's pipeline
+    for ``pipeline="deoldify"``); ``render_factor`` may be ``"auto"``."""
+    return Colorizer(translator, render_factor, pipeline=pipeline).colorize(image)
 
 
 def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, render_factor=None):
@@ -238,7 +253,7 @@ def translate_files(model, direction, paths, output_dir, tile=DEFAULT_TILE, rend
             with model.lock:  # TFLite interpreters are not thread-safe
                 if model.kind == "colorize":
                     output = colorize_array(translator, image,
-                                            render_factor or model.render_factor)
+                                            render_factor or model.render_factor, model.pipeline)
                 else:
                     output = translate_array(translator, image, tile)
         except Exception as error:  # noqa: BLE001 - reported in the page, logged in one line

@@ -29,7 +29,7 @@ from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
 from kgan.evaluation import evaluate as evaluation
 from kgan.metrics import image as metrics
-from kgan.serving import runs
+from kgan.serving import exports, runs
 from kgan.serving.loading import load_model
 
 DEFAULT_CROP_SIZE = 256
@@ -39,7 +39,8 @@ def define_flags():
     if "inception_weights" in flags.FLAGS:
         return
     flags.DEFINE_string("checkpoint_dir", None, "Training run to score (its --output_dir).")
-    flags.DEFINE_string("model", None, "A .keras generator file (instead of --checkpoint_dir).")
+    flags.DEFINE_string("model", None, "A .keras generator file, or an export whose manifest "
+                        "names one (instead of --checkpoint_dir).")
     flags.DEFINE_enum("data", "restoration", ["restoration", "paired", "unpaired", "colorize"],
                       "restoration: clean images crappified on the fly; paired: test/ of "
                       "aligned pairs; unpaired: testA/testB (FID/KID only); colorize: colour "
@@ -97,9 +98,11 @@ def data_options(f):
 
 
 def load_generator(f):
-    """The Keras generator to score (kgan.serving.loading: a run folder or a ``.keras`` file;
-    the float graph is scored, so exports without their ``.keras`` source do not apply)."""
+    """The Keras generator to score (kgan.serving.loading: a run folder, a ``.keras`` file or
+    an export whose manifest names its ``.keras`` source; the float graph is scored)."""
     path = model_or_run(f.model, f.checkpoint_dir)
+    if f.model and os.path.isfile(os.path.join(f.model, exports.MANIFEST)):
+        path = exports.keras_source(f.model) or path  # its render_factor: still its manifest's
     direction = None
     if f.checkpoint_dir and "generator" not in runs.find_generators(f.checkpoint_dir):
         direction = f.direction

@@ -2,7 +2,8 @@
 keeping the input sharp: the model runs on a small gray square (``render_factor`` x 16 px), only
 its chroma is kept, upsampled bilinearly to full size and merged with the ORIGINAL full-resolution
 luma (``kgan.models.colorize.merge_luma_chroma``), so the output's luma is the input's up to uint8
-rounding whatever the render size.
+rounding whatever the render size. DeOldify's own colourisers run with DeOldify's pre- and
+post-processing instead (``pipeline``; kgan.colorization.deoldify_pipeline).
 
 Also here: the render factor's defaults and checks, choosing it per image
 (``render_factor="auto"``), falling back to a smaller render size when memory runs out (never a
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from kgan.colorization import deoldify_pipeline as deoldify
 from kgan.core.errors import KganError, UsageError
 from kgan.data.images import load_image_with_alpha, plan_outputs, write_image
 from kgan.models.colorize import chroma, is_colorization_model, luma, merge_luma_chroma
@@ -224,6 +226,9 @@ class Colorizer:
             of ``auto_factors`` whose chroma agrees best with the per-pixel median over all of
             them). A fixed-size (TFLite) model always runs at its own size.
         fit: ``stretch`` (DeOldify's) or ``pad``; see ``render_input``.
+        pipeline: ``deoldify`` (DeOldify's resize, gray, truncation and integer YUV merge:
+            its picture exactly), ``kgan`` (luma kept exactly) or ``auto``: ``deoldify`` for a
+            DeOldify model (kgan.colorization.deoldify_pipeline), else ``kgan``.
         min_render_factor: the smallest factor tried after running out of memory.
         auto_factors: the sweep of ``render_factor="auto"``.
         log: called with a message when falling back to a smaller render size.
@@ -241,8 +246,9 @@ class Colorizer:
 
     def __init__(self, model, render_factor=PHOTO_RENDER_FACTOR, fit="stretch",
                  min_render_factor=MIN_RENDER_FACTOR, auto_factors=AUTO_FACTORS,
-                 log=logging.warning):
+                 log=logging.warning, pipeline="auto"):
         self.translator = as_translator(model)
+        self.pipeline = deoldify.resolve_pipeline(self.translator, pipeline, fit)
         self.fixed_size = getattr(self.translator, "fixed_size", None)
         render_factor = check_render_factor(render_factor)
         self.auto = render_factor == "auto"
@@ -267,8 +273,13 @@ class Colorizer:
         return self.fixed_size or RENDER_MULTIPLE * factor
 
     def _square(self, y, factor):
-        """(model output square, box) at ``factor``; raises the out-of-memory errors."""
-        square, box = render_input(y, self._size(factor), self.fit)
+        """(model output square, box) at ``factor`` from the luma (kgan) or the uint8 RGB
+        (DeOldify); raises the out-of-memory errors."""
+        size = self._size(factor)
+        if self.pipeline == "deoldify":
+            square = deoldify.model_input(np.asarray(y)[0], size)
+            return deoldify.run_square(self.translator, square), (0, 0, size, size)
+        square, box = render_input(y, size, self.fit)
         return self._run_square(square), box
 
     def _square_with_fallback(self, y, factor):
@@ -322,21 +333,24 @@ class Colorizer:
 
         Returns:
             uint8 (H, W, 3), or (H, W, 4) with the input's alpha; its BT.601 luma is the
-            input's within half a level.
+            input's within half a level (kgan's pipeline; DeOldify's keeps its own Y).
 
         Raises:
             ColorizeOutOfMemoryError: even the smallest render size ran out of memory.
         """
         rgb01, alpha = _as_rgb01(image)
         rgb01 = tf.constant(rgb01[np.newaxis])
-        y = luma(rgb01)
+        y = rgb01_to_uint8(rgb01).numpy() if self.pipeline == "deoldify" else luma(rgb01)
         if self.auto:
             factor, (output, box) = self._auto_square(y)
         else:
             factor, (output, box) = self._square_with_fallback(y, self.render_factor)
         self.last_render_factor = factor
-        uv = square_chroma(output, box, rgb01.shape[1], rgb01.shape[2])
-        result = rgb01_to_uint8(merge_luma_chroma(y, uv))[0].numpy()
+        if self.pipeline == "deoldify":
+            result = deoldify.post_process(np.asarray(output)[0], y[0])
+        else:
+            uv = square_chroma(output, box, rgb01.shape[1], rgb01.shape[2])
+            result = rgb01_to_uint8(merge_luma_chroma(y, uv))[0].numpy()
         if alpha is not None:
             result = np.concatenate([result, alpha[..., None]], axis=-1)
         return result
@@ -374,6 +388,8 @@ def not_a_colorizer(translator, path):
            "(python -m kgan.export); run this model with python -m kgan.translate.")
     model = getattr(translator, "model", None)
     loaded = getattr(translator, "loaded", None)
+    if deoldify.is_colorizer(translator):
+        return None
     if model is not None and not is_colorization_model(model):
         return (f"{path} is not a colourisation model: a {model.name} generator "
                 f"({model.count_params():,} parameters) without kgan's luma-preserving colour "

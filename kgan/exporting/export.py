@@ -34,10 +34,10 @@ import tensorflow as tf
 from absl import logging
 
 import kgan
+from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.core.atomic import follow_umask, process_exists, write_json
 from kgan.core.errors import UsageError
 from kgan.exporting.colorize_signature import verify_colorize_signature
-from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.exporting.saved_model import export_saved_model
 from kgan.exporting.tflite import (
     DEFAULT_TFLITE,
@@ -53,9 +53,10 @@ from kgan.exporting.verify import (
     verify_saved_model,
     verify_tflite,
 )
-from kgan.models import is_deoldify_model, size_multiple
+from kgan.models import size_multiple
+from kgan.models.deoldify import is_deoldify_model
 from kgan.serving import runs
-from kgan.serving.exports import MANIFEST, SAVED_MODEL_VERSION
+from kgan.serving.exports import DEOLDIFY_PIPELINE, MANIFEST, SAVED_MODEL_VERSION
 from kgan.serving.precision import computes_in_float32, with_precision
 from kgan.serving.tiling import whole_image_pixel_limit
 
@@ -97,8 +98,11 @@ def export_generator(model, export_dir, tflite=DEFAULT_TFLITE, tflite_size=256,
         onnx: also write ``model.onnx`` (``kgan.exporting.onnx``, needs the ``onnx`` extra),
             verified like the TFLite files; its entry goes to ``manifest["onnx"]``.
         render_factor: a colourisation model's recommended render factor (the one it was
-            scored at in training), recorded as ``manifest["render_factor"]`` for
-            ``kgan.colorize``, ``kgan.evaluate`` and the demo when the user gives none.
+            scored at in training; DeOldify's 35 photos, 21 video), recorded as
+            ``manifest["render_factor"]`` for ``kgan.colorize``, ``kgan.evaluate`` and the demo
+            when the user gives none. A DeOldify colouriser (``is_deoldify_model``) also gets
+            ``manifest["pipeline"] = "deoldify"``: kgan.colorize runs it with DeOldify's pre-
+            and post-processing (kgan.colorization.deoldify_pipeline).
 
     Returns:
         The manifest dict (also written to ``export_dir/manifest.json``).
@@ -227,6 +231,7 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
             saved_model_dir, export_dir, model, verify_images if verify else None,
             bounds["onnx"])
 
+    deoldify = is_deoldify_model(model)
     unverified = [f"{v}.tflite" for v, e in tflite_files.items() if not e.get("verified", True)]
     if not saved_model.get("verification", {}).get("colorize_uint8_verified", True):
         unverified.insert(0, "colorize_uint8")
@@ -241,10 +246,9 @@ def _write_export(model, export_dir, variants, tflite_size, representative_image
             "note": f"serving_default needs H, W multiples of {multiple}; translate_uint8 and "
                     "translate_bytes take any size (reflect-padded inside the graph)."},
         "signatures": signatures,
-        # a colourisation model's (a DeOldify colouriser's: DeOldify's default, 35 or 21)
+        **({"pipeline": DEOLDIFY_PIPELINE} if deoldify else {}),
         **({"render_factor": int(render_factor)}
-           if render_factor and ("colorize_uint8" in signatures or is_deoldify_model(model))
-           else {}),
+           if render_factor and ("colorize_uint8" in signatures or deoldify) else {}),
         "saved_model": saved_model,
         "tflite_size": tflite_size if variants else None,
         "tflite": tflite_files,

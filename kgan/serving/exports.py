@@ -10,8 +10,8 @@ An export folder (``kgan.export --output_dir`` / ``kgan.convert --output_dir``) 
 
 and a CycleGAN export holds one such folder per direction (``EXPORT/AtoB/``, ``EXPORT/BtoA/``).
 This module is the one reader of that layout: ``read_manifest``, ``resolve_saved_model``,
-``find_exports`` (the directions behind a path) and ``keras_source`` (the ``.keras`` generator
-an export was made from). Called by kgan.serving.loading, kgan.serving.translators, the demo
+``find_exports`` (the directions behind a path), ``keras_source`` (the ``.keras`` generator
+an export was made from) and ``pipeline`` (whose pre/post-processing a colouriser runs with). Called by kgan.serving.loading, kgan.serving.translators, the demo
 page and kgan.exporting (file names).
 """
 
@@ -23,6 +23,7 @@ from kgan.core.errors import ModelNotFoundError
 MANIFEST = "manifest.json"
 SAVED_MODEL_VERSION = "1"
 DIRECTIONS = ("AtoB", "BtoA", "generator")
+DEOLDIFY_PIPELINE = "deoldify"  # manifest["pipeline"] of an exported DeOldify colouriser
 
 
 def read_manifest(path):
@@ -109,3 +110,10 @@ def keras_source(export_path):
     if path and path.endswith(".keras") and os.path.isfile(path):
         return path
     return None
+
+
+def pipeline(path):
+    """``"deoldify"`` when the export behind ``path`` (a folder, a SavedModel in one or a
+    ``.tflite`` file in one) is a DeOldify colouriser (its manifest's ``pipeline``), else
+    ``"kgan"``: which pre/post-processing kgan.colorization runs it with."""
+    return read_manifest(path).get("pipeline") or "kgan"

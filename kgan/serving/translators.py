@@ -9,7 +9,9 @@ Called by kgan.exporting.saved_model (signatures), kgan.exporting.verify (TFLite
 kgan.serving.inference and the translate / evaluate / bench / demo CLIs. A translator is a callable
 ``uint8 (N, H, W, 3) -> uint8 (N, H, W, 3)`` with a ``fixed_size`` attribute (None, or the square
 side of a TFLite file), ``pixel_limit`` (the largest H·W it translates in one piece; larger images
-go through tiles, kgan.serving.tiling) and ``multiple`` (the network's size multiple).
+go through tiles, kgan.serving.tiling) and ``multiple`` (the network's size multiple). The
+in-process translators also have ``translate_float``: the same images to the model's float32
+output in [-1, 1] before rounding (DeOldify's pipeline truncates it, kgan.colorization).
 """
 
 import numpy as np
@@ -55,13 +57,14 @@ def reflect_pad_to_multiple(images, multiple):
     return images, top, left
 
 
-def make_translate_uint8(model, multiple=None):
+def make_translate_uint8(model, multiple=None, rounded=True):
     """Returns ``fn(uint8 (N, H, W, 3)) -> uint8 (N, H, W, 3)`` for images of any size: reflect
     pad to the network multiple, run ``model``, crop back, round.
 
     Args:
         model: a kgan generator (float32 [-1, 1] in and out).
         multiple: the size multiple; default ``kgan.models.size_multiple(model)``.
+        rounded: False returns the float32 output in [-1, 1] instead of rounding it to uint8.
 
     Returns:
         A Python function of one uint8 tensor (trace it with ``tf.function``).
@@ -73,7 +76,7 @@ def make_translate_uint8(model, multiple=None):
         padded, top, left = reflect_pad_to_multiple(to_float(images), multiple)
         outputs = model(padded, training=False)
         outputs = outputs[:, top:top + shape[1], left:left + shape[2], :]
-        return to_uint8(outputs)
+        return to_uint8(outputs) if rounded else tf.cast(outputs, tf.float32)
 
     return translate_uint8
 
@@ -145,6 +148,14 @@ class SavedModelTranslator:
     def __call__(self, images):
         return self.function(images=tf.constant(images, tf.uint8))["images"].numpy()
 
+    def translate_float(self, images):
+        """uint8 (N, H, W, 3) -> the model's float32 output in [-1, 1] (``serving_default``,
+        reflect-padded to the network multiple and cropped back)."""
+        images = tf.constant(images, tf.uint8)
+        padded, top, left = reflect_pad_to_multiple(to_float(images), self.multiple)
+        outputs = self.loaded.signatures["serving_default"](images=padded)["images"]
+        return outputs[:, top:top + images.shape[1], left:left + images.shape[2]].numpy()
+
 
 class KerasTranslator:
     """uint8 (N, H, W, 3) -> uint8 with a live Keras generator (any size: reflect padded to the
@@ -173,12 +184,17 @@ class KerasTranslator:
         self.model = model
         self.multiple = size_multiple(model)
         self.pixel_limit = whole_image_pixel_limit(model)
-        self.function = tf.function(
-            make_translate_uint8(model),
-            input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)])
+        spec = [tf.TensorSpec((None, None, None, 3), tf.uint8)]
+        self.function = tf.function(make_translate_uint8(model), input_signature=spec)
+        self.float_function = tf.function(make_translate_uint8(model, rounded=False),
+                                          input_signature=spec)
 
     def __call__(self, images):
         return self.function(tf.constant(images, tf.uint8)).numpy()
+
+    def translate_float(self, images):
+        """uint8 (N, H, W, 3) -> the model's float32 output in [-1, 1], not rounded."""
+        return self.float_function(tf.constant(images, tf.uint8)).numpy()
 
 
 class TFLiteTranslator:
@@ -198,6 +214,10 @@ class TFLiteTranslator:
         self.pixel_limit = self.fixed_size * self.fixed_size
 
     def __call__(self, images):
+        return to_uint8(self.translate_float(images))
+
+    def translate_float(self, images):
+        """uint8 (N, h, w, 3) -> the file's float32 output in [-1, 1], not rounded."""
         images = np.asarray(images)
         height, width = images.shape[1:3]
         size = self.fixed_size
@@ -207,4 +227,4 @@ class TFLiteTranslator:
         padded = np.pad(images, ((0, 0), (top, size - height - top), (left, size - width - left),
                                  (0, 0)), mode="reflect")
         outputs = self.runner(to_float(padded))
-        return to_uint8(outputs[:, top:top + height, left:left + width])
+        return outputs[:, top:top + height, left:left + width]

@@ -85,7 +85,11 @@ def _serve(connection, factory, args):
         if images is None:
             return
         try:
-            reply = ("ok", np.asarray(translator(images)), _rss_mib())
+            if isinstance(images, tuple):  # ("float", images): translate_float
+                outputs = translator.translate_float(images[1])
+            else:
+                outputs = translator(images)
+            reply = ("ok", np.asarray(outputs), _rss_mib())
         except Exception as error:  # noqa: BLE001
             reply = _error_reply(error)
         if not _send(connection, reply):
@@ -178,11 +182,17 @@ class WorkerTranslator:
         self._start()
 
     def __call__(self, images):
+        return self._request(np.ascontiguousarray(images, np.uint8), False)
+
+    def translate_float(self, images):
+        """The child translator's ``translate_float``: float32 output in [-1, 1]."""
+        return self._request(np.ascontiguousarray(images, np.uint8), True)
+
+    def _request(self, images, as_float):
         if self.process is None or not self.process.is_alive():
             self._restart("it had exited")
-        images = np.ascontiguousarray(images, np.uint8)
         try:
-            self.connection.send(images)
+            self.connection.send(("float", images) if as_float else images)
             reply = self.connection.recv()
         except (EOFError, OSError):
             self.process.join(timeout=5)

@@ -187,3 +187,35 @@ class DemoAppTest(tf.test.TestCase):
         tabs = [block.label for block in blocks.blocks.values() if isinstance(block, gr.Tab)]
         self.assertEqual(tabs, ["CycleGAN: cyclegan", "Translation: float32.tflite"])
         self.assertTrue(os.path.isdir(output_root))
+
+
+class DeOldifyDemoTest(tf.test.TestCase):
+    """A DeOldify export (kgan.convert's output; a tiny stand-in here) gets its own tab that
+    colourises with DeOldify's pipeline, also when the model runs in a worker process."""
+
+    def test_deoldify_export_gets_its_own_tab_and_deoldifys_picture(self):
+        from fixtures import deoldify_pipeline as reference
+        from helpers import deoldify_stand_in
+
+        root = tempfile.mkdtemp(prefix="kgan_demo_deoldify_")
+        model, network = deoldify_stand_in()
+        export = os.path.join(root, "deoldify_stable")
+        export_generator(model, export, tflite="", verify=False, render_factor=5)
+        image = np.random.default_rng(3).integers(0, 256, (30, 46, 3), dtype=np.uint8)
+        path = os.path.join(root, "photo.png")
+        Image.fromarray(image).save(path)
+        for growth in (0, 2048):  # in this process; in a worker process (the CLI's default)
+            demo_model = demo_app.demo_model(export, max_memory_growth_mib=growth)
+            self.assertEqual((demo_model.name, demo_model.kind, demo_model.pipeline,
+                              demo_model.render_factor),
+                             ("DeOldify: deoldify_stable", "colorize", "deoldify", 5))
+            self.assertIn("DeOldify", dict(demo_model.facts["generator"])["file"])
+            results, errors = demo_app.translate_files(demo_model, "generator", [path],
+                                                       os.path.join(root, f"out{growth}"))
+            self.assertEqual(errors, [])
+            output = np.asarray(Image.open(results[0]["output"]))
+            expected = reference.colorize(network, image, 5)
+            self.assertLessEqual(np.abs(output.astype(int) - expected).max(), 4)
+            for translator in demo_model.translators.values():
+                getattr(translator, "close", lambda: None)()
+        shutil.rmtree(root, ignore_errors=True)

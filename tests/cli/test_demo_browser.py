@@ -56,6 +56,51 @@ def _artifact_dir():
     return folder
 
 
+def _serve(cls, models):
+    """Starts ``python -m kgan.demo`` on ``models`` and a headless Chromium for ``cls``."""
+    cls.port = _free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT, GRADIO_ANALYTICS_ENABLED="False",
+               TF_CPP_MIN_LOG_LEVEL="2")
+    cls.log = open(os.path.join(cls.root, "demo.log"), "w")
+    cls.server = subprocess.Popen(
+        [sys.executable, "-m", "kgan.demo", *(f"--model={m}" for m in models),
+         f"--port={cls.port}"], cwd=ROOT, env=env, stdout=cls.log, stderr=subprocess.STDOUT)
+    cls.url = f"http://127.0.0.1:{cls.port}/"
+    deadline = time.time() + WAIT_SERVER_S
+    while True:
+        try:
+            urllib.request.urlopen(cls.url, timeout=2).close()
+            break
+        except OSError:
+            if cls.server.poll() is not None or time.time() > deadline:
+                _stop(cls)
+                raise RuntimeError(f"the demo did not start; see {cls.log.name}") from None
+            time.sleep(0.5)
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in CHROME_ARGS + (f"--user-data-dir={os.path.join(cls.root, 'chrome')}",):
+        options.add_argument(arg)
+    cls.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def _stop(cls):
+    """Ends what ``_serve`` started."""
+    driver = getattr(cls, "driver", None)
+    if driver is not None:
+        driver.quit()
+    cls.server.terminate()
+    try:
+        cls.server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        cls.server.kill()
+    cls.log.close()
+    shutil.rmtree(cls.root, ignore_errors=True)
+
+
 @unittest.skipIf(_missing(), _missing())
 class DemoBrowserTest(tf.test.TestCase):
 
@@ -72,48 +117,11 @@ class DemoBrowserTest(tf.test.TestCase):
         model = resnet_generator(n_blocks=1, ngf=4, name="tiny_resnet")
         cls.export = os.path.join(cls.root, "export", "generator")
         export_generator(model, cls.export, tflite="", verify=False)
-
-        cls.port = _free_port()
-        env = dict(os.environ, PYTHONPATH=ROOT, GRADIO_ANALYTICS_ENABLED="False",
-                   TF_CPP_MIN_LOG_LEVEL="2")
-        cls.log = open(os.path.join(cls.root, "demo.log"), "w")
-        cls.server = subprocess.Popen(
-            [sys.executable, "-m", "kgan.demo", f"--model={os.path.dirname(cls.export)}",
-             f"--port={cls.port}"], cwd=ROOT, env=env, stdout=cls.log,
-            stderr=subprocess.STDOUT)
-        cls.url = f"http://127.0.0.1:{cls.port}/"
-        deadline = time.time() + WAIT_SERVER_S
-        while True:
-            try:
-                urllib.request.urlopen(cls.url, timeout=2).close()
-                break
-            except OSError:
-                if cls.server.poll() is not None or time.time() > deadline:
-                    cls.tearDownClass()
-                    raise RuntimeError(f"the demo did not start; see {cls.log.name}")
-                time.sleep(0.5)
-
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in CHROME_ARGS + (f"--user-data-dir={os.path.join(cls.root, 'chrome')}",):
-            options.add_argument(arg)
-        cls.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        _serve(cls, [os.path.dirname(cls.export)])
 
     @classmethod
     def tearDownClass(cls):
-        driver = getattr(cls, "driver", None)
-        if driver is not None:
-            driver.quit()
-        cls.server.terminate()
-        try:
-            cls.server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-        cls.log.close()
-        shutil.rmtree(cls.root, ignore_errors=True)
+        _stop(cls)
         super().tearDownClass()
 
     def test_start_up_names_the_page_and_the_share_flag_not_gradio_code(self):
@@ -192,3 +200,65 @@ class DemoBrowserTest(tf.test.TestCase):
         self.assertIn("notes.txt", self._info())
         self.assertIn("1 file(s) not translated", self._info())
         self.assertEqual(self.server.poll(), None)  # the server is still running
+
+
+@unittest.skipIf(_missing(), _missing())
+class DeOldifyTabBrowserTest(tf.test.TestCase):
+    """A converted DeOldify colouriser (a tiny stand-in export) given beside another model gets
+    its own tab, named after it, that colourises as DeOldify's pipeline does."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from helpers import deoldify_stand_in
+
+        from kgan.exporting.export import export_generator
+        from kgan.models import resnet_generator
+
+        cls.root = tempfile.mkdtemp(prefix="kgan_demo_deoldify_test_")
+        other = os.path.join(cls.root, "other")
+        export_generator(resnet_generator(n_blocks=1, ngf=4), other, tflite="", verify=False)
+        model, network = deoldify_stand_in()
+        cls.network = staticmethod(network)
+        cls.export = os.path.join(cls.root, "deoldify_stable")
+        export_generator(model, cls.export, tflite="", verify=False, render_factor=5)
+        _serve(cls, [other, cls.export])
+
+    @classmethod
+    def tearDownClass(cls):
+        _stop(cls)
+        super().tearDownClass()
+
+    def test_the_deoldify_tab_colourises_like_deoldify(self):
+        from fixtures import deoldify_pipeline as reference
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        image = np.random.default_rng(5).integers(0, 256, (36, 52, 3), dtype=np.uint8)
+        path = os.path.join(self.root, "photo.png")
+        Image.fromarray(image).save(path)
+        self.driver.get(self.url)
+        wait = WebDriverWait(self.driver, WAIT_RESULT_S, poll_frequency=0.25)
+        tab = wait.until(ec.element_to_be_clickable(
+            (By.XPATH, "//button[@role='tab' and contains(., 'DeOldify: deoldify_stable')]")))
+        tab.click()
+        upload = wait.until(ec.presence_of_element_located(
+            (By.CSS_SELECTOR, "#kgan-upload-1 input[type=file]")))
+        upload.send_keys(path)
+        script = ("return Array.from(document.querySelectorAll('#kgan-slider-1 img'))"
+                  ".filter(i => i.complete && i.naturalWidth > 0).map(i => i.src);")
+        try:
+            shown = wait.until(lambda d: len(d.execute_script(script)) >= 2
+                               and d.execute_script(script))
+            wait.until(lambda d: "Colourised 1 image(s)"
+                       in d.find_element("id", "kgan-info-1").text)
+        finally:
+            path_png = os.path.join(_artifact_dir(), "demo_deoldify_tab.png")
+            self.driver.save_screenshot(path_png)
+            print(f"screenshot: {path_png}")
+        with urllib.request.urlopen(shown[1], timeout=10) as response:
+            after = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+        expected = reference.colorize(self.network, image, 5)  # the manifest's render factor
+        self.assertLessEqual(np.abs(after.astype(int) - expected).max(), 4)
+        self.assertGreater(np.std(after.astype(float) - after.mean(-1, keepdims=True)), 5.0)
