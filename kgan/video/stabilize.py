@@ -6,16 +6,32 @@ A colouriser run frame by frame flickers: each frame's hue and saturation swing 
 frame t, replaces the chroma P_t of the per-frame output by the solution S of the screened
 Poisson problem
 
-    min_S  sum |grad S - grad P_t|^2  +  w_t |S - warp(S_{t-1})|^2,
-    w_t = strength * exp(-(Y_t - warp(Y_{t-1}))^2 / (2 sigma^2)),
+    min_S  sum |grad S - grad P_t|^2  +  w_t |S - warp(S_{t-1})|^2  +  v_t |S - P_t|^2,
+    w_t = strength * (1 - renew) * trust_t,  v_t = strength - w_t (NEW_PIXEL_WEIGHT without a past),
+    trust_t = exp(-(Y_t - warp(Y_{t-1}))^2 / (2 sigma^2)) where the pixel has a past, else 0,
 
 for U and V separately: S keeps the chroma edges of this frame and takes its low frequencies
 (the global hue swings) from the motion-compensated previous output wherever the input's luma
 says the warp is right. Motion comes from the luma (optical flow or one global shift); a shot
-cut (a jump of the luma histogram) resets it. The problem is solved for the correction
-D = S - P on a 2x pyramid (coarse solution as the start) with Jacobi-preconditioned conjugate
-gradients, at most ``max_side`` pixels on the longest side; the correction is smooth, so it is
-computed small and scaled up to the frame.
+cut (a jump of the luma histogram) resets it.
+
+Two departures from the paper's formulation, both measured on a pan (issue 24,
+``tests/video/test_stabilize.py::PanTest``):
+
+- Pixels without a trustworthy past (their source leaves the previous frame or fails the
+  forward-backward flow check: newly revealed or occluded) are pulled to this frame's own
+  chroma instead of being left free. Left free (w_t = 0), the solve extends the neighbours'
+  correction into the strip where new scene enters; the next frame trusts that strip as its
+  past, so the invented colour compounds through the shot. Wherever the trust is below 1 the
+  rest of the weight also pulls towards this frame's chroma.
+- ``renew`` of this frame's chroma is blended in where the past is trusted, so the broad
+  colours are a moving average of the per-frame outputs along the motion. Kept for good, they
+  would be the colours a thing had when first seen, which on a pan is at the frame border,
+  where a colouriser has the least context and is least saturated.
+
+The problem is solved for the correction D = S - P on a 2x pyramid (coarse solution as the
+start) with Jacobi-preconditioned conjugate gradients, at most ``max_side`` pixels on the
+longest side; the correction is smooth, so it is computed small and scaled up to the frame.
 
 Called by ``kgan.video.pipeline.process_video`` (through ``frame_fn`` results) and the colourisation
 CLI; ``benchmarks/video_stability.py`` measures it.
