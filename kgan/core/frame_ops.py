@@ -1,7 +1,8 @@
 """Numpy operations on video frames shared by the temporal stabiliser and the video metrics:
 BT.601 YUV conversion (the same matrix as ``tf.image.rgb_to_yuv``), motion between two luma
 frames (scikit-image's iterative Lucas-Kanade optical flow or one global shift from phase
-correlation), backward warping by a flow field, and resizing of float planes.
+correlation), backward warping by a flow field, the forward-backward flow check that finds
+occluded and newly revealed pixels, and resizing of float planes.
 
 Called by ``kgan.video.stabilize`` and ``kgan.metrics.video``; needs numpy, scipy, scikit-image and
 pillow (all kgan dependencies), not TensorFlow.
@@ -162,3 +163,20 @@ def warp(image, flow):
         out = np.stack([ndimage.map_coordinates(image[..., c], coords, order=1, mode="nearest")
                         for c in range(image.shape[2])], axis=-1)
     return out.astype(np.float32), valid
+
+
+def occlusion_mask(flow_fw, flow_bw):
+    """Pixels of frame t whose flow to t+1 is consistent with the flow back (Sundaram et al.).
+
+    Args:
+        flow_fw: 2xHxW flow from t to t+1 (``warp(frame_{t+1}, flow_fw)`` ~ frame_t).
+        flow_bw: 2xHxW flow from t+1 to t.
+
+    Returns:
+        HxW bool: True where |f_fw + f_bw(x + f_fw)|^2 < 0.01 (|f_fw|^2 + |f_bw(..)|^2) + 0.5.
+    """
+    bw_warped, _ = warp(np.moveaxis(flow_bw, 0, -1), flow_fw)
+    bw_warped = np.moveaxis(bw_warped, -1, 0)
+    gap = ((flow_fw + bw_warped) ** 2).sum(axis=0)
+    scale = (flow_fw ** 2).sum(axis=0) + (bw_warped ** 2).sum(axis=0)
+    return gap < 0.01 * scale + 0.5

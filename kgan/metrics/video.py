@@ -9,6 +9,10 @@ scale of ``kgan.core.frame_ops.rgb_to_yuv``):
   luma did not change; flow-free.
 - ``mean_chroma_change``: mean |mean(C_t) - mean(C_{t+1})| over consecutive frames; flow-free,
   measures global hue swings.
+- ``invented_chroma``: per frame, the worst 8x8 block's departure of a stabilised output's
+  chroma from both its own motion-compensated past and this frame's per-frame output (the
+  segment between them, or the per-frame output alone where nothing was seen before):
+  colour that neither the history nor the colouriser asked for.
 - ``colourfulness``: Hasler & Suesstrunk (2003) on sRGB 0-255, the signed version (rg and yb
   not taken absolute).
 
@@ -21,7 +25,7 @@ import itertools
 
 import numpy as np
 
-from kgan.core.frame_ops import estimate_motion, luma, rgb_to_yuv, warp
+from kgan.core.frame_ops import estimate_motion, luma, occlusion_mask, rgb_to_yuv, warp
 
 
 def chroma(frame):
@@ -48,23 +52,6 @@ def mean_colourfulness(frames):
     if not values:
         raise ValueError("no frames")
     return float(np.mean(values))
-
-
-def occlusion_mask(flow_fw, flow_bw):
-    """Pixels of frame t whose flow to t+1 is consistent with the flow back (Sundaram et al.).
-
-    Args:
-        flow_fw: 2xHxW flow from t to t+1 (``warp(frame_{t+1}, flow_fw)`` ~ frame_t).
-        flow_bw: 2xHxW flow from t+1 to t.
-
-    Returns:
-        HxW bool: True where |f_fw + f_bw(x + f_fw)|^2 < 0.01 (|f_fw|^2 + |f_bw(..)|^2) + 0.5.
-    """
-    bw_warped, _ = warp(np.moveaxis(flow_bw, 0, -1), flow_fw)
-    bw_warped = np.moveaxis(bw_warped, -1, 0)
-    gap = ((flow_fw + bw_warped) ** 2).sum(axis=0)
-    scale = (flow_fw ** 2).sum(axis=0) + (bw_warped ** 2).sum(axis=0)
-    return gap < 0.01 * scale + 0.5
 
 
 def _flows(flows):
@@ -156,3 +143,83 @@ def mean_chroma_change(outputs):
     if len(means) < 2:
         raise ValueError("mean_chroma_change needs at least two frames")
     return float(np.mean(np.linalg.norm(np.diff(np.array(means), axis=0), axis=1)))
+
+
+def _to_segment(point, start, end):
+    """Distance of Nx2 points to the segments [start, end] (Nx2 each)."""
+    span = end - start
+    length2 = (span ** 2).sum(-1)
+    along = np.clip(((point - start) * span).sum(-1) / np.maximum(length2, 1e-12), 0.0, 1.0)
+    return np.linalg.norm(point - (start + along[:, None] * span), axis=-1)
+
+
+def _block_means(values, mask, block):
+    """Per block x block tile: (sum of mask, mean of values over the mask) of HxWxC values."""
+    height, width = mask.shape
+    rows, cols = height // block, width // block
+    m = mask[:rows * block, :cols * block].reshape(rows, block, cols, block).astype(np.float64)
+    v = values[:rows * block, :cols * block].reshape(rows, block, cols, block, -1)
+    count = m.sum(axis=(1, 3))
+    total = (v * m[..., None]).sum(axis=(1, 3))
+    return count.ravel(), (total / np.maximum(count, 1)[..., None]).reshape(-1, values.shape[-1])
+
+
+def invented_chroma(outputs, per_frame, inputs=None, flows=None, motion="flow", block=8,
+                    min_pixels=8, max_side=256):
+    """How far a stabilised output's chroma departs from both its past and the per-frame output.
+
+    For frame t >= 1 the pixels are split by whether they have a past: their source
+    x + f(x) in frame t-1 lies inside it (and, with estimated flow, passes the
+    forward-backward check). Per ``block`` x ``block`` tile and per group with at least
+    ``min_pixels`` pixels, the mean output chroma S is compared with the mean per-frame chroma
+    P (no past: distance to P) or with the segment from the mean warped previous output
+    warp(S_{t-1}) to P (a past: any blend of the two is allowed). A stabiliser that smears the
+    neighbours' correction into newly revealed pixels, or pulls colours towards gray, departs
+    from both.
+
+    Args:
+        outputs: iterable of HxWx3 uint8 RGB stabilised frames.
+        per_frame: iterable of the per-frame outputs they were made from.
+        inputs: input frames the flow is estimated on (when ``flows`` is None).
+        flows: exact backward flows: one 2xHxW array for every pair or an iterable of T-1;
+            flow t maps frame t to t-1 (``frame_{t-1}(x + f(x)) = frame_t(x)``).
+        motion: ``estimate_motion`` method when the flow is estimated.
+        block: tile side in pixels.
+        min_pixels: smallest group of a tile that is scored.
+        max_side: size the optical flow is estimated at.
+
+    Returns:
+        float64 array of T-1 values: per frame the largest tile departure (U, V, 0-1 scale;
+        multiply by 255 for 8-bit levels).
+    """
+    if inputs is None and flows is None:
+        raise ValueError("invented_chroma needs the input frames or exact flows")
+    input_iter = iter(inputs) if inputs is not None else itertools.repeat(None)
+    flow_iter = _flows(flows)
+    worst = []
+    prev_s = prev_y = None
+    for out, per, inp in zip(outputs, per_frame, input_iter):
+        cur_s, cur_p = chroma(out), chroma(per)
+        cur_y = luma(inp) if inp is not None else None
+        if prev_s is not None:
+            flow = next(flow_iter)
+            if flow is None:
+                flow = estimate_motion(cur_y, prev_y, motion, max_side)
+                past, has_past = warp(prev_s, flow)
+                has_past &= occlusion_mask(flow, estimate_motion(prev_y, cur_y, motion,
+                                                                 max_side))
+            else:
+                past, has_past = warp(prev_s, flow)
+            stacked = np.concatenate([cur_s, cur_p, past], axis=-1)
+            values = [0.0]
+            for seen, group in ((True, has_past), (False, ~has_past)):
+                count, means = _block_means(stacked, group, block)
+                keep = count >= min_pixels
+                s, p, q = means[keep, :2], means[keep, 2:4], means[keep, 4:]
+                gap = _to_segment(s, q, p) if seen else np.linalg.norm(s - p, axis=-1)
+                values.extend(gap.tolist())
+            worst.append(max(values))
+        prev_s, prev_y = cur_s, cur_y
+    if not worst:
+        raise ValueError("invented_chroma needs at least two frames")
+    return np.asarray(worst)

@@ -6,16 +6,32 @@ A colouriser run frame by frame flickers: each frame's hue and saturation swing 
 frame t, replaces the chroma P_t of the per-frame output by the solution S of the screened
 Poisson problem
 
-    min_S  sum |grad S - grad P_t|^2  +  w_t |S - warp(S_{t-1})|^2,
-    w_t = strength * exp(-(Y_t - warp(Y_{t-1}))^2 / (2 sigma^2)),
+    min_S  sum |grad S - grad P_t|^2  +  w_t |S - warp(S_{t-1})|^2  +  v_t |S - P_t|^2,
+    w_t = strength * (1 - renew) * trust_t,  v_t = strength - w_t (NEW_PIXEL_WEIGHT without a past),
+    trust_t = exp(-(Y_t - warp(Y_{t-1}))^2 / (2 sigma^2)) where the pixel has a past, else 0,
 
 for U and V separately: S keeps the chroma edges of this frame and takes its low frequencies
 (the global hue swings) from the motion-compensated previous output wherever the input's luma
 says the warp is right. Motion comes from the luma (optical flow or one global shift); a shot
-cut (a jump of the luma histogram) resets it. The problem is solved for the correction
-D = S - P on a 2x pyramid (coarse solution as the start) with Jacobi-preconditioned conjugate
-gradients, at most ``max_side`` pixels on the longest side; the correction is smooth, so it is
-computed small and scaled up to the frame.
+cut (a jump of the luma histogram) resets it.
+
+Two departures from the paper's formulation, both measured on a pan (issue 24,
+``tests/video/test_stabilize.py::PanTest``):
+
+- Pixels without a trustworthy past (their source leaves the previous frame or fails the
+  forward-backward flow check: newly revealed or occluded) are pulled to this frame's own
+  chroma instead of being left free. Left free (w_t = 0), the solve extends the neighbours'
+  correction into the strip where new scene enters; the next frame trusts that strip as its
+  past, so the invented colour compounds through the shot. Wherever the trust is below 1 the
+  rest of the weight also pulls towards this frame's chroma.
+- ``renew`` of this frame's chroma is blended in where the past is trusted, so the broad
+  colours are a moving average of the per-frame outputs along the motion. Kept for good, they
+  would be the colours a thing had when first seen, which on a pan is at the frame border,
+  where a colouriser has the least context and is least saturated.
+
+The problem is solved for the correction D = S - P on a 2x pyramid (coarse solution as the
+start) with Jacobi-preconditioned conjugate gradients, at most ``max_side`` pixels on the
+longest side; the correction is smooth, so it is computed small and scaled up to the frame.
 
 Called by ``kgan.video.pipeline.process_video`` (through ``frame_fn`` results) and the colourisation
 CLI; ``benchmarks/video_stability.py`` measures it.
@@ -28,6 +44,7 @@ import numpy as np
 from kgan.core.frame_ops import (
     MOTIONS,
     estimate_motion,
+    occlusion_mask,
     resize_plane,
     rgb_to_yuv,
     warp,
@@ -35,6 +52,9 @@ from kgan.core.frame_ops import (
 )
 
 HIST_BINS = 32
+# Screening weight pulling newly revealed pixels to this frame's chroma: strong enough that
+# the seam to the stabilised neighbours falls on pixels that have a past.
+NEW_PIXEL_WEIGHT = 10.0
 
 
 @dataclasses.dataclass
@@ -52,6 +72,10 @@ class StabilizerConfig:
             frame starts a new shot (the stabiliser resets).
         max_iterations: conjugate-gradient iterations per pyramid level at most.
         tolerance: relative residual at which the solver stops.
+        renew: share of this frame's own chroma taken in per frame where the past is trusted,
+            so the broad colours are a moving average of the per-frame outputs along the
+            motion (time constant about 1 / renew frames); 0 keeps the colours a thing had when
+            it was first seen for the whole shot (Bonneel et al.).
     """
     strength: float = 1.0
     sigma: float = 0.05
@@ -60,12 +84,15 @@ class StabilizerConfig:
     cut_threshold: float = 0.4
     max_iterations: int = 40
     tolerance: float = 1e-3
+    renew: float = 0.2
 
     def __post_init__(self):
         if self.motion not in MOTIONS:
             raise ValueError(f"motion must be one of {MOTIONS}, not {self.motion!r}")
         if self.strength < 0 or self.sigma <= 0 or self.max_side < 8:
             raise ValueError("strength must be >= 0, sigma > 0 and max_side >= 8")
+        if not 0 <= self.renew <= 1:
+            raise ValueError(f"renew must be in [0, 1], not {self.renew}")
 
 
 def _laplacian(x):
@@ -212,6 +239,49 @@ class TemporalStabilizer:
         scale = side / max(height, width)
         return max(8, round(height * scale)), max(8, round(width * scale))
 
+    def past_trust(self, luma, prev_luma):
+        """How far each pixel's motion-compensated past can be trusted, and that past.
+
+        A pixel has a past when its source lies inside the previous frame and the flow back
+        from there returns to it (forward-backward check, ``frame_ops.occlusion_mask``);
+        newly revealed and occluded pixels have none. Where it has one, the trust is
+        exp(-(Y_t - warp(Y_{t-1}))^2 / (2 sigma^2)).
+
+        Args:
+            luma: HxW float32 luma of this frame (work size).
+            prev_luma: HxW float32 luma of the previous frame.
+
+        Returns:
+            (HxW float32 trust in [0, 1], HxW bool has-a-past mask, 2xHxW flow to the past).
+        """
+        motion = self.config.motion
+        flow = estimate_motion(luma, prev_luma, motion)
+        prev_luma_w, inside = warp(prev_luma, flow)
+        has_past = inside
+        if motion != "none":
+            has_past = inside & occlusion_mask(flow, estimate_motion(prev_luma, luma, motion))
+        trust = np.exp(-(luma - prev_luma_w) ** 2 / (2.0 * self.config.sigma ** 2)) * has_past
+        return trust.astype(np.float32), has_past, flow
+
+    def _correction(self, luma_small, chroma_small):
+        """D = S - P at work size: the screened Poisson solve with two data terms.
+
+        Each pixel is pulled towards the warped previous output with weight
+        strength * trust * (1 - renew) and towards this frame's own chroma (D = 0) with the
+        rest of ``strength`` (``NEW_PIXEL_WEIGHT`` on pixels with no past at all). Without the second term
+        (Bonneel et al.'s weight 0) the solve extends the neighbours' correction into newly
+        revealed pixels, and on a pan that correction compounds frame after frame.
+        """
+        strength = self.config.strength
+        trust, has_past, flow = self.past_trust(luma_small, self._prev_luma)
+        prev_chroma_w, _ = warp(self._prev_chroma, flow)
+        past_weight = (strength * (1.0 - self.config.renew) * trust)[..., None]
+        now_weight = np.where(has_past, strength - past_weight[..., 0],
+                              max(strength, NEW_PIXEL_WEIGHT))[..., None]
+        return solve_screened_poisson(past_weight * (prev_chroma_w - chroma_small),
+                                      (past_weight + now_weight).astype(np.float32),
+                                      self.config.max_iterations, self.config.tolerance)
+
     def stabilize_yuv(self, yuv, guide_luma=None):
         """Stabilises one frame given as float YUV.
 
@@ -237,15 +307,7 @@ class TemporalStabilizer:
         if not prev_ok or self.config.strength == 0:
             correction = np.zeros_like(chroma_small)
         else:
-            flow = estimate_motion(luma_small, self._prev_luma, self.config.motion)
-            prev_luma_w, valid = warp(self._prev_luma, flow)
-            prev_chroma_w, _ = warp(self._prev_chroma, flow)
-            weight = self.config.strength * np.exp(
-                -(luma_small - prev_luma_w) ** 2 / (2.0 * self.config.sigma ** 2)) * valid
-            weight = weight[..., None].astype(np.float32)
-            correction = solve_screened_poisson(weight * (prev_chroma_w - chroma_small), weight,
-                                                self.config.max_iterations,
-                                                self.config.tolerance)
+            correction = self._correction(luma_small, chroma_small)
         self._prev_luma = luma_small
         self._prev_chroma = (chroma_small + correction).astype(np.float32)
         out = yuv.copy()

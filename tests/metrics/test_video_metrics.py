@@ -1,6 +1,7 @@
 """Tests for kgan.metrics.video against numpy hand computations (chroma from
 tf.image.rgb_to_yuv): the warping error with exact and with estimated flow, the occlusion
-mask, the static-pixel chroma flicker, the mean-chroma change and the colourfulness."""
+mask, the static-pixel chroma flicker, the mean-chroma change, the invented chroma and the
+colourfulness."""
 
 import numpy as np
 import tensorflow as tf
@@ -78,6 +79,24 @@ class VideoMetricsTest(tf.test.TestCase):
         means = np.array([_chroma(f).reshape(-1, 2).mean(0) for f in frames])
         want = np.mean(np.sqrt(((means[1:] - means[:-1]) ** 2).sum(-1)))
         self.assertAllClose(video_metrics.mean_chroma_change(iter(frames)), want, rtol=1e-5)
+
+    def test_invented_chroma(self):
+        per_frame = _frames(3, height=16, width=16, seed=7)
+        stable = [per_frame[0], per_frame[1].copy(), per_frame[2]]
+        stable[1][:, :15] = stable[0][:, 1:]  # exactly its past (flow (0, 1): x+1 in t-1)
+        stable[1][:, 15] = 128  # gray in the newly revealed column: neither past nor output
+        flow = frame_ops.constant_flow(16, 16, 0, 1)
+        got = video_metrics.invented_chroma(stable, per_frame, flows=flow)
+        revealed = _chroma(per_frame[1])[:, 15]
+        want = max(np.linalg.norm(revealed[:8].mean(0)), np.linalg.norm(revealed[8:].mean(0)))
+        self.assertAllClose(got, [want, 0.0], atol=1e-5)
+        # A blend of past and output is allowed; the same column as a blend is not new.
+        halfway = per_frame[1].copy()
+        halfway[:, :15] = ((stable[0][:, 1:].astype(int) + per_frame[1][:, :15]) // 2)
+        got = video_metrics.invented_chroma([per_frame[0], halfway], per_frame[:2], flows=flow)
+        self.assertLess(got[0], 1.5 / 255)
+        with self.assertRaises(ValueError):
+            video_metrics.invented_chroma(stable, per_frame)
 
     def test_colourfulness(self):
         image = np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)

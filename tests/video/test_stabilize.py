@@ -1,7 +1,11 @@
 """Tests for kgan.video.stabilize: on a synthetic pan with known motion and a flickering colouriser
 the stabiliser lowers the chroma warping error and keeps the colourfulness; the luma stays
 untouched; a shot cut resets it; the screened Poisson solver matches a direct sparse solve; the
-saved state continues a run exactly. Also kgan.core.frame_ops (YUV, warp, motion)."""
+saved state continues a run exactly. On a pan over a held-out photo with a colouriser that is
+shy at the frame borders the stabiliser meets issue 24's target (warping error <= 0.7x and
+colourfulness >= 0.9x the per-frame output's, no tile whose chroma departs from both its past
+and this frame's output), and each check fails for a wrong stabiliser. Also
+kgan.core.frame_ops (YUV, warp, motion)."""
 
 import numpy as np
 import tensorflow as tf
@@ -9,7 +13,8 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from kgan.core import frame_ops
-from kgan.metrics.video import chroma_warping_error, mean_colourfulness
+from kgan.data.samples import sample_color_photos
+from kgan.metrics.video import chroma_warping_error, invented_chroma, mean_colourfulness
 from kgan.video.stabilize import (
     StabilizerConfig,
     TemporalStabilizer,
@@ -144,6 +149,113 @@ class StabilizeTest(tf.test.TestCase):
             StabilizerConfig(motion="farneback")
         with self.assertRaises(ValueError):
             TemporalStabilizer(sigma=0.0)
+
+
+PAN_H, PAN_W, PAN_T, PAN_DX = 96, 128, 36, 3  # issue 24's clip length; 3 px of new scene a frame
+INVENTED_TOLERANCE = 6.0 / 255  # U, V of an 8x8 tile, 0-1 scale
+
+
+def _shy_colouriser(frames, seed=0):
+    """A stand-in for a trained colouriser on a pan: true chroma, a random global hue angle
+    (sigma 0.15 rad) and saturation (0.8-1.2) per frame, per-pixel noise, and half the
+    saturation at the left and right frame borders, rising to full 24 px in (the least context,
+    as a network's padded borders). Every thing in the pan enters at the border, shy."""
+    rng = np.random.default_rng(seed)
+    columns = np.arange(PAN_W, dtype=np.float32)
+    shy = 0.5 + 0.5 * np.clip(np.minimum(columns, PAN_W - 1 - columns) / 24.0, 0.0, 1.0)
+    out = []
+    for frame in frames:
+        yuv = frame_ops.rgb_to_yuv(frame)
+        angle, scale = rng.normal(0, 0.15), rng.uniform(0.8, 1.2)
+        rot = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        yuv[..., 1:] = (scale * shy[:, None]) * (yuv[..., 1:] @ rot.astype(np.float32)) + \
+            rng.normal(0, 0.01, yuv[..., 1:].shape).astype(np.float32)
+        out.append(frame_ops.yuv_to_rgb_uint8(yuv))
+    return out
+
+
+class _NoPastLeftFree(TemporalStabilizer):
+    """The stabiliser before issue 24: Bonneel et al.'s weight 0 where the warp leaves the
+    frame (no data term there, so the solve extends the neighbours' correction into the newly
+    revealed strip) and the shot's first-seen colours kept for good."""
+
+    def _correction(self, luma_small, chroma_small):
+        flow = frame_ops.estimate_motion(luma_small, self._prev_luma, self.config.motion)
+        prev_luma_w, valid = frame_ops.warp(self._prev_luma, flow)
+        prev_chroma_w, _ = frame_ops.warp(self._prev_chroma, flow)
+        weight = self.config.strength * np.exp(
+            -(luma_small - prev_luma_w) ** 2 / (2.0 * self.config.sigma ** 2)) * valid
+        weight = weight[..., None].astype(np.float32)
+        return solve_screened_poisson(weight * (prev_chroma_w - chroma_small), weight,
+                                      self.config.max_iterations, self.config.tolerance)
+
+
+class _TowardsGray(TemporalStabilizer):
+    """Over-smoothing: the stabilised chroma blended 40 % of the way to gray."""
+
+    def stabilize_yuv(self, yuv, guide_luma=None):
+        out = super().stabilize_yuv(yuv, guide_luma)
+        out[..., 1:] *= 0.6
+        return out
+
+
+class PanTest(tf.test.TestCase):
+    """Issue 24: a black-and-white pan over a held-out photo, coloured by ``_shy_colouriser``."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        photo = sample_color_photos("test")[1]  # chelsea, held out from training
+        cls.frames = [photo[40:40 + PAN_H, 10 + PAN_DX * t:10 + PAN_DX * t + PAN_W]
+                      for t in range(PAN_T)]
+        cls.per_frame = _shy_colouriser(cls.frames)
+        cls.forward = frame_ops.constant_flow(PAN_H, PAN_W, 0, -PAN_DX)  # t -> t+1
+        cls.backward = frame_ops.constant_flow(PAN_H, PAN_W, 0, PAN_DX)  # t -> t-1
+        cls.per_frame_error = chroma_warping_error(cls.per_frame, flows=cls.forward)
+        cls.per_frame_colour = mean_colourfulness(cls.per_frame)
+
+    def _figures(self, label, stabilizer):
+        """(warping error ratio, colourfulness ratio, invented chroma per frame) vs per-frame."""
+        stable = [stabilizer(p, guide=f) for p, f in zip(self.per_frame, self.frames)]
+        figures = (chroma_warping_error(stable, flows=self.forward) / self.per_frame_error,
+                   mean_colourfulness(stable) / self.per_frame_colour,
+                   invented_chroma(stable, self.per_frame, flows=self.backward))
+        print(f"{label}: warping error {figures[0]:.3f}x, colourfulness "
+              f"{figures[1]:.3f}x, invented chroma (8-bit levels) at frames 12/24/35 "
+              + "/".join(f"{255 * figures[2][t - 1]:.1f}" for t in (12, 24, 35))
+              + f", max {255 * figures[2].max():.1f}")
+        return figures
+
+    def test_meets_the_target(self):
+        for motion in ("flow", "shift"):
+            error, colour, invented = self._figures(f"default, motion={motion}",
+                                                    TemporalStabilizer(motion=motion))
+            self.assertLessEqual(error, 0.7)
+            self.assertGreaterEqual(colour, 0.9)
+            self.assertLessEqual(invented.max(), INVENTED_TOLERANCE)
+
+    def test_the_old_stabiliser_invents_colour_where_the_scene_enters(self):
+        error, _, invented = self._figures("before issue 24", _NoPastLeftFree())
+        self.assertLessEqual(error, 0.7)  # steady, but ...
+        self.assertGreater(invented.max(), 4 * INVENTED_TOLERANCE)
+        # ... the invented colour grows through the shot: the correction compounds.
+        self.assertGreater(invented[-12:].mean(), 2 * invented[:12].mean())
+
+    def test_keeping_first_seen_colours_loses_colourfulness(self):
+        _, colour, invented = self._figures("renew=0", TemporalStabilizer(renew=0.0))
+        self.assertLess(colour, 0.9)
+        self.assertLessEqual(invented.max(), INVENTED_TOLERANCE)  # not invented: carried
+
+    def test_blending_towards_gray_fails(self):
+        _, colour, invented = self._figures("towards gray", _TowardsGray())
+        self.assertLess(colour, 0.9)
+        self.assertGreater(invented.max(), INVENTED_TOLERANCE)
+
+    def test_the_identity_fails_the_warping_error_bound(self):
+        error, colour, invented = self._figures("identity", TemporalStabilizer(strength=0.0))
+        self.assertGreater(error, 0.7)
+        self.assertAllClose(colour, 1.0, atol=0.01)
+        self.assertLessEqual(invented.max(), 1.0 / 255)
 
 
 class FrameOpsTest(tf.test.TestCase):
