@@ -57,7 +57,7 @@ IMPLS = ("torch", "kgan")
 PRECISIONS = ("float32", "bfloat16")
 VARIANTS = ("stable", "artistic")
 FULL = {"width": 64, "blocks": None, "wide_nf": None, "photo_rf": 35, "video_rf": 21,
-        "clip": (854, 480, 8), "peak_size": 2048, "peak_reps": 10, "repeats": 2}
+        "clip": (854, 480, 6), "peak_size": 2048, "peak_reps": 10, "repeats": 2}
 QUICK = {"width": 8, "blocks": (1, 1, 1, 1), "wide_nf": 64, "photo_rf": 4, "video_rf": 3,
          "clip": (96, 64, 3), "peak_size": 256, "peak_reps": 2, "repeats": 2}
 
@@ -247,7 +247,7 @@ def _end_to_end(args, translator, colorizer_class):
     photo = _gray_photo()
     colorizer = colorizer_class(translator, args.photo_rf, log=quiet)
     result = {"photo_shape": list(photo.shape), "pipeline": colorizer.pipeline,
-              "photo": _timed(lambda: colorizer.colorize(photo), args.repeats)}
+              "photo": _timed(lambda: colorizer.colorize(photo), args.e2e_repeats)}
     width, height, frames = args.clip
     with tempfile.TemporaryDirectory(prefix="kgan_deoldify_clip_") as folder:
         clip, out = os.path.join(folder, "clip.mp4"), os.path.join(folder, "out.mp4")
@@ -287,6 +287,7 @@ def _worker(args, impl, variant, precision, model, e2e):
     command = [sys.executable, os.path.abspath(__file__), f"--role={impl}",
                f"--variant={variant}", f"--precision={precision}", f"--output_json={out}",
                f"--threads={args.threads}", f"--repeats={args.repeats}",
+               f"--e2e_repeats={args.e2e_repeats}",
                f"--photo_rf={args.photo_rf}", f"--video_rf={args.video_rf}",
                f"--peak_size={args.peak_size}", f"--peak_reps={args.peak_reps}",
                f"--clip={','.join(map(str, args.clip))}", *_network_flags(args)]
@@ -329,7 +330,8 @@ def drive(args):
     machine["load_average_end"] = list(os.getloadavg())
     command = "benchmarks/deoldify_speed.py " + " ".join(args.argv)
     report = {"machine": machine, "command": command.strip(), "config": {
-        k: getattr(args, k) for k in ("quick", "rounds", "repeats", "threads", "width",
+        k: getattr(args, k) for k in ("quick", "rounds", "repeats", "e2e_repeats", "threads",
+                                      "width",
                                       "photo_rf", "video_rf", "variants", "slow_torch_s")},
               "records": records}
     report["summary"] = summarize(records)
@@ -479,9 +481,11 @@ def parse_args(argv=None):
     parser.add_argument("--variant", default="stable", choices=VARIANTS)
     parser.add_argument("--precision", default="float32", choices=PRECISIONS)
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the processes")
-    parser.add_argument("--e2e_rounds", type=int, default=2,
+    parser.add_argument("--e2e_rounds", type=int, default=1,
                         help="rounds whose kgan Stable processes also time photo and clip")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per size")
+    parser.add_argument("--e2e_repeats", type=int, default=1,
+                        help="timed photos per kgan process (after one untimed)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--photo_rf", type=int, default=None)
     parser.add_argument("--video_rf", type=int, default=None)
