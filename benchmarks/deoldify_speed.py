@@ -57,9 +57,9 @@ IMPLS = ("torch", "kgan")
 PRECISIONS = ("float32", "bfloat16")
 VARIANTS = ("stable", "artistic")
 FULL = {"width": 64, "blocks": None, "wide_nf": None, "photo_rf": 35, "video_rf": 21,
-        "clip": (854, 480, 6), "peak_size": 2048, "peak_reps": 10, "repeats": 2}
+        "clip": (854, 480, 6), "peak_size": 2048, "peak_reps": 10, "repeats": 2, "rounds": 3}
 QUICK = {"width": 8, "blocks": (1, 1, 1, 1), "wide_nf": 64, "photo_rf": 4, "video_rf": 3,
-         "clip": (96, 64, 3), "peak_size": 256, "peak_reps": 2, "repeats": 2}
+         "clip": (96, 64, 3), "peak_size": 256, "peak_reps": 2, "repeats": 2, "rounds": 1}
 
 
 def _load_file(name, path):
@@ -480,7 +480,8 @@ def parse_args(argv=None):
                         type=lambda s: [v for v in s.split(",") if v])
     parser.add_argument("--variant", default="stable", choices=VARIANTS)
     parser.add_argument("--precision", default="float32", choices=PRECISIONS)
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of the processes")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternations of the processes (3; --quick: 1)")
     parser.add_argument("--e2e_rounds", type=int, default=1,
                         help="rounds whose kgan Stable processes also time photo and clip")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per size")
