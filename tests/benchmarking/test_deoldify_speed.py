@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -67,6 +68,7 @@ class SummaryTest(tf.test.TestCase):
         self.assertAllClose(torch_entry["achieved_gflops"], 1000.0 / 6.3)
 
 
+@pytest.mark.slow
 class QuickRunTest(tf.test.TestCase):
 
     def test_quick_run_with_a_slowed_peer(self):
