@@ -14,6 +14,9 @@ DeOldify's render factor, 35 or 21)::
     python -m kgan.convert --pytorch=ColorizeStable_gen.pth --generator=deoldify_stable \
         --output_dir=saved_models/deoldify_stable
 
+and DeOldify's critics with ``--discriminator=deoldify_critic`` (OUTPUT_DIR/discriminator.keras,
+spectral-normed, for ``kgan.train --init_from``).
+
 The network flags are the reference's test flags (``--netG``, ``--ngf``, ``--norm``,
 ``--no_dropout``); a checkpoint that does not fit them stops with one line naming the flags
 that would. With ``--discriminator`` a ``latest_net_D*.pth`` becomes OUTPUT_DIR/
@@ -36,6 +39,7 @@ from kgan.models import ALL_GENERATORS, DEOLDIFY_GENERATORS, DISCRIMINATORS
 from kgan.models.deoldify import VARIANTS, variant_of
 from kgan.serving.exports import MANIFEST
 
+DEOLDIFY_CRITIC = "deoldify_critic"
 NETWORK_FLAGS = ("pytorch", "generator", "ngf", "norm", "no_dropout", "discriminator", "ndf",
                  "n_layers_d")
 EXPORT_FLAGS = ("output_dir", "export", "tflite", "tflite_size", "onnx", "verify_dir",
@@ -58,8 +62,9 @@ def define_flags():
                       "Normalisation (pix2pix models: batch).")
     flags.DEFINE_boolean("no_dropout", None, "No dropout in the generator; default: as the "
                          "checkpoint (inference never applies dropout).")
-    flags.DEFINE_enum("discriminator", None, DISCRIMINATORS, "Convert a discriminator "
-                      "(latest_net_D*.pth) instead of a generator.")
+    flags.DEFINE_enum("discriminator", None, DISCRIMINATORS + (DEOLDIFY_CRITIC,),
+                      "Convert a discriminator (latest_net_D*.pth) instead of a generator; "
+                      f"{DEOLDIFY_CRITIC} for DeOldify's *_crit.pth critic files.")
     flags.DEFINE_integer("ndf", 64, "Discriminator filters in the first conv layer.")
     flags.DEFINE_integer("n_layers_d", 3, "Discriminator layers for --discriminator=n_layers.")
     flags.DEFINE_string("output_dir", None, "Where generator.keras and the export go, e.g. "
@@ -111,7 +116,10 @@ def convert(flag_values):
         from kgan.exporting import onnx as onnx_export
         onnx_export.require()
     start = time.time()
-    if flag_values.discriminator:
+    if flag_values.discriminator == DEOLDIFY_CRITIC:
+        model = deoldify_weights.load_deoldify_critic(flag_values.pytorch)
+        kind = "discriminator"
+    elif flag_values.discriminator:
         model = pytorch_weights.load_pytorch_discriminator(
             flag_values.pytorch, flag_values.discriminator, ndf=flag_values.ndf,
             n_layers_d=flag_values.n_layers_d, norm=flag_values.norm)

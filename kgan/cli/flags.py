@@ -9,7 +9,7 @@ Called by kgan.cli.train and kgan.cli.bench; ``FLAG_GROUPS`` orders ``--help``.
 
 from absl import flags
 
-from kgan.models import DISCRIMINATORS, ENCODERS, GENERATORS
+from kgan.models import ALL_GENERATORS, DISCRIMINATORS, ENCODERS
 from kgan.recipes import registry
 from kgan.recipes.config import DEFAULTS as D
 from kgan.recipes.config import FIELD_NAMES, PREPROCESS, RESTORE_PHASES
@@ -31,7 +31,9 @@ def define_flags():
     # What to train.
     d.DEFINE_enum("model", D.model, registry.names(), " | ".join(
         f"{name} ({registry.get(name).summary})" for name in registry.names()) + ".")
-    d.DEFINE_enum("generator", D.generator, GENERATORS, "Generator architecture.")
+    d.DEFINE_enum("generator", D.generator, ALL_GENERATORS, "Generator architecture; "
+                  "colorize also takes deoldify_artistic / deoldify_stable / deoldify_video "
+                  "(DeOldify's networks, spectral norm while training, --ngf = body width).")
     d.DEFINE_enum("discriminator", D.discriminator, DISCRIMINATORS,
                   "basic (70x70 PatchGAN) | n_layers | pixel (1x1).")
     d.DEFINE_integer("n_layers_d", D.n_layers_d, "Discriminator conv layers for --discriminator=n_layers.")

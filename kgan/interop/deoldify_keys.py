@@ -26,8 +26,8 @@ def recognise(state_dict):
 
     Returns:
         None for anything else; otherwise a dict with ``kind`` (``deep``, ``wide`` or
-        ``critic``), ``text`` (one phrase) and ``flags`` (the kgan.convert flag, None for the
-        critic); generators add ``width``, ``blocks`` and (wide) ``wide_nf``.
+        ``critic``), ``text`` (one phrase) and ``flags`` (the kgan.convert flag); generators
+        add ``width``, ``blocks`` and (wide) ``wide_nf``; the critic ``nf`` and ``blocks``.
     """
     keys = set(state_dict)
     if "layers.0.0.weight" in keys and any(k.startswith("layers.10.layers.") for k in keys):
@@ -40,7 +40,8 @@ def recognise(state_dict):
         return info
     if "0.0.weight_orig" in keys and any(k.endswith(".gamma") for k in keys):
         nf = int(state_dict["0.0.weight_orig"].shape[0])
-        return {"kind": "critic", "flags": None,
-                "text": f"DeOldify's critic (custom_gan_critic, nf {nf}), not a generator: "
-                        "kgan.convert converts DeOldify's *_gen.pth generator files"}
+        last = max(int(k.split(".")[0]) for k in keys if k.split(".")[0].isdigit())
+        return {"kind": "critic", "flags": "--discriminator=deoldify_critic", "nf": nf,
+                "blocks": (last - 3) // 3,
+                "text": f"DeOldify's critic (custom_gan_critic, nf {nf}), not a generator"}
     return None

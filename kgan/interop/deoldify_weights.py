@@ -18,7 +18,11 @@ The file is fastai v1's ``Learner.save`` (``{'model': ..., 'opt': ...}``) or a b
 zip or legacy format, read without torch and without unpickling code (kgan.interop.torch_pickle).
 Width and block counts come from the file, so the small test fixtures convert too.
 
-Called by ``kgan.cli.convert`` (``--generator=deoldify_*``).
+DeOldify's critic files (``*_crit.pth``, ``custom_gan_critic``) convert the same way into
+kgan.models.deoldify_critic (``load_deoldify_critic``).
+
+Called by ``kgan.cli.convert`` (``--generator=deoldify_*``, ``--discriminator=deoldify_critic``)
+and kgan.interop.init_from.
 """
 
 import os
@@ -29,6 +33,7 @@ import numpy as np
 from kgan.interop import deoldify_keys
 from kgan.interop.pytorch_weights import WeightMismatchError, read_state_dict
 from kgan.models.deoldify import VARIANTS, deoldify_generator, variant_of
+from kgan.models.deoldify_critic import deoldify_critic
 from kgan.models.layers import SelfAttention2D
 
 # torchvision child names -> fastai's body index (layers.0.<index>)
@@ -90,7 +95,21 @@ class _Reader:
         return self.get(f"{prefix}.weight")
 
 
-def _assignments(model, reader):
+def _sn_vector(reader, prefix, order=None):
+    """DeOldify's stored ``weight_u`` (PyTorch's left singular vector estimate) as Keras
+    ``SpectralNormalization.vector_u`` (1, out), or None without one."""
+    u = reader.state_dict.get(f"{prefix}.weight_u")
+    if u is None:
+        return None
+    u = np.asarray(u, np.float32)
+    return (u[order] if order is not None else u).reshape(1, -1)
+
+
+def _assignments(model, reader, prefix_of=torch_prefix):
+    """(variable, value) pairs for every weight of ``model``. Convs may be plain (the folded
+    weight) or wrapped in ``keras.layers.SpectralNormalization`` (the folded weight as its
+    normalised kernel, which inference uses, and ``weight_u`` as its power-iteration vector,
+    so training continues from DeOldify's state)."""
     pairs = []
 
     def put(variable, value, key):
@@ -102,16 +121,21 @@ def _assignments(model, reader):
             return
         pairs.append((variable, value))
 
-    for layer in model.layers:
-        prefix = torch_prefix(layer.name)
+    for wrapper in model.layers:
+        sn = isinstance(wrapper, keras.layers.SpectralNormalization)
+        layer = wrapper.layer if sn else wrapper
+        name = wrapper.name.removesuffix("_sn") if sn else wrapper.name
+        prefix = prefix_of(name)
         order = None
-        if "shuf_conv" in layer.name or layer.name.startswith("layers_8_conv"):
+        if "shuf_conv" in name or name.startswith("layers_8_conv"):
             order = _shuffle_order(layer.weights[0].shape[-1]) if layer.weights else None
         if isinstance(layer, keras.layers.Conv2D):
             w = reader.conv_weight(prefix)
             if w is not None:
                 w = w[order] if order is not None else w
                 put(layer.kernel, w.transpose(2, 3, 1, 0), prefix)
+            if sn:
+                put(wrapper.vector_u, _sn_vector(reader, prefix, order), prefix + ".weight_u")
             if layer.use_bias:
                 b = reader.get(f"{prefix}.bias")
                 put(layer.bias, b[order] if b is not None and order is not None else b, prefix)
@@ -132,22 +156,35 @@ def _assignments(model, reader):
                 if w is not None:
                     put(sub.kernel, w.reshape(w.shape[0], w.shape[1], 1, 1).transpose(2, 3, 1, 0),
                         f"{prefix}.{source}")
+                if isinstance(sub, keras.layers.SpectralNormalization):
+                    put(sub.vector_u, _sn_vector(reader, f"{prefix}.{source}"),
+                        f"{prefix}.{source}.weight_u")
     return pairs
 
 
-def assign_deoldify_state_dict(model, state_dict, source="the checkpoint"):
-    """Loads a DeOldify state dict into a ``deoldify_generator`` model (all or nothing).
+def critic_prefix(layer_name):
+    """kgan critic layer name -> DeOldify's critic key prefix (``critic_4_2`` -> ``4.2``)."""
+    return layer_name.removeprefix("critic_").replace("_", ".")
+
+
+def assign_deoldify_state_dict(model, state_dict, source="the checkpoint",
+                               prefix_of=torch_prefix):
+    """Loads a DeOldify state dict into a ``deoldify_generator`` or ``deoldify_critic`` model
+    (all or nothing).
 
     Args:
-        model: built with ``spectral_norm=False`` (plain convs take the folded weights).
+        model: the network, with plain convs (the folded weights) or spectral-normed ones (the
+            folded weights as the normalised kernel plus DeOldify's ``weight_u``: the same
+            outputs at inference, and training goes on from DeOldify's state).
         state_dict: ``{name: array}``.
         source: the file name, for messages.
+        prefix_of: layer name -> key prefix (``critic_prefix`` for the critic).
 
     Raises:
         WeightMismatchError: one line naming the first missing, unexpected or mis-shaped key.
     """
     reader = _Reader(state_dict)
-    pairs = _assignments(model, reader)
+    pairs = _assignments(model, reader, prefix_of)
     reader.problems += [f"unexpected key {k}" for k in state_dict if k not in reader.used]
     if reader.problems:
         more = (f" (and {len(reader.problems) - 1} more)" if len(reader.problems) > 1 else "")
@@ -157,12 +194,45 @@ def assign_deoldify_state_dict(model, state_dict, source="the checkpoint"):
         variable.assign(value)
 
 
-def load_deoldify_generator(path, generator="deoldify_stable"):
+def _recognised(path):
+    state_dict = read_state_dict(path)
+    return state_dict, deoldify_keys.recognise(state_dict)
+
+
+def load_deoldify_critic(path, spectral_norm=True):
+    """Builds DeOldify's critic and loads a DeOldify ``*_crit.pth`` file into it.
+
+    Args:
+        path: the file (``Learner.save`` dict or bare state dict; zip or legacy).
+        spectral_norm: build the convs spectral-normed (for training; the same outputs).
+
+    Returns:
+        The ``keras.Model`` (``kgan.models.deoldify_critic``); nf and blocks from the file.
+
+    Raises:
+        ModelNotFoundError: no such file.
+        WeightMismatchError: not a DeOldify critic (one line naming what it is), or a file
+            that does not fit.
+    """
+    name = os.path.basename(path)
+    state_dict, info = _recognised(path)
+    if info is None or info["kind"] != "critic":
+        what = info["text"] if info else "not a DeOldify file"
+        raise WeightMismatchError(f"{name} is {what}, not DeOldify's critic "
+                                  "(ColorizeArtistic_crit.pth and the like).")
+    model = deoldify_critic(nf=info["nf"], n_blocks=info["blocks"],
+                            spectral_norm=spectral_norm)
+    assign_deoldify_state_dict(model, state_dict, name, critic_prefix)
+    return model
+
+
+def load_deoldify_generator(path, generator="deoldify_stable", spectral_norm=False):
     """Builds a DeOldify colouriser and loads a DeOldify ``*_gen.pth`` file into it.
 
     Args:
         path: the file (Learner.save dict or bare state dict; zip or legacy).
         generator: ``deoldify_artistic``, ``deoldify_stable`` or ``deoldify_video``.
+        spectral_norm: build the decoder spectral-normed, for training (the same outputs).
 
     Returns:
         The ``keras.Model`` (RGB in [-1, 1] -> RGB in [-1, 1]); its manifest render factor is
@@ -175,8 +245,7 @@ def load_deoldify_generator(path, generator="deoldify_stable"):
     """
     variant = variant_of(generator)
     name = os.path.basename(path)
-    state_dict = read_state_dict(path)
-    info = deoldify_keys.recognise(state_dict)
+    state_dict, info = _recognised(path)
     if info is None:
         raise WeightMismatchError(f"{name} is not a DeOldify generator file (first keys: "
                                   f"{', '.join(list(state_dict)[:3])}); --generator="
@@ -186,6 +255,6 @@ def load_deoldify_generator(path, generator="deoldify_stable"):
         raise WeightMismatchError(f"{name} is {info['text']}, not what --generator="
                                   f"deoldify_{variant} needs{flags}.")
     model = deoldify_generator(variant, width=info["width"], blocks=info["blocks"],
-                               wide_nf=info.get("wide_nf"))
+                               wide_nf=info.get("wide_nf"), spectral_norm=spectral_norm)
     assign_deoldify_state_dict(model, state_dict, name)
     return model

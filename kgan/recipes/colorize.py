@@ -18,7 +18,8 @@ from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
 from kgan.metrics import color as color_metrics
-from kgan.models import colorization_generator
+from kgan.models import DEOLDIFY_GENERATORS, colorization_generator, deoldify_generator
+from kgan.models.deoldify_critic import deoldify_critic
 from kgan.recipes import registry, restore
 from kgan.recipes.restore import NoGANSpec
 
@@ -42,7 +43,12 @@ def colorization_data(config, phase, seed=None, start=0):
 
 
 def colorization_model(config, encoder_weights=None, freeze_encoder=False):
-    """The luma-preserving colourisation UNet (plain, or on an ``encoder`` body)."""
+    """The luma-preserving colourisation UNet (plain, or on an ``encoder`` body); with
+    ``--generator=deoldify_*`` DeOldify's own network (kgan.models.deoldify) with spectral norm
+    in the decoder as DeOldify trains it, ``--ngf`` as the ResNet body's width (64 as
+    DeOldify's); it predicts RGB, and DeOldify's pipeline keeps the photo's luma at inference."""
+    if config.generator in DEOLDIFY_GENERATORS:
+        return deoldify_generator(config.generator, width=config.ngf, spectral_norm=True)
     common = dict(ngf=config.ngf, norm=config.norm, self_attention=config.self_attention,
                   upsample=config.upsample, last_cross=True, init_type="kaiming")
     if config.encoder != "none":
@@ -55,6 +61,12 @@ def colorization_model(config, encoder_weights=None, freeze_encoder=False):
             f"--model=colorize needs a UNet: --generator=unet_128|unet_256 or --unet_downs=N "
             f"(got --generator={config.generator}).")
     return colorization_generator(num_downs=downs, use_dropout=not config.no_dropout, **common)
+
+
+def colorization_critic(config):
+    """DeOldify's own critic (``custom_gan_critic``, nf ``--critic_nf``) for DeOldify's
+    generators; None (the recipe's fastai-style critic) otherwise."""
+    return deoldify_critic(nf=config.critic_nf)
 
 
 def _photos(config):
@@ -78,8 +90,10 @@ def make_spec(config):
     def pick_best(trainer, run_dir, _):
         return pick_best_colour_checkpoint(trainer, run_dir, _photos(config), render_factor)
 
+    critic = colorization_critic if config.generator in DEOLDIFY_GENERATORS else None
     return NoGANSpec(name="colorize", data=colorization_data, generator=colorization_model,
-                     score=None, score_format="", evaluate=evaluate, pick_best=pick_best)
+                     score=None, score_format="", evaluate=evaluate, pick_best=pick_best,
+                     critic=critic)
 
 
 def train(config, strategy):

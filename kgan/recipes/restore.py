@@ -26,6 +26,7 @@ from kgan.core.atomic import write_json
 from kgan.core.errors import UsageError
 from kgan.data import restoration_dataset
 from kgan.data.folders import resolve_seed
+from kgan.interop import init_from
 from kgan.evaluation.evaluate import evaluate_pairs, format_table
 from kgan.models import critic as build_critic
 from kgan.models import encoder_unet_generator, resolve_encoder_weights, unet_generator
@@ -127,6 +128,8 @@ class NoGANSpec:
         evaluate: ``(generator, test dataset) -> (results dict, table)``.
         pick_best: ``(trainer, gan run dir, test dataset) -> (best path, scores)``, replacing
             ``pick_best_gan_checkpoint`` (which ranks by ``score``) when given.
+        critic: ``config -> keras.Model`` replacing the fastai-style critic when given (e.g.
+            DeOldify's own critic for DeOldify's generators).
     """
 
     name: str
@@ -136,6 +139,7 @@ class NoGANSpec:
     score_format: str
     evaluate: Callable
     pick_best: Optional[Callable] = None
+    critic: Optional[Callable] = None
 
 
 RESTORE = NoGANSpec(name="restore", data=restoration_data, generator=restoration_generator,
@@ -200,7 +204,8 @@ def build_phase(config, strategy, phase, content_loss, steps, steps_per_epoch, s
                             jit_compile=config.jit_compile)
             return trainer, generator, None
         generator = spec.generator(config, None, False)
-        critic = build_critic(nf=config.critic_nf, n_blocks=3)
+        critic = (spec.critic(config) if spec.critic
+                  else build_critic(nf=config.critic_nf, n_blocks=3))
         if load_previous:
             runs.load_phase_weights(generator, os.path.join(config.output_dir, "pretrain_g"),
                                     "generator", "pretrain_g")
@@ -277,6 +282,10 @@ def train(config, strategy, spec=RESTORE):
         run_dir = os.path.join(config.output_dir, phase)
         trainer, generator, critic = build_phase(config, strategy, phase, content_loss,
                                                  steps[phase], steps_per_epoch, spec)
+        if (phase == "pretrain_d" and config.init_from
+                and init_from.has_file(config.init_from, "D")):
+            # A converted critic (discriminator.keras, DeOldify's *_crit.pth) seeds it.
+            initialize_from(config, trainer, run_dir, networks={"D": critic})
         print(f"kgan: {spec.name} phase {phase}: {steps[phase]} steps -> {run_dir}")
         run_phase(trainer, run_dir, steps[phase], None if phase == "gan" else
                   config.keep_checkpoints)

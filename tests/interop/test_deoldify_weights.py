@@ -71,8 +71,8 @@ class DeOldifyFixtureTest(tf.test.TestCase):
     def test_swapped_query_and_key_break_the_bound(self):
         real = dw._assignments
 
-        def swapped(model, reader):
-            pairs = real(model, reader)
+        def swapped(model, reader, *args):
+            pairs = real(model, reader, *args)
             attention = next(x for x in model.layers if x.name.endswith("_conv2_3"))
             q, k = attention.query.kernel, attention.key.kernel
             return [(k if v is q else q if v is k else v, value) for v, value in pairs]
