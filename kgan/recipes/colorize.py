@@ -17,8 +17,10 @@ from kgan.core.errors import UsageError
 from kgan.colorization.colorizer import render_factor_for_eval_size
 from kgan.data.colorize import colorization_dataset
 from kgan.data.samples import sample_color_photos
+from kgan.interop.torchvision_bodies import load_body_weights, resolve_body_weights
 from kgan.metrics import color as color_metrics
 from kgan.models import DEOLDIFY_GENERATORS, colorization_generator, deoldify_generator
+from kgan.models.deoldify import VARIANTS as DEOLDIFY_VARIANTS
 from kgan.models.deoldify_critic import deoldify_critic
 from kgan.recipes import registry, restore
 from kgan.recipes.restore import NoGANSpec
@@ -48,7 +50,10 @@ def colorization_model(config, encoder_weights=None, freeze_encoder=False):
     in the decoder as DeOldify trains it, ``--ngf`` as the ResNet body's width (64 as
     DeOldify's); it predicts RGB, and DeOldify's pipeline keeps the photo's luma at inference."""
     if config.generator in DEOLDIFY_GENERATORS:
-        return deoldify_generator(config.generator, width=config.ngf, spectral_norm=True)
+        generator = deoldify_generator(config.generator, width=config.ngf, spectral_norm=True)
+        if encoder_weights:  # torchvision's ImageNet ResNet (deoldify_body_weights)
+            load_body_weights(generator, encoder_weights)
+        return generator
     common = dict(ngf=config.ngf, norm=config.norm, self_attention=config.self_attention,
                   upsample=config.upsample, last_cross=True, init_type="kaiming")
     if config.encoder != "none":
@@ -61,6 +66,16 @@ def colorization_model(config, encoder_weights=None, freeze_encoder=False):
             f"--model=colorize needs a UNet: --generator=unet_128|unet_256 or --unet_downs=N "
             f"(got --generator={config.generator}).")
     return colorization_generator(num_downs=downs, use_dropout=not config.no_dropout, **common)
+
+
+def deoldify_body_weights(config):
+    """``--encoder_weights`` for a DeOldify generator: torchvision's ImageNet ResNet-34 /
+    ResNet-101 file (kgan.interop.torchvision_bodies), or None (also with ``--init_from``,
+    whose generator replaces the whole network, body included)."""
+    if config.init_from:
+        return None
+    arch = DEOLDIFY_VARIANTS[config.generator.removeprefix("deoldify_")]["arch"]
+    return resolve_body_weights(arch, config.encoder_weights)
 
 
 def colorization_critic(config):
@@ -90,10 +105,11 @@ def make_spec(config):
     def pick_best(trainer, run_dir, _):
         return pick_best_colour_checkpoint(trainer, run_dir, _photos(config), render_factor)
 
-    critic = colorization_critic if config.generator in DEOLDIFY_GENERATORS else None
+    deoldify = config.generator in DEOLDIFY_GENERATORS
     return NoGANSpec(name="colorize", data=colorization_data, generator=colorization_model,
                      score=None, score_format="", evaluate=evaluate, pick_best=pick_best,
-                     critic=critic)
+                     critic=colorization_critic if deoldify else None,
+                     body_weights=deoldify_body_weights if deoldify else None)
 
 
 def train(config, strategy):

@@ -130,6 +130,10 @@ class NoGANSpec:
             ``pick_best_gan_checkpoint`` (which ranks by ``score``) when given.
         critic: ``config -> keras.Model`` replacing the fastai-style critic when given (e.g.
             DeOldify's own critic for DeOldify's generators).
+        body_weights: ``config -> file or None``, the pretrained weights of the generator's
+            body resolved before any training, replacing ``resolve_encoder_weights`` when given
+            (DeOldify's torchvision ResNet bodies); ``generator`` gets it as
+            ``encoder_weights``.
     """
 
     name: str
@@ -140,6 +144,7 @@ class NoGANSpec:
     evaluate: Callable
     pick_best: Optional[Callable] = None
     critic: Optional[Callable] = None
+    body_weights: Optional[Callable] = None
 
 
 RESTORE = NoGANSpec(name="restore", data=restoration_data, generator=restoration_generator,
@@ -254,7 +259,9 @@ def train(config, strategy, spec=RESTORE):
     # Resolved once (a clear error before any training when ImageNet weights are missing);
     # phases after pretrain_g load trained weights over a randomly initialised encoder.
     encoder_weights = None
-    if config.encoder != "none" and "pretrain_g" in phases:
+    if spec.body_weights is not None and "pretrain_g" in phases:
+        encoder_weights = spec.body_weights(config)
+    elif config.encoder != "none" and "pretrain_g" in phases:
         encoder_weights = resolve_encoder_weights(config.encoder, config.encoder_weights,
                                                   config.encoder_alpha)
     if config.init_from and "pretrain_g" not in phases:
