@@ -17,7 +17,8 @@ class Adam(keras.optimizers.Adam):
     own Adam) adds it to the raw ``sqrt(v)``: ``w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m /
     (sqrt(v) + eps)``, so the kernel is given ``eps * sqrt(1 - b2^t)``, which makes the two
     equal. Keras' form with its 1e-7 is 12x (t = 1,000) to 300x (t = 1) torch's epsilon in
-    torch's terms; on the CycleGAN peer benchmark that cost ~0.4 dB (docs/results.md).
+    torch's terms, which damps the steps of weights whose gradients are below ~1e-6 (on the
+    peer benchmark, docs/results.md, the difference in quality was within seed noise).
     AMSGrad, sparse gradients and non-float32 variables take Keras' own path (Keras' form).
     """
 
