@@ -21,10 +21,16 @@ its docstring). A run whose outputs exist in ``--output_dir`` is not trained aga
 implementation scores with its own default inference (kgan: ``training=False``; the
 reference: ``test.py`` without ``--eval``, i.e. train-mode BatchNorm/dropout for pix2pix).
 
-Run (about 35 min for the CycleGAN table on 2 busy cores; pix2pix about as long)::
+Run (CycleGAN: 3–16 min per run on 2 shared cores, one thread each, two at a time, so 20–50
+min for 3 seeds of both; docs/results.md has the table)::
 
-    python benchmarks/peer_quality.py --task=cyclegan --output_dir=runs/peer_quality
-    python benchmarks/peer_quality.py --task=pix2pix --output_dir=runs/peer_quality
+    python benchmarks/peer_quality.py --task=cyclegan --threads=1 --jobs=2 \
+        --output_dir=runs/peer_quality
+    python benchmarks/peer_quality.py --task=pix2pix --threads=1 --jobs=2 \
+        --output_dir=runs/peer_quality
+
+On a small CPU, ``--threads=1`` matters: two 2-thread processes on 2 busy cores ran the
+reference's step 5x slower than one thread each.
 
 Ablation flags (to find what separates the two): ``--kgan_adam_eps=keras`` gives kgan back
 Keras' epsilon form (1e-7 added before Adam's bias correction; kgan's default is now torch's,
