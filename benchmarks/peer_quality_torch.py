@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 
 import numpy as np
@@ -40,63 +41,11 @@ from peer_pytorch_reference import (
 from PIL import Image
 from torch import nn
 
-# ----------------------------------------------------------------------------- pix2pix networks
-
-
-class UnetSkipBlock(nn.Module):
-    """The reference's ``UnetSkipConnectionBlock`` (BatchNorm, so convs have no bias)."""
-
-    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False,
-                 innermost=False, use_dropout=False):
-        super().__init__()
-        self.outermost = outermost
-        input_nc = outer_nc if input_nc is None else input_nc
-        downconv = nn.Conv2d(input_nc, inner_nc, 4, stride=2, padding=1, bias=False)
-        downrelu, downnorm = nn.LeakyReLU(0.2, True), nn.BatchNorm2d(inner_nc)
-        uprelu, upnorm = nn.ReLU(True), nn.BatchNorm2d(outer_nc)
-        if outermost:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1)
-            model = [downconv, submodule, uprelu, upconv, nn.Tanh()]
-        elif innermost:
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=False)
-            model = [downrelu, downconv, uprelu, upconv, upnorm]
-        else:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1,
-                                        bias=False)
-            model = [downrelu, downconv, downnorm, submodule, uprelu, upconv, upnorm]
-            if use_dropout:
-                model.append(nn.Dropout(0.5))
-        self.model = nn.Sequential(*model)
-
-    def forward(self, x):
-        if self.outermost:
-            return self.model(x)
-        return torch.cat([x, self.model(x)], 1)
-
-
-def unet_generator(input_nc, output_nc, num_downs, ngf, use_dropout=True):
-    block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True)
-    for _ in range(num_downs - 5):
-        block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout)
-    block = UnetSkipBlock(ngf * 4, ngf * 8, submodule=block)
-    block = UnetSkipBlock(ngf * 2, ngf * 4, submodule=block)
-    block = UnetSkipBlock(ngf, ngf * 2, submodule=block)
-    return UnetSkipBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True)
-
-
-def batchnorm_discriminator(input_nc, ndf, n_layers=3):
-    """``NLayerDiscriminator`` with BatchNorm (pix2pix's default ``--norm batch``)."""
-    seq = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
-    nf_mult = 1
-    for n in range(1, n_layers + 1):
-        nf_mult_prev, nf_mult = nf_mult, min(2 ** n, 8)
-        stride = 2 if n < n_layers else 1
-        seq += [nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, 4, stride=stride, padding=1,
-                          bias=False),
-                nn.BatchNorm2d(ndf * nf_mult), nn.LeakyReLU(0.2, True)]
-    seq += [nn.Conv2d(ndf * nf_mult, 1, 4, stride=1, padding=1)]
-    return nn.Sequential(*seq)
-
+# The reference's UNet and BatchNorm PatchGAN, as the conversion tests rebuild them (same
+# modules, same order): tests/pytorch_reference_nets.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests"))
+from pytorch_reference_nets import NLayerDiscriminator, UnetGenerator  # noqa: E402
 
 def init_batchnorm(net, gain=0.02):
     """The rest of the reference's ``init_weights``: BatchNorm weight ~ N(1, gain), bias 0."""
@@ -250,8 +199,8 @@ class CycleGAN:
 
 class Pix2Pix:
     def __init__(self, args):
-        self.netG = init_batchnorm(unet_generator(3, 3, args.num_downs, args.ngf))
-        self.netD = init_batchnorm(batchnorm_discriminator(6, args.ndf))
+        self.netG = init_batchnorm(UnetGenerator(3, 3, args.num_downs, args.ngf, norm="batch"))
+        self.netD = init_batchnorm(NLayerDiscriminator(6, args.ndf, norm="batch"))
         self.optimizers = [adam(self.netG.parameters(), args.lr, args.adam_eps),
                            adam(self.netD.parameters(), args.lr, args.adam_eps)]
         self.bce, self.l1 = nn.BCEWithLogitsLoss(), nn.L1Loss()
