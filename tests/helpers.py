@@ -181,6 +181,22 @@ def round_trip_layer(test, cls, input_shape=(1, 8, 8, 16), input_shapes=None, **
     test.assertAllClose(loaded(x), model(x), atol=1e-6)
 
 
+# kgan.colorize against DeOldify's own pipeline, in uint8 levels (issue 23's bound).
+DEOLDIFY_PIPELINE_BOUND = {"mean": 1.0, "max": 4}
+
+
+def uint8_differences(colour, expected):
+    """Mean and max absolute difference of two uint8 images, in levels."""
+    d = np.abs(np.asarray(colour, np.int64) - np.asarray(expected, np.int64))
+    return {"mean": float(d.mean()), "max": int(d.max())}
+
+
+def within_pipeline_bound(measured):
+    """Whether ``uint8_differences`` figures are within ``DEOLDIFY_PIPELINE_BOUND``."""
+    bound = DEOLDIFY_PIPELINE_BOUND
+    return measured["mean"] <= bound["mean"] and measured["max"] <= bound["max"]
+
+
 def deoldify_stand_in(seed=0, width=8, name="deoldify_stand_in"):
     """A tiny DeOldify colouriser with the real one's structure (kgan.models.deoldify):
     ``ImageNetPreprocess("torch")`` -> two convs -> ``SigmoidRange(-3, 3)`` -> ``DeOldifyOutput``.

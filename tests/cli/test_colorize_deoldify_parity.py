@@ -23,7 +23,11 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 from fixtures import deoldify_pipeline as reference
-from helpers import ROOT
+from helpers import (
+    ROOT,
+    uint8_differences as differences,
+    within_pipeline_bound as within,
+)
 from PIL import Image
 
 from kgan.colorization.colorizer import Colorizer
@@ -34,7 +38,6 @@ from kgan.serving.translators import KerasTranslator
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "deoldify")
 RENDER_FACTOR = 10
-BOUND = {"mean": 1.0, "max": 4}
 
 try:
     import torch
@@ -48,15 +51,6 @@ except ImportError:
 def _artistic():
     return dw.load_deoldify_generator(os.path.join(FIXTURES, "artistic.pth"),
                                       "deoldify_artistic")
-
-
-def differences(colour, expected):
-    d = np.abs(np.asarray(colour, np.int64) - np.asarray(expected, np.int64))
-    return {"mean": float(d.mean()), "max": int(d.max())}
-
-
-def within(figures):
-    return figures["mean"] <= BOUND["mean"] and figures["max"] <= BOUND["max"]
 
 
 class DeOldifyEndToEndParityTest(tf.test.TestCase):

@@ -16,7 +16,12 @@ import cv2
 import numpy as np
 import tensorflow as tf
 from fixtures import deoldify_pipeline as reference
-from helpers import deoldify_stand_in
+from helpers import (
+    DEOLDIFY_PIPELINE_BOUND as BOUND,
+    uint8_differences as differences,
+    within_pipeline_bound as within,
+    deoldify_stand_in,
+)
 from PIL import Image
 
 from kgan.colorization import deoldify_pipeline as pipeline
@@ -33,7 +38,6 @@ from kgan.serving.loading import load_model
 from kgan.serving.translators import KerasTranslator
 
 # kgan's output against DeOldify's pipeline run on the same network, uint8 levels.
-BOUND = {"mean": 1.0, "max": 4}
 FACTORS = (10, 21, 35)
 # kgan's float32 path measured 0.0 mean (bit-identical); rounding instead of truncating, 0.18+.
 TIGHT_MEAN = 0.05
@@ -45,15 +49,6 @@ def held_out_photos():
     return [np.asarray(Image.fromarray(p).resize((p.shape[1] * 2 // 5, p.shape[0] * 2 // 5),
                                                  Image.Resampling.LANCZOS))
             for p in sample_color_photos("test")]
-
-
-def differences(colour, expected):
-    d = np.abs(np.asarray(colour, np.int64) - np.asarray(expected, np.int64))
-    return {"mean": float(d.mean()), "max": int(d.max())}
-
-
-def within(measured):
-    return measured["mean"] <= BOUND["mean"] and measured["max"] <= BOUND["max"]
 
 
 class DeOldifyPipelineTest(tf.test.TestCase):
