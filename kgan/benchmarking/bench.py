@@ -75,7 +75,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.benchmarking.nogan import NOGAN_MODELS, build_nogan
+from kgan.benchmarking.nogan import NOGAN_MODELS, build_nogan, nogan_input_dataset
 from kgan.benchmarking.peaks import forward_flops, matmul_probe, measure_peaks, sync
 from kgan.benchmarking.table import format_report  # noqa: F401  (kgan.benchmarking.bench.format_report)
 from kgan.core.errors import UsageError
@@ -93,6 +93,7 @@ from kgan.core.measure import (
     time_steps,
 )
 from kgan.core.pixels import to_uint8
+from kgan.data import measure_throughput, unpaired_dataset
 from kgan.exporting.saved_model import export_saved_model
 from kgan.exporting.tflite import convert_tflite
 from kgan.recipes import get_recipe, setup
@@ -190,11 +191,12 @@ def bench_step(config, options):
 
 
 def bench_input_pipeline(config, batches=30):
-    """Images/s of the unpaired input pipeline on its own (built-in samples at the config's
-    crop size), or None when ``kgan.data`` does not provide it."""
-    try:
-        from kgan.data import measure_throughput, unpaired_dataset
-    except ImportError:
+    """Examples/s of the config's input pipeline on its own: the NoGAN models' recipe pipeline
+    (restore: crappified, colorize: gray inputs made on the fly), or cycle_gan's unpaired
+    pipeline on the built-in samples at the config's crop size; None for other models."""
+    if config.model in NOGAN_MODELS:
+        return float(measure_throughput(nogan_input_dataset(config), batches))
+    if config.model != "cycle_gan":
         return None
     options = {"load_size": config.load_size} if config.load_size else {}
     dataset, _ = unpaired_dataset(crop_size=config.crop_size, batch_size=config.batch_size,
@@ -339,8 +341,9 @@ def run_config(config, options):
         generator = result.pop("generator")
         inputs = result.pop("inputs")
         result["peak_rss_gib"] = peak_rss_gib()
-        if options.pipeline and config.model == "cycle_gan":
-            # (A, B) examples per second, and how many times the step's consumption that is.
+        if options.pipeline:
+            # Examples per second ((A, B) or (input, target)), and how many times the step's
+            # consumption that is.
             result["input_images_per_s"] = bench_input_pipeline(config)
             if result["input_images_per_s"] is not None:
                 result["input_over_step_consumption"] = (result["input_images_per_s"]

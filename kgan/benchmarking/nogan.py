@@ -82,6 +82,14 @@ def nogan_flops(phase, generator, critic, content_loss, input_shape, output_shap
     return result
 
 
+def nogan_input_dataset(config):
+    """The phase's training pipeline exactly as the recipe builds it (gray / crappified inputs
+    made on the fly), for timing it on its own."""
+    spec = (colorize_recipe.make_spec(config) if config.model == "colorize"
+            else restore_recipe.RESTORE)
+    return spec.data(config, "train")[0]
+
+
 def build_nogan(config, strategy):
     """Builds ``config``'s NoGAN phase (``config.phase``; ``nogan`` times ``gan``).
 

@@ -66,11 +66,15 @@ class NoGANFlopsTest(tf.test.TestCase):
 
 class NoGANBenchTest(tf.test.TestCase):
 
-    def _run(self, **fields):
-        config = make_config(ngf=4, critic_nf=4, crop_size=64, unet_downs=5, batch_size=1,
-                             content_loss="perceptual", vgg_weights="none", seed=0, **fields)
-        options = BenchOptions(steps=1, warmup=1, inference=False, pipeline=False, probe=False)
-        return bench.run_config(config, options)
+    def _config(self, **fields):
+        fields = dict(dict(ngf=4, critic_nf=4, crop_size=64, unet_downs=5, batch_size=1,
+                           content_loss="perceptual", vgg_weights="none", seed=0), **fields)
+        return make_config(**fields)
+
+    def _run(self, pipeline=False, **fields):
+        options = BenchOptions(steps=1, warmup=1, inference=False, pipeline=pipeline,
+                               probe=False)
+        return bench.run_config(self._config(**fields), options)
 
     def test_restore_gan_phase_times_a_critic_and_a_generator_update(self):
         result = self._run(model="restore", phase="gan")
@@ -83,12 +87,27 @@ class NoGANBenchTest(tf.test.TestCase):
                             result["step_gflop"] / result["step_median_s"])
         self.assertEqual(result["content_loss"], "perceptual (fastai, VGG16 none)")
 
-    def test_colorize_pretrain_g_counts_the_vgg(self):
-        result = self._run(model="colorize", phase="pretrain_g")
+    def test_colorize_pretrain_g_counts_the_vgg_and_times_the_pipeline(self):
+        result = self._run(model="colorize", phase="pretrain_g", pipeline=True)
         self.assertEqual(result["updates_per_step"], 1)
         self.assertAllClose(result["step_gflop"], 3 * result["generator_forward_gflop"]
                             + 3 * result["vgg_forward_gflop"])
         self.assertGreater(result["achieved_gflops"], 0.0)
+        self.assertGreater(result["input_images_per_s"], 0.0)
+        self.assertAllClose(result["input_over_step_consumption"],
+                            result["input_images_per_s"] / result["images_per_s"])
+
+    def test_the_timed_pipeline_is_the_recipes(self):
+        # colorize: gray inputs made on the fly (three equal channels), colour targets.
+        inputs, targets = next(iter(bench_nogan.nogan_input_dataset(
+            self._config(model="colorize", batch_size=2))))
+        self.assertEqual(inputs.shape, (2, 64, 64, 3))
+        self.assertAllClose(inputs[..., 0], inputs[..., 1])
+        self.assertGreater(float(tf.reduce_max(tf.abs(targets[..., 0] - targets[..., 1]))), 0.1)
+        # restore: degraded inputs differ from their clean targets.
+        inputs, targets = next(iter(bench_nogan.nogan_input_dataset(
+            self._config(model="restore", batch_size=2))))
+        self.assertGreater(float(tf.reduce_mean(tf.abs(inputs - targets))), 0.01)
 
 
 class InferencePrecisionTest(tf.test.TestCase):
