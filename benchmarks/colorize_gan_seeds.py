@@ -88,7 +88,12 @@ def score_seed(folders, truths, train_uv, render_factor):
     from kgan.colorization.colorizer import Colorizer, as_translator
     from kgan.serving.runs import load_generator
 
-    generator = load_generator(os.path.join(folders["run"], "generators", "generator.keras"))
+    from kgan.serving.precision import with_precision
+
+    # float32 (a copy for a bf16-trained run) so that the weights loaded below are the ones
+    # the translator runs (KerasTranslator would convert a bf16 model once, before the loads).
+    generator = with_precision(load_generator(
+        os.path.join(folders["run"], "generators", "generator.keras")), "float32")
     translator = as_translator(generator)
     scores = {}
     for label, which, phase, name in ROWS:

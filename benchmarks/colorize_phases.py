@@ -21,6 +21,7 @@ import os
 from kgan.colorization.colorizer import AUTO_FACTORS, Colorizer, as_translator
 from kgan.colorization.scoring import _psnr, load_color_photos
 from kgan.metrics import color as color_metrics
+from kgan.serving.precision import with_precision
 
 PHASE_WEIGHTS = (("after pretrain_g", "pretrain_g", "generator"),
                  ("after GAN, last step", "gan", "generator"),
@@ -64,7 +65,11 @@ def main(argv=None):
 
     truths = load_color_photos(args.dataroot)
     train_uv = None if args.dataroot else color_metrics.mean_uv(sample_color_photos("train"))
-    generator = load_generator(os.path.join(args.run_dir, "generators", "generator.keras"))
+    # A float32 generator (a copy for a bf16-trained run), so that the translator below runs
+    # this very model and the weights loaded into it count (KerasTranslator would otherwise
+    # convert a bf16 model once, before the loads).
+    generator = with_precision(load_generator(
+        os.path.join(args.run_dir, "generators", "generator.keras")), "float32")
     translator = as_translator(generator)  # one traced function for all the weights below
     header = (f"{'weights':<30} {'dE2000':>7} {'colourful':>9} {'sat ratio':>9} {'zombie%':>7} "
               f"{'score':>7} {'PSNR':>7}")

@@ -208,10 +208,13 @@ class SelfAttention2D(keras.layers.Layer):
             # which would make query and key identical.
             init = keras.initializers.get(
                 keras.initializers.serialize(self.kernel_initializer))
+            # The sub-layers take this layer's policy, not the global one: a model saved under
+            # mixed_bfloat16 and loaded under float32 would otherwise mix the two dtypes.
             layer = keras.layers.Conv2D(filters, 1, use_bias=False, name=name,
-                                        kernel_initializer=init)
+                                        kernel_initializer=init, dtype=self.dtype_policy)
             if self.spectral_norm:
-                layer = keras.layers.SpectralNormalization(layer, name=name + "_sn")
+                layer = keras.layers.SpectralNormalization(layer, name=name + "_sn",
+                                                           dtype=self.dtype_policy)
             layer.build(input_shape)
             return layer
 

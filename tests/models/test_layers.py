@@ -361,6 +361,31 @@ class SelfAttention2DTest(tf.test.TestCase):
             self.assertGreater(float(tf.reduce_max(tf.abs(grad))), 0.0, path)
 
 
+    def test_a_bf16_model_saved_and_loaded_under_float32_runs_eagerly(self):
+        # Its query/key/value convs follow the layer's policy, not the global one at load time
+        # (they used to compute in float32 beside a bf16 input: a dtype error when called).
+        x = _random((1, 4, 4, 16), seed=4)
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            for spectral_norm in (False, True):
+                inputs = keras.Input((4, 4, 16))
+                layer = SelfAttention2D(spectral_norm=spectral_norm)
+                model = keras.Model(inputs, layer(inputs))
+                layer.gamma.assign(0.5)
+                path = os.path.join(self.get_temp_dir(), f"attention_{spectral_norm}.keras")
+                model.save(path)
+                expected = model(x)
+                keras.mixed_precision.set_global_policy("float32")
+                loaded = keras.saving.load_model(path, safe_mode=True)
+                attention = loaded.layers[-1]
+                self.assertEqual(attention.value.dtype_policy.name, "mixed_bfloat16")
+                self.assertAllClose(loaded(x), expected, atol=1e-2)
+                keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+
+
 class ICNRPixelShuffleTest(tf.test.TestCase):
 
     def test_icnr_kernel_repeats_each_filter(self):
