@@ -10,7 +10,8 @@ holds its weights is not trained again.
 Not a test (about 2–4 minutes per run on 2 CPU cores). Example (the figures in
 docs/speed.md)::
 
-    PYTHONPATH=. python benchmarks/colorize_bf16_quality.py --seeds=0,1 --output_dir=runs/bf16_quality
+    PYTHONPATH=. python benchmarks/colorize_bf16_quality.py --seeds=0,1,2 \
+        --output_dir=runs/bf16_quality
 """
 
 import argparse
