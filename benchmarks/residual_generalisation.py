@@ -31,7 +31,7 @@ Implementations (``--impls``), for the ablation of what separates the two:
 - ``peer``: the plain Keras CycleGAN above; ``peer_zero_out``: the same with kgan's zero
   final conv.
 
-The task's figures are in docs/ablation.md (``--residual``). Run (3 min per run, 2 threads
+The task's figures are in docs/ablation.md (``--residual``). Run (3-5 min a run, 2 threads
 on a 2-core AMD EPYC; 3 seeds of kgan and the peer about 20 min)::
 
     python benchmarks/residual_generalisation.py --impls=kgan,peer --seeds=0,1,2
