@@ -116,7 +116,11 @@ def upsample(x, filters, affine):
     return layers.Activation("relu")(x)
 
 
-def get_resnet_generator(size, filters=64, num_residual_blocks=9, affine=False, name=None):
+def get_resnet_generator(size, filters=64, num_residual_blocks=9, affine=False, residual=False,
+                         name=None):
+    """The example's generator; ``residual``: no tanh, ``clip(input + correction, -1, 1)``
+    from the same final conv (Keras' default Glorot kernel and zero bias), as a plain Keras
+    global skip (benchmarks/residual_generalisation.py)."""
     img_input = layers.Input(shape=(size, size, 3), name=name + "_img_input")
     x = ReflectionPadding2D(padding=(3, 3))(img_input)
     x = layers.Conv2D(filters, 7, kernel_initializer=KERNEL_INIT, use_bias=False)(x)
@@ -132,7 +136,10 @@ def get_resnet_generator(size, filters=64, num_residual_blocks=9, affine=False, 
         x = upsample(x, filters, affine)
     x = ReflectionPadding2D(padding=(3, 3))(x)
     x = layers.Conv2D(3, 7, padding="valid")(x)
-    x = layers.Activation("tanh", dtype="float32")(x)
+    if residual:
+        x = ops.clip(img_input + ops.cast(x, "float32"), -1.0, 1.0)  # tf.clip_by_value
+    else:
+        x = layers.Activation("tanh", dtype="float32")(x)
     return keras.Model(img_input, x, name=name)
 
 

@@ -168,8 +168,11 @@ def resnet_generator(n_blocks=9, ngf=64, norm="instance", use_dropout=False,
         init_type, init_gain: weight initialisation as the reference's ``--init_type``.
         residual: not in the reference: output ``clip(input + correction, -1, 1)`` instead of
             ``tanh``, with the last conv initialised to zero so the network starts as the
-            identity (good for appearance/colour changes, not shape changes). Same parameter
-            count as without it.
+            identity (good for appearance/colour changes, not shape changes). At the first
+            step only that conv gets a gradient, from the second every layer does (Adam then
+            moves each by its full step); a randomly initialised last conv instead generalised
+            worse to new photos (docs/ablation.md, issue 24). Same parameter count as without
+            it.
         name: model name (default ``resnet_{n}blocks``).
 
     Returns:

@@ -10,6 +10,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from kgan.models import build_generator, resnet_generator, unet_generator
+from kgan.models.generators import _clipped_residual
+from kgan.training.trainers.base import adam
 
 
 def _images(n, h, w, seed=0, scale=1.0):
@@ -53,6 +55,57 @@ class ResidualResnetTest(tf.test.TestCase):
         self.assertGreater(np.mean(np.abs(x + correction) > 1), 0.05)  # the clip matters
         self.assertAllClose(y, np.clip(x + correction, -1, 1), atol=1e-5)
         self.assertAllInRange(y, -1.0, 1.0)
+
+    def test_clip_has_the_gradient_of_clip_by_value(self):
+        # The builtin-layer clip must train like a plain tf.clip_by_value skip (issue 24's
+        # peer): gradient 1 where input + correction is inside [-1, 1], 0 outside.
+        x_in = keras.Input((None, None, 3))
+        c_in = keras.Input((None, None, 3))
+        head = keras.Model([x_in, c_in], _clipped_residual(x_in, c_in))
+        x = tf.constant(_images(2, 8, 8, seed=7))
+        c = tf.constant(_images(2, 8, 8, seed=8, scale=1.5))
+        self.assertGreater(float(tf.reduce_mean(tf.cast(tf.abs(x + c) > 1, tf.float32))), 0.2)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([x, c])
+            ours = head([x, c])
+            theirs = tf.clip_by_value(x + c, -1.0, 1.0)
+            weight = tf.constant(_images(2, 8, 8, seed=9))
+            loss_ours, loss_theirs = (tf.reduce_sum(weight * y) for y in (ours, theirs))
+        self.assertAllClose(ours, theirs, atol=1e-6)
+        for t in (x, c):
+            self.assertAllClose(tape.gradient(loss_ours, t), tape.gradient(loss_theirs, t))
+
+    def test_every_layer_learns_from_the_second_step(self):
+        # The zero-initialised last conv makes the network the identity at step 0, where only
+        # that conv gets a gradient; after one Adam step (each weight moves by about the lr)
+        # the gradient reaches every layer, and Adam's normalised step moves them at full
+        # rate from then on although the gradient through the small last conv is small.
+        keras.utils.set_random_seed(0)
+        model = resnet_generator(n_blocks=2, ngf=4, residual=True)
+        x = _images(1, 32, 32, seed=10, scale=0.8)
+        target = np.clip(x * 0.7 + 0.1, -1, 1)  # a colour change away from the identity
+
+        def gradients():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.abs(model(x, training=True) - target))
+            return dict(zip([v.path for v in model.trainable_variables],
+                            tape.gradient(loss, model.trainable_variables)))
+
+        first = gradients()
+        moving = sorted(p for p, g in first.items() if float(tf.reduce_max(tf.abs(g))) > 0)
+        self.assertEqual([p.split("/")[0] for p in moving], ["out", "out"])
+        optimizer = adam(2e-4)
+        optimizer.apply_gradients([(first[v.path], v) for v in model.trainable_variables])
+        before = {v.path: v.numpy() for v in model.trainable_variables}
+        second = gradients()
+        optimizer.apply_gradients([(second[v.path], v) for v in model.trainable_variables])
+        # Kernels: a bias followed by instance norm is inert (the norm removes it) anyway.
+        kernels = [v for v in model.trainable_variables if v.path.endswith("kernel")]
+        self.assertLen(kernels, 1 + 2 + 2 * 2 + 2 + 1)  # c7s1, down, blocks, up, out
+        for v in kernels:
+            self.assertGreater(float(tf.reduce_max(tf.abs(second[v.path]))), 0.0, v.path)
+            step = np.abs(v.numpy() - before[v.path]).max()
+            self.assertGreater(step, 0.5 * 2e-4, v.path)  # a full Adam step, not a tiny one
 
     def test_channel_mismatch_is_an_error(self):
         with self.assertRaisesRegex(ValueError, "as many input as output channels"):
