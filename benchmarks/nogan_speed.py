@@ -21,6 +21,9 @@ GFLOP/s as a share of the same process's 3x3 conv peak of the step's precision (
 (kgan.bench's ``step_gflop``: kgan.core.measure.nogan_step_flops on traced forward FLOPs; the
 peer's own FlopCounterMode count is checked against it and shown when it differs), each
 implementation's bf16 speed-up over its fp32 step, the peak RSS of each, and the load average.
+Where other jobs share the CPU, the process CPU seconds per step (median of the timed steps'
+``step_cpu_s``) and the CPU utilisation (CPU s / (wall s x usable cores)) are shown too: a step
+that got half the machine shows it, and the CPU-second ratio is the less load-sensitive view.
 
 Run (each process at 128^2 batch 8 takes minutes on 2 cores)::
 
@@ -184,6 +187,9 @@ def summarize(records):
             entry[impl] = {
                 "processes": len(group), "step_s": median,
                 "best_step_s": min(x["step_min_s"] for x in results),
+                "cpu_s": statistics.median(statistics.median(x["step_cpu_s"])
+                                           for x in results),
+                "cpu_utilisation": statistics.median(x["cpu_utilisation"] for x in results),
                 "step_gflop": gflop, "own_step_gflop": results[0]["step_gflop"],
                 "ratio_to_conv_peak": statistics.median(ratios) if ratios else None,
                 "conv_peak_gflops": statistics.median(conv_peak(r) for r in group)
@@ -193,6 +199,7 @@ def summarize(records):
                                         r["load_average_after"][0]) for r in group)}
         if "kgan" in entry and "torch" in entry:
             entry["kgan_speedup"] = entry["torch"]["step_s"] / entry["kgan"]["step_s"]
+            entry["kgan_cpu_speedup"] = entry["torch"]["cpu_s"] / entry["kgan"]["cpu_s"]
         summary[key] = entry
     for key, entry in summary.items():
         if key[4] != "bfloat16":
@@ -214,9 +221,10 @@ def format_table(summary, machine=None):
         lines.append(f"CPU: {machine['model']}, {machine['cores']} usable cores, features "
                      f"{', '.join(machine['features']) or 'none'}")
     lines += ["| generator | phase | size, batch | precision | kgan step s | torch step s | "
-              "kgan/torch speed | kgan % conv peak | torch % conv peak | bf16/fp32 kgan | "
+              "kgan/torch speed | CPU s/step kgan / torch (speed) | CPU use kgan / torch | "
+              "kgan % conv peak | torch % conv peak | bf16/fp32 kgan | "
               "bf16/fp32 torch | GFLOP/step | peak RSS kgan / torch GiB | max load |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {p: i for i, p in enumerate(PHASES)}
     for key in sorted(summary, key=lambda k: (k[0], k[2], k[3], order.get(k[1], 9),
                                               PRECISIONS.index(k[4]))):
@@ -234,6 +242,10 @@ def format_table(summary, machine=None):
             f"{key[4]}{times} | {_fmt(kgan.get('step_s'), '.2f')} | "
             f"{_fmt(torch.get('step_s'), '.2f')} | "
             f"{_fmt(entry.get('kgan_speedup'), '.2f', 1, '×')} | "
+            f"{_fmt(kgan.get('cpu_s'), '.1f')} / {_fmt(torch.get('cpu_s'), '.1f')} "
+            f"({_fmt(entry.get('kgan_cpu_speedup'), '.2f', 1, '×')}) | "
+            f"{_fmt(kgan.get('cpu_utilisation'), '.2f')} / "
+            f"{_fmt(torch.get('cpu_utilisation'), '.2f')} | "
             f"{_fmt(kgan.get('ratio_to_conv_peak'), '.0f', 100, '%')} | "
             f"{_fmt(torch.get('ratio_to_conv_peak'), '.0f', 100, '%')} | "
             f"{_fmt(speedup.get('kgan'), '.2f', 1, '×')} | "

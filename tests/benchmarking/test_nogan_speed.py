@@ -26,7 +26,8 @@ def _record(impl, precision, seconds, phase="pretrain_g", gflop=1000.0, peak=100
               "batch_size": 8, "precision": precision}
     tag = "bf16" if precision == "bfloat16" else "fp32"
     result = {"step_median_s": seconds, "step_min_s": 0.9 * seconds, "step_gflop": gflop,
-              "peak_rss_gib": 3.0}
+              "peak_rss_gib": 3.0, "step_cpu_s": [2 * seconds, 1.8 * seconds],
+              "cpu_utilisation": 0.95}
     report = {"peaks": {f"conv_{tag}_gflops": peak}, "machine": {
         "model": "test CPU", "cores": 2, "features": ["avx512_bf16"]}}
     if impl == "kgan":
@@ -54,6 +55,8 @@ class SummaryTest(tf.test.TestCase):
         fp32 = summary[("deoldify_artistic", "pretrain_g", 128, 8, "float32")]
         self.assertAllClose(bf16["kgan_speedup"], 9.0 / 4.0)
         self.assertAllClose(fp32["kgan_speedup"], 12.0 / 10.0)
+        self.assertAllClose(fp32["kgan_cpu_speedup"], 12.0 / 10.0)
+        self.assertAllClose(fp32["kgan"]["cpu_s"], 1.9 * 10.0)
         self.assertAllClose(bf16["bf16_speedup"]["kgan"], 10.0 / 4.0)
         self.assertAllClose(bf16["bf16_speedup"]["torch"], 12.0 / 9.0)
         slowed = self.speed.summarize(_records(torch_bf16=18.0))
@@ -73,7 +76,8 @@ class SummaryTest(tf.test.TestCase):
                                         self.speed._machine(_records()))
         self.assertIn("test CPU", table)
         self.assertIn("| artistic | pretrain_g | 128², 8 | bfloat16 | 4.00 | 9.00 | 2.25× | "
-                      "250% | 111% | 2.50× | 1.33× | 1000 (torch's count 900) | 3.0 / 3.0 | 2.5 |",
+                      "7.6 / 17.1 (2.25×) | 0.95 / 0.95 | 250% | 111% | 2.50× | 1.33× | "
+                      "1000 (torch's count 900) | 3.0 / 3.0 | 2.5 |",
                       table)
 
     def test_resume_skips_measured_runs_and_alternates(self):
