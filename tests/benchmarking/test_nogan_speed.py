@@ -8,14 +8,21 @@ import json
 import os
 import tempfile
 
+import pytest
 import tensorflow as tf
+
+try:
+    import torch
+except ImportError:  # the peer's test needs torch; the table's do not
+    torch = None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "nogan_speed.py")
+PEER = os.path.join(ROOT, "benchmarks", "peer_nogan_torch.py")
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("nogan_speed", SCRIPT)
+def _module(name="nogan_speed", path=SCRIPT):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -107,6 +114,35 @@ class SummaryTest(tf.test.TestCase):
             finally:
                 self.speed.run_one = original
             self.assertLen(self.speed.load_records(folder), 4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch is None, reason="torch missing (the PyTorch peer)")
+class PeerTest(tf.test.TestCase):
+    """The peer at a tiny size: kgan's loss terms, kgan's FLOP formula, finite losses."""
+
+    def test_each_phase_runs_with_kgans_terms(self):
+        peer = _module("peer_nogan_torch", PEER)
+        expected = {
+            "pretrain_g": {"content_pixel", "content_feat_block3_conv3",
+                           "content_feat_block4_conv3", "content_feat_block5_conv3", "content"},
+            "pretrain_d": {"critic", "accuracy"}}
+        expected["gan"] = expected["pretrain_g"] | expected["pretrain_d"] | {"adversarial",
+                                                                             "generator"}
+        for phase in ("pretrain_g", "pretrain_d", "gan"):
+            args = peer.parse_args([f"--phase={phase}", "--crop_size=64", "--batch_size=2",
+                                    "--steps=1", "--warmup=1", "--width=8", "--no_peaks",
+                                    "--precision=bfloat16"])
+            result = peer.run(args)["result"]
+            losses = result["first_step_losses"]
+            self.assertEqual(set(losses), expected[phase], phase)
+            self.assertTrue(all(abs(v) < 1e6 for v in losses.values()), losses)
+            g, c, v = (result[k] for k in ("generator_forward_gflop", "critic_forward_gflop",
+                                           "vgg_forward_gflop"))
+            step = {"pretrain_g": 3 * g + 3 * v, "pretrain_d": g + 6 * c,
+                    "gan": 4 * g + 8 * c + 3 * v}[phase]
+            self.assertAllClose(result["step_gflop"], step)
+            self.assertEqual(result["updates_per_step"], 2 if phase == "gan" else 1)
 
 
 if __name__ == "__main__":
