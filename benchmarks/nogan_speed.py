@@ -150,9 +150,12 @@ def conv_peak(record):
     return peaks.get(f"conv_{tag}_gflops")
 
 
-def load_records(output_dir):
+def load_records(output_dir, rounds=None):
+    """The records in ``output_dir`` (of the rounds ``rounds`` only, when given)."""
     records = []
     for name in sorted(os.listdir(output_dir)):
+        if rounds is not None and name.rsplit("_r", 1)[-1][:-len(".json")] not in rounds:
+            continue
         if name.endswith(".json") and name.split("_", 1)[0] in IMPLS:
             with open(os.path.join(output_dir, name)) as f:
                 records.append(json.load(f))
@@ -308,6 +311,10 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 64^2 batch 2, 1 step, 1 warm-up, width 8")
     parser.add_argument("--table_only", action="store_true")
+    parser.add_argument("--table_rounds", default=None,
+                        type=lambda text: [r for r in text.split(",") if r],
+                        help="R[,R]: make the table from these rounds' runs only (e.g. the "
+                        "rounds run while the machine was quiet)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.steps, args.warmup, args.width = [(64, 2)], 1, 1, 8
@@ -319,7 +326,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not args.table_only:
         drive(args)
-    records = load_records(args.output_dir)
+    records = load_records(args.output_dir, args.table_rounds)
     print(format_table(summarize(records), _machine(records)))
 
 

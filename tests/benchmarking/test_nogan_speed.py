@@ -114,6 +114,8 @@ class SummaryTest(tf.test.TestCase):
             finally:
                 self.speed.run_one = original
             self.assertLen(self.speed.load_records(folder), 4)
+            self.assertLen(self.speed.load_records(folder, rounds=["0"]), 4)
+            self.assertEmpty(self.speed.load_records(folder, rounds=["1"]))
 
 
 @pytest.mark.slow
