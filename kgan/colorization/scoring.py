@@ -15,6 +15,7 @@ from kgan.colorization.colorizer import Colorizer
 from kgan.data.images import list_images, load_image
 from kgan.data.samples import sample_color_photos
 from kgan.metrics import color as color_metrics
+from kgan.serving.precision import computes_in_float32, with_precision
 
 
 def load_color_photos(dataroot=None, max_images=None):
@@ -104,10 +105,18 @@ def pick_best_colour_checkpoint(trainer, run_dir, truths=None, render_factor=16,
         return None, {}
     truths = sample_color_photos("test") if truths is None else truths
     inputs = [color_metrics.gray_baseline(t) for t in truths]
-    colorizer = Colorizer(trainer.generator, render_factor)
+    # A generator trained under mixed_bfloat16 is scored through a float32 copy, made once
+    # (one traced function) and given each restored checkpoint's weights: a Colorizer on the
+    # bf16 generator itself would convert it once, here, and score every checkpoint alike.
+    generator = trainer.generator
+    scored = generator if computes_in_float32(generator) else with_precision(generator,
+                                                                              "float32")
+    colorizer = Colorizer(scored, render_factor)
     scores = {}
     for path in paths:
         tf.train.Checkpoint(trainer=trainer).restore(path).expect_partial()
+        if scored is not generator:
+            scored.set_weights(generator.get_weights())
         scores[path] = score_outputs([colorizer.colorize(g) for g in inputs], truths)
     best = min(scores, key=lambda p: scores[p]["colour_score"])
     by_psnr = max(scores, key=lambda p: scores[p]["psnr"])

@@ -90,8 +90,11 @@ def with_precision(model, precision):
 def computes_in_float32(model):
     """Whether every layer of ``model`` (nested ones too) computes in float32, i.e. it was not
     built under a mixed policy."""
+    # Input layers are skipped, as with_precision skips them: under a mixed global policy a
+    # clone's InputLayer reports bf16 though the model computes in float32.
     return all(layer.compute_dtype == "float32"
-               for layer in model._flatten_layers(include_self=False, recursive=True))
+               for layer in model._flatten_layers(include_self=False, recursive=True)
+               if not isinstance(layer, keras.layers.InputLayer))
 
 
 def compute_dtypes(model):

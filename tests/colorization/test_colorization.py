@@ -218,6 +218,19 @@ class ScoringTest(tf.test.TestCase):
         self.assertLess(vivid["colour_score"], muted["colour_score"])
 
     def test_pick_best_colour_checkpoint(self):
+        # Also for a generator trained under mixed_bfloat16: it used to be scored through one
+        # float32 copy made before the checkpoints were restored, so every checkpoint scored
+        # alike and the first was kept.
+        previous = keras.mixed_precision.global_policy()
+        for policy in ("float32", "mixed_bfloat16"):
+            with self.subTest(policy=policy):
+                keras.mixed_precision.set_global_policy(policy)
+                try:
+                    self._pick_best_colour_checkpoint()
+                finally:
+                    keras.mixed_precision.set_global_policy(previous)
+
+    def _pick_best_colour_checkpoint(self):
         from kgan.training.trainers.pretrain import GeneratorPretrainer
 
         keras.utils.set_random_seed(2)
