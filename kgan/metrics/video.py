@@ -63,6 +63,28 @@ def _flows(flows):
     return iter(flows)
 
 
+def _frame_streams(metric, inputs, flows):
+    """(input frame iterator, flow iterator) of a flow-based metric; the flow is estimated on
+    the inputs where no exact flow is given, so one of the two is needed."""
+    if inputs is None and flows is None:
+        raise ValueError(f"{metric} needs the input frames or exact flows")
+    input_iter = iter(inputs) if inputs is not None else itertools.repeat(None)
+    return input_iter, _flows(flows)
+
+
+def _warp_checked(image, flow, from_y, to_y, motion, max_side, occlusion=True):
+    """``warp(image, flow)`` and its inside-the-frame mask; with no exact flow, the flow is
+    estimated from luma ``from_y`` to ``to_y`` and (``occlusion``) pixels failing the
+    forward-backward check are masked too."""
+    if flow is not None:
+        return warp(image, flow)
+    flow = estimate_motion(from_y, to_y, motion, max_side)
+    warped, mask = warp(image, flow)
+    if occlusion:
+        mask &= occlusion_mask(flow, estimate_motion(to_y, from_y, motion, max_side))
+    return warped, mask
+
+
 def chroma_warping_error(outputs, inputs=None, flows=None, motion="flow", occlusion=True,
                          max_side=256):
     """Lai et al.'s warping error of the outputs' chroma.
@@ -82,25 +104,15 @@ def chroma_warping_error(outputs, inputs=None, flows=None, motion="flow", occlus
     Returns:
         The mean over consecutive pairs of the masked mean squared chroma difference.
     """
-    if inputs is None and flows is None:
-        raise ValueError("chroma_warping_error needs the input frames or exact flows")
-    input_iter = iter(inputs) if inputs is not None else itertools.repeat(None)
-    flow_iter = _flows(flows)
+    input_iter, flow_iter = _frame_streams("chroma_warping_error", inputs, flows)
     errors = []
     prev_out = prev_in = None
     for out, inp in zip(outputs, input_iter):
         cur_c = chroma(out)
         cur_y = luma(inp) if inp is not None else None
         if prev_out is not None:
-            flow = next(flow_iter)
-            if flow is None:
-                flow = estimate_motion(prev_in, cur_y, motion, max_side)
-                warped, mask = warp(cur_c, flow)
-                if occlusion:
-                    mask &= occlusion_mask(flow, estimate_motion(cur_y, prev_in, motion,
-                                                                 max_side))
-            else:
-                warped, mask = warp(cur_c, flow)
+            warped, mask = _warp_checked(cur_c, next(flow_iter), prev_in, cur_y, motion,
+                                         max_side, occlusion)
             if mask.any():
                 errors.append(float((((prev_out - warped) ** 2).sum(-1))[mask].mean()))
         prev_out, prev_in = cur_c, cur_y
@@ -192,24 +204,15 @@ def invented_chroma(outputs, per_frame, inputs=None, flows=None, motion="flow", 
         float64 array of T-1 values: per frame the largest tile departure (U, V, 0-1 scale;
         multiply by 255 for 8-bit levels).
     """
-    if inputs is None and flows is None:
-        raise ValueError("invented_chroma needs the input frames or exact flows")
-    input_iter = iter(inputs) if inputs is not None else itertools.repeat(None)
-    flow_iter = _flows(flows)
+    input_iter, flow_iter = _frame_streams("invented_chroma", inputs, flows)
     worst = []
     prev_s = prev_y = None
     for out, per, inp in zip(outputs, per_frame, input_iter):
         cur_s, cur_p = chroma(out), chroma(per)
         cur_y = luma(inp) if inp is not None else None
         if prev_s is not None:
-            flow = next(flow_iter)
-            if flow is None:
-                flow = estimate_motion(cur_y, prev_y, motion, max_side)
-                past, has_past = warp(prev_s, flow)
-                has_past &= occlusion_mask(flow, estimate_motion(prev_y, cur_y, motion,
-                                                                 max_side))
-            else:
-                past, has_past = warp(prev_s, flow)
+            past, has_past = _warp_checked(prev_s, next(flow_iter), cur_y, prev_y, motion,
+                                           max_side)
             stacked = np.concatenate([cur_s, cur_p, past], axis=-1)
             values = [0.0]
             for seen, group in ((True, has_past), (False, ~has_past)):
