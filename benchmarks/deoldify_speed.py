@@ -112,21 +112,9 @@ def _torch_network(args, variant):
     return reference.stable(wide_nf=args.wide_nf, **kwargs).eval()
 
 
-def _torch_conv_peak(dtype, reps, size=64, channels=256):
-    import torch
-
-    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(dtype)
-    x = torch.randn(1, channels, size, size).to(dtype)
-    with torch.inference_mode():
-        best = _timed(lambda: conv(x), reps)["best_s"]
-    return 2 * 9 * channels * channels * size * size / best / 1e9
-
-
 def _torch_peaks(reps):
-    import torch
-
-    return {"conv_fp32_gflops": _torch_conv_peak(torch.float32, reps),
-            "conv_bf16_gflops": _torch_conv_peak(torch.bfloat16, reps)}
+    peak = _load_file("torch_conv_peak", os.path.join(ROOT, "benchmarks", "torch_conv_peak.py"))
+    return peak.conv_peaks(reps)
 
 
 def run_torch(args):

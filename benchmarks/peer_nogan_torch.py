@@ -59,7 +59,6 @@ import argparse
 import importlib.util
 import json
 import os
-import time
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +91,8 @@ def load_file(name, path):
 
 
 measure = load_file("kgan_measure", os.path.join(ROOT, "kgan", "core", "measure.py"))
+torch_conv_peak = load_file("torch_conv_peak",
+                            os.path.join(ROOT, "benchmarks", "torch_conv_peak.py"))
 reference = load_file("deoldify_reference",
                       os.path.join(ROOT, "tests", "fixtures", "deoldify_reference.py"))
 
@@ -306,29 +307,6 @@ def phase_flops(phase_obj, gray, colour):
             "vgg_forward_gflop": v / 1e9, "step_gflop": step / 1e9}
 
 
-# ----------------------------------------------------------------------------- peaks
-
-
-def conv_peak(dtype, reps, size=64, channels=256, memory_format=torch.contiguous_format):
-    """The 3x3 256 -> 256 conv at 64^2 (kgan.benchmarking.peaks' conv peak), best of reps."""
-    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(dtype)
-    conv = conv.to(memory_format=memory_format)
-    x = torch.randn(1, channels, size, size).to(dtype).contiguous(memory_format=memory_format)
-    best = float("inf")
-    with torch.inference_mode():
-        conv(x)
-        for _ in range(reps):
-            start = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - start)
-    return 2 * 9 * channels * channels * size * size / best / 1e9
-
-
-def peaks(reps, memory_format):
-    return {"conv_fp32_gflops": conv_peak(torch.float32, reps, memory_format=memory_format),
-            "conv_bf16_gflops": conv_peak(torch.bfloat16, reps, memory_format=memory_format)}
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -354,7 +332,7 @@ def run(args):
     report = {"machine": {**measure.cpu_info(), "torch": torch.__version__,
                           "threads": torch.get_num_threads(),
                           "load_average": list(os.getloadavg())}}
-    before = peaks(args.peak_reps, memory_format) if args.peaks else None
+    before = torch_conv_peak.conv_peaks(args.peak_reps, memory_format) if args.peaks else None
     measure.reset_peak_rss()
     phase = Phase(args)
     gray, colour = batch(args, memory_format)
@@ -374,7 +352,7 @@ def run(args):
               "generator_params": sum(p.numel() for p in phase.generator.parameters()),
               "first_step_losses": first_logs[0], "last_step_losses": phase.logs}
     if args.peaks:
-        after = peaks(args.peak_reps, memory_format)
+        after = torch_conv_peak.conv_peaks(args.peak_reps, memory_format)
         report["peaks"] = {k: max(before[k], after[k]) for k in before}
         report["peaks"]["conv_bf16_over_fp32"] = (report["peaks"]["conv_bf16_gflops"]
                                                   / report["peaks"]["conv_fp32_gflops"])

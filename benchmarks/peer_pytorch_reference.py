@@ -41,6 +41,7 @@ import sys
 import time
 
 import peer_report  # this folder, on sys.path when run as a script
+import torch_conv_peak  # this folder
 import torch
 from torch import nn
 
@@ -228,24 +229,10 @@ def matmul_gflops(dtype, size, reps):
     return 2 * size ** 3 / best / 1e9
 
 
-def conv_gflops(dtype, reps, size=64, channels=256):
-    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(dtype)
-    x = torch.randn(1, channels, size, size).to(dtype)
-    with torch.no_grad():
-        conv(x)
-        best = float("inf")
-        for _ in range(reps):
-            start = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - start)
-    return 2 * 9 * channels * channels * size * size / best / 1e9
-
-
 def peaks(size, reps):
     return {"matmul_fp32_gflops": matmul_gflops(torch.float32, size, reps),
             "matmul_bf16_gflops": matmul_gflops(torch.bfloat16, size, reps),
-            "conv_fp32_gflops": conv_gflops(torch.float32, reps),
-            "conv_bf16_gflops": conv_gflops(torch.bfloat16, reps)}
+            **torch_conv_peak.conv_peaks(reps)}
 
 
 def run(args):
