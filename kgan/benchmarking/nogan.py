@@ -82,12 +82,16 @@ def nogan_flops(phase, generator, critic, content_loss, input_shape, output_shap
     return result
 
 
+def _spec(config):
+    """The recipe's NoGANSpec of ``config.model`` (colorize or restore)."""
+    return (colorize_recipe.make_spec(config) if config.model == "colorize"
+            else restore_recipe.RESTORE)
+
+
 def nogan_input_dataset(config):
     """The phase's training pipeline exactly as the recipe builds it (gray / crappified inputs
     made on the fly), for timing it on its own."""
-    spec = (colorize_recipe.make_spec(config) if config.model == "colorize"
-            else restore_recipe.RESTORE)
-    return spec.data(config, "train")[0]
+    return _spec(config).data(config, "train")[0]
 
 
 def build_nogan(config, strategy):
@@ -96,8 +100,7 @@ def build_nogan(config, strategy):
     Returns:
         A ``NoGANBench``.
     """
-    spec = (colorize_recipe.make_spec(config) if config.model == "colorize"
-            else restore_recipe.RESTORE)
+    spec = _spec(config)
     phase = "gan" if config.phase == "nogan" else config.phase
     dataset, info = spec.data(config, "train")
     content_loss, content_name = losses.build_content_loss(

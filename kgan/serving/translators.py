@@ -164,7 +164,8 @@ class KerasTranslator:
     Args:
         model: a kgan generator.
         precision: ``float32`` or ``bfloat16`` compute (a converted copy of ``model`` runs
-            when its layers compute in another dtype; ``model`` itself is not changed).
+            when its layers compute in another dtype; ``model`` itself is not changed, and
+            weights loaded into it later do not reach the copy).
 
     Example:
 
