@@ -15,7 +15,9 @@ prints it without running anything).
 
 The table: per config, the median step time of each implementation (median of its processes'
 median step over ``--steps`` steps after ``--warmup``; ``gan`` is the pair, one critic then one
-generator update, as kgan.bench times it), kgan's speed over PyTorch's (torch s / kgan s), kgan's
+generator update, as kgan.bench times it), kgan's speed over PyTorch's (torch s / kgan s), the
+most kgan could lead by (torch s over kgan's FLOPs at kgan's same-run conv peak: where the
+target is above it, the convolution kernels are the limit, not the step around them), kgan's
 GFLOP/s as a share of the same process's 3x3 conv peak of the step's precision (kgan.bench's
 ``ratio_to_conv_peak``) and torch's against torch's own conv peak, both with kgan's FLOP count
 (kgan.bench's ``step_gflop``: kgan.core.measure.nogan_step_flops on traced forward FLOPs; the
@@ -170,8 +172,10 @@ def _key(config, precision=None):
 def summarize(records):
     """Per config key (generator, phase, size, batch, precision) and impl: the median of the
     processes' median steps, kgan's step GFLOP, the share of the conv peak, peak RSS; per key
-    the ratios (``kgan_speedup``: torch s / kgan s; ``bf16_speedup``: fp32 s / bf16 s of each
-    implementation, on bf16 keys)."""
+    the ratios (``kgan_speedup``: torch s / kgan s; ``kgan_speedup_ceiling``: torch s over the
+    time kgan's FLOPs take at kgan's same-run conv peak, the most kgan could lead by unless it
+    ran faster than its conv kernels; ``bf16_speedup``: fp32 s / bf16 s of each implementation,
+    on bf16 keys)."""
     groups = {}
     for r in records:
         groups.setdefault(_key(r["config"]), {}).setdefault(r["impl"], []).append(r)
@@ -203,6 +207,11 @@ def summarize(records):
         if "kgan" in entry and "torch" in entry:
             entry["kgan_speedup"] = entry["torch"]["step_s"] / entry["kgan"]["step_s"]
             entry["kgan_cpu_speedup"] = entry["torch"]["cpu_s"] / entry["kgan"]["cpu_s"]
+            kgan_peak = entry["kgan"]["conv_peak_gflops"]
+            if kgan_peak:
+                # The most kgan could lead by: its step at 100 % of its own conv peak.
+                entry["kgan_speedup_ceiling"] = (entry["torch"]["step_s"] * kgan_peak
+                                                 / entry["kgan"]["step_gflop"])
         summary[key] = entry
     for key, entry in summary.items():
         if key[4] != "bfloat16":
@@ -224,10 +233,11 @@ def format_table(summary, machine=None):
         lines.append(f"CPU: {machine['model']}, {machine['cores']} usable cores, features "
                      f"{', '.join(machine['features']) or 'none'}")
     lines += ["| generator | phase | size, batch | precision | kgan step s | torch step s | "
-              "kgan/torch speed | CPU s/step kgan / torch (speed) | CPU use kgan / torch | "
+              "kgan/torch speed | kgan/torch at kgan's conv peak | "
+              "CPU s/step kgan / torch (speed) | CPU use kgan / torch | "
               "kgan % conv peak | torch % conv peak | bf16/fp32 kgan | "
               "bf16/fp32 torch | GFLOP/step | peak RSS kgan / torch GiB | max load |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {p: i for i, p in enumerate(PHASES)}
     for key in sorted(summary, key=lambda k: (k[0], k[2], k[3], order.get(k[1], 9),
                                               PRECISIONS.index(k[4]))):
@@ -245,6 +255,7 @@ def format_table(summary, machine=None):
             f"{key[4]}{times} | {_fmt(kgan.get('step_s'), '.2f')} | "
             f"{_fmt(torch.get('step_s'), '.2f')} | "
             f"{_fmt(entry.get('kgan_speedup'), '.2f', 1, '×')} | "
+            f"{_fmt(entry.get('kgan_speedup_ceiling'), '.2f', 1, '×')} | "
             f"{_fmt(kgan.get('cpu_s'), '.1f')} / {_fmt(torch.get('cpu_s'), '.1f')} "
             f"({_fmt(entry.get('kgan_cpu_speedup'), '.2f', 1, '×')}) | "
             f"{_fmt(kgan.get('cpu_utilisation'), '.2f')} / "

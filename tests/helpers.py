@@ -150,6 +150,7 @@ LAYER_EXAMPLES = {
     "Cropping2D": dict(cropping=((1, 0), (1, 0))),
     "DepthToSpace": {"scale": 2},
     "ResizeNearestLike": {"input_shapes": [(1, 4, 6, 8), (1, 3, 5, 2)]},
+    "Im2colConv2D": dict(filters=4, kernel_size=3, padding="same"),
 }
 
 

@@ -22,6 +22,11 @@ same process, not as seconds. ``python -m kgan.bench`` measures:
   precision (``inference_{fp32,bf16}_images_per_s``, ``_gflops``, ``_ratio_to_conv_peak``), and how
   far the bf16 output is from float32 in uint8 levels (``inference_bf16_vs_fp32_mean_uint8``,
   ``_max_uint8``);
+- ``--profile_steps=N`` profiles N more steps after the timed ones (TF profiler) and reports
+  the op time per step by kind (conv forward, conv input / filter gradient, matmul, casts,
+  normalisation, optimizer, other; kgan.benchmarking.profiling.split_by_kind) and the top op
+  types. Op times add up to the wall time only with one inter-op thread
+  (``TF_NUM_INTEROP_THREADS=1``); otherwise overlapping ops make their sum larger;
 - ``--compare=mixed_precision=mixed_bfloat16`` runs a second config (the first with those
   flags changed) in the same process and prints the step-rate ratio.
 
@@ -77,6 +82,7 @@ import tensorflow as tf
 
 from kgan.benchmarking.nogan import NOGAN_MODELS, build_nogan, nogan_input_dataset
 from kgan.benchmarking.peaks import forward_flops, matmul_probe, measure_peaks, sync
+from kgan.benchmarking.profiling import profile, split_by_kind
 from kgan.benchmarking.table import format_report  # noqa: F401  (kgan.benchmarking.bench.format_report)
 from kgan.core.errors import UsageError
 from kgan.core.measure import (
@@ -114,6 +120,7 @@ class BenchOptions:
     pipeline: bool = True
     probe: bool = True
     probe_size: int = 2048
+    profile_steps: int = 0
 
 
 def _build_trainer(config, strategy):
@@ -179,6 +186,9 @@ def bench_step(config, options):
         bf16 = "bfloat16" in config.mixed_precision
         probe = matmul_probe("bfloat16" if bf16 else "float32", options.probe_size)
     timings = time_steps(step, options.steps, options.warmup, probe)
+    if options.profile_steps:
+        timings["profile"] = split_by_kind(profile(step, options.profile_steps),
+                                           options.profile_steps)
     batch = int(data[0].shape[0])
     timings["updates_per_step"] = len(modes) if modes else 1
     timings["images_per_s"] = batch * timings["updates_per_step"] / timings["step_median_s"]

@@ -1,7 +1,8 @@
 """Profiling helpers: run a function under the TF profiler and sum op time by type / name.
 
 Used to find where a training step's time goes beyond its convolution FLOPs, e.g.
-``format_summary(profile(lambda: step(data), steps=2), steps=2)``; set
+``format_summary(profile(lambda: step(data), steps=2), steps=2)``, and by ``kgan.bench
+--profile_steps=N`` (``split_by_kind``: op time per step by kind of op); set
 ``tf.config.threading.set_inter_op_parallelism_threads(1)`` first so that op times add up
 to the wall time. On CPU the executor records one trace event per op kernel
 (``name:type``); this module reads the XPlane protobuf the profiler writes and aggregates it.
@@ -84,6 +85,62 @@ def profile(fn, steps=1, logdir=None):
     result = summarize(_load_xspace(logdir))
     result["logdir"] = logdir
     return result
+
+
+# Op kinds for the step's time split, matched in this order on the op type (oneDNN's op
+# names included: _FusedConv2D, PadWithFusedConv2D, Conv2DBackpropFilterWithBias, ...).
+OP_KINDS = (
+    ("conv filter gradient", ("backpropfilter",)),
+    ("conv input gradient", ("backpropinput",)),
+    ("conv forward", ("conv",)),
+    ("matmul", ("matmul", "einsum")),
+    ("cast", ("cast",)),
+    ("normalisation", ("batchnorm", "moments", "rsqrt")),
+    ("optimizer", ("apply", "assignsub", "assignadd")),
+)
+
+
+def op_kind(op_type):
+    """The kind of an op type: one of ``OP_KINDS``' names, or ``"other"``."""
+    lower = op_type.lower()
+    for kind, needles in OP_KINDS:
+        if any(needle in lower for needle in needles):
+            return kind
+    return "other"
+
+
+def split_by_kind(result, steps=1, top=12):
+    """``profile``'s result as a JSON-ready split of op time per step by kind.
+
+    Args:
+        result: ``profile``'s dict.
+        steps: how many steps it summed.
+        top: how many op types to list.
+
+    Returns:
+        ``{"op_ms_per_step", "wall_ms_per_step", "kinds": {kind: {"ms", "share"}},
+        "top_types": [[type, ms per step, calls per step, share], ...]}``, shares of the
+        op time.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> x = tf.random.normal((1, 16, 16, 8))
+        >>> k = tf.random.normal((3, 3, 8, 8))
+        >>> conv = tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME"))
+        >>> _ = conv()
+        >>> split = split_by_kind(profile(conv, steps=2), steps=2)
+        >>> split["kinds"]["conv forward"]["share"] > 0
+        True
+    """
+    total = result["total_op_ms"]
+    share = lambda ms: ms / total if total else 0.0  # noqa: E731
+    kinds = {name: 0.0 for name, _ in OP_KINDS + (("other", ()),)}
+    for op_type, ms, _ in result["by_type"]:
+        kinds[op_kind(op_type)] += ms
+    return {"op_ms_per_step": total / steps, "wall_ms_per_step": result["wall_ms"] / steps,
+            "kinds": {k: {"ms": ms / steps, "share": share(ms)} for k, ms in kinds.items()},
+            "top_types": [[t, ms / steps, count / steps, share(ms)]
+                          for t, ms, count in result["by_type"][:top]]}
 
 
 def format_summary(result, top=30, steps=1):

@@ -1,6 +1,7 @@
 """kgan.benchmarking.bench's plain-text table: the peaks line, one column per config (training step,
 memory, input pipeline, inference in fp32 and bf16 beside the conv peak of that precision,
-NoGAN phase FLOPs) and the comparison line.
+NoGAN phase FLOPs), the profile's op time by kind when one was taken, and the comparison
+line.
 
 Called by kgan.benchmarking.bench (``format_report``) and so by ``python -m kgan.bench``.
 """
@@ -64,6 +65,18 @@ def _inference_rows(row):
         f"{c['inference_bf16_vs_fp32_max_uint8']:.0f}")
 
 
+def _profile_lines(label, split):
+    """``kgan.benchmarking.profiling.split_by_kind``'s dict as two lines and the top op types."""
+    kinds = sorted(split["kinds"].items(), key=lambda item: -item[1]["ms"])
+    lines = [f"profile {label}: op time {split['op_ms_per_step']:.0f} ms/step (wall span "
+             f"{split['wall_ms_per_step']:.0f} ms/step)",
+             "  by kind: " + ", ".join(f"{kind} {100 * v['share']:.1f}%" for kind, v in kinds
+                                       if v["ms"] > 0)]
+    lines += [f"  {op_type:36s} {ms:9.1f} ms {calls:6.0f} calls {100 * share:5.1f}%"
+              for op_type, ms, calls, share in split["top_types"]]
+    return lines
+
+
 def format_report(report):
     """Renders a benchmark report (``kgan.benchmarking.bench.benchmark``'s dict) as a plain-text table."""
     machine = report["machine"]
@@ -95,6 +108,9 @@ def format_report(report):
                      f"critic nf {header['critic_nf']}")
     for r in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)))
+    for config in report["configs"]:
+        if config.get("profile"):
+            lines += _profile_lines(_config_label(config["config"]), config["profile"])
     if "comparison" in report:
         comparison = report["comparison"]
         text = f"step speed-up of the second config: {comparison['step_speedup']:.2f}x"

@@ -36,6 +36,9 @@ def define_flags():
     flags.DEFINE_boolean("probe", defaults.probe, "Run a short matmul peak probe after each "
                          "timed step (untimed) and report the step against the median probe: a "
                          "peak measured under the same load as the steps.")
+    flags.DEFINE_integer("profile_steps", defaults.profile_steps, "Profile this many more "
+                         "steps and print op time by kind (conv forward and gradients, casts, "
+                         "...). With TF_NUM_INTEROP_THREADS=1 the op times add up to the step.")
     flags.DEFINE_string("compare", "", "FLAG=VALUE[,FLAG=VALUE]: run a second config with "
                         "these changes, e.g. mixed_precision=mixed_bfloat16.")
     flags.DEFINE_integer("peak_size", 2048, "Matmul peak matrix side.")
@@ -49,7 +52,8 @@ def run(f):
     config = config_from_flags(f)
     options = bench.BenchOptions(steps=f.steps, warmup=f.warmup, inference=f.inference,
                                  tflite=f.tflite, pipeline=f.pipeline, probe=f.probe,
-                                 probe_size=min(2048, f.peak_size))
+                                 probe_size=min(2048, f.peak_size),
+                                 profile_steps=f.profile_steps)
     compare = bench.parse_overrides(f.compare, config, options) if f.compare else None
     report = bench.benchmark(config, options, compare, f.peak_size, f.peak_reps, f.peaks)
     print(bench.format_report(report))

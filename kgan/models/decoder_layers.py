@@ -1,6 +1,7 @@
 """The fastai / DeOldify decoder layers: the ICNR initialiser, the pixel-shuffle upsampler it
-feeds, the blur that removes pixel-shuffle checkerboards, and the sigmoid range head. All are
-registered serializable (``kgan`` package) and re-exported by kgan.models.layers.
+feeds, the blur that removes pixel-shuffle checkerboards, the sigmoid range head, and the
+matmul form of a convolution for DeOldify's huge middle convs. All are registered
+serializable (``kgan`` package) and re-exported by kgan.models.layers.
 
 Called by kgan.models (UNet decoders) through kgan.models.layers.
 """
@@ -167,3 +168,47 @@ class ResizeNearestLike(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         x, reference = input_shape
         return (x[0], reference[1], reference[2], x[3])
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class Im2colConv2D(keras.layers.Conv2D):
+    """A stride-1 ``"same"`` ``Conv2D`` computed as one matmul over the k*k shifted copies of
+    its input (im2col): the same weights (``kernel``, ``bias``), the same outputs.
+
+    Where a kernel is huge and the grid tiny — DeOldify Stable / Video's middle convs, 3x3
+    2048 -> 4096 -> 2048 at 1/32 of the image — TensorFlow's oneDNN conv kernels run at
+    40-120 GFLOP/s (the bf16 filter gradient at 39) on a CPU whose conv peak is 450, while one
+    matmul of the stacked taps runs at 290-370: a conv there is 2.5x faster forward and 4x
+    faster in its two gradients (``benchmarks/im2col_conv.py``). On smaller
+    kernels Conv2D's kernels are as fast or faster, so the builders pick this layer by kernel
+    size (``kgan.models.deoldify``). The taps take k*k times the input's memory, which on a
+    1/32 grid is small.
+
+    Args:
+        filters, kernel_size and the rest: as ``keras.layers.Conv2D``, with ``strides=1``,
+            ``dilation_rate=1``, ``groups=1``, ``padding="same"``, ``channels_last`` and an
+            odd kernel (ValueError otherwise).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if (self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.groups != 1
+                or self.padding != "same" or self.data_format != "channels_last"
+                or any(k % 2 == 0 for k in self.kernel_size)):
+            raise ValueError("Im2colConv2D computes stride-1, undilated, ungrouped 'same' "
+                             "channels_last convolutions with odd kernels; use Conv2D for "
+                             f"{self.name}.")
+
+    def convolution_op(self, inputs, kernel):
+        k_h, k_w = self.kernel_size
+        shape = tf.shape(inputs)
+        h, w = shape[1], shape[2]
+        padded = tf.pad(inputs, [[0, 0], [k_h // 2] * 2, [k_w // 2] * 2, [0, 0]])
+        # Tap (i, j) of input channel c is column (i * k_w + j) * C + c: the kernel's own
+        # (k_h, k_w, C, filters) order, so the kernel is used as a plain matrix.
+        taps = tf.concat([padded[:, i:i + h, j:j + w] for i in range(k_h) for j in range(k_w)],
+                         axis=-1)
+        rows = k_h * k_w * int(kernel.shape[2])
+        outputs = tf.matmul(tf.reshape(taps, [-1, rows]),
+                            tf.reshape(kernel, [rows, self.filters]))
+        return tf.reshape(outputs, tf.concat([shape[:3], [self.filters]], axis=0))

@@ -18,6 +18,7 @@ from kgan.models.decoder_layers import (  # noqa: F401
     ICNR,
     Blur,
     DepthToSpace,
+    Im2colConv2D,
     PixelShuffle,
     ResizeNearestLike,
     SigmoidRange,

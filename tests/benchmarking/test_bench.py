@@ -73,7 +73,7 @@ class CliTest(tf.test.TestCase):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         result = subprocess.run(
             [sys.executable, "-m", "kgan.bench", "--ngf=4", "--ndf=4", "--crop_size=32",
-             "--steps=2", "--warmup=1", "--peak_size=128", "--peak_reps=2",
+             "--steps=2", "--warmup=1", "--peak_size=128", "--peak_reps=2", "--profile_steps=1",
              f"--output_json={path}"], capture_output=True, text=True, env=env, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn("step median (s)", result.stdout)
@@ -94,6 +94,12 @@ class CliTest(tf.test.TestCase):
                     "inference_bf16_vs_fp32_max_uint8"):
             self.assertIn(key, config)
         self.assertIn("inference bf16 % of bf16 conv peak", result.stdout)
+        # --profile_steps: the op time split by kind, the convolutions' among them.
+        self.assertIn("by kind: ", result.stdout)
+        kinds = config["profile"]["kinds"]
+        for kind in ("conv forward", "conv input gradient", "conv filter gradient"):
+            self.assertGreater(kinds[kind]["share"], 0, kind)
+        self.assertAllClose(sum(v["share"] for v in kinds.values()), 1.0)
         self.assertGreater(config["inference_bf16_images_per_s"], 0)
         self.assertAllClose(config["inference_bf16_ratio_to_conv_peak"],
                             config["inference_bf16_gflops"] / report["peaks"]["conv_bf16_gflops"])

@@ -77,12 +77,17 @@ class SummaryTest(tf.test.TestCase):
         self.assertAllClose(entry["kgan"]["ratio_to_conv_peak"], 1000.0 / 4.0 / 100.0)
         self.assertAllClose(entry["torch"]["ratio_to_conv_peak"], 1000.0 / 9.0 / 100.0)
         self.assertAllClose(entry["torch"]["own_step_gflop"], 900.0)
+        # kgan's 1000 GFLOP at its 100 GFLOP/s peak take 10 s; torch takes 9 s.
+        self.assertAllClose(entry["kgan_speedup_ceiling"], 0.9)
+        fp32 = self.speed.summarize(_records())[
+            ("deoldify_artistic", "pretrain_g", 128, 8, "float32")]
+        self.assertAllClose(fp32["kgan_speedup_ceiling"], 1.2)
 
     def test_table(self):
         table = self.speed.format_table(self.speed.summarize(_records()),
                                         self.speed._machine(_records()))
         self.assertIn("test CPU", table)
-        self.assertIn("| artistic | pretrain_g | 128², 8 | bfloat16 | 4.00 | 9.00 | 2.25× | "
+        self.assertIn("| artistic | pretrain_g | 128², 8 | bfloat16 | 4.00 | 9.00 | 2.25× | 0.90× | "
                       "7.6 / 17.1 (2.25×) | 0.95 / 0.95 | 250% | 111% | 2.50× | 1.33× | "
                       "1000 (torch's count 900) | 3.0 / 3.0 | 2.5 |",
                       table)
