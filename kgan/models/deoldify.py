@@ -148,6 +148,9 @@ def deoldify_generator(variant="stable", width=64, blocks=None, wide_nf=None,
         A ``keras.Model``; sides must be multiples of 16. At ``width=64`` its trainable
         parameters are DeOldify's count less the ``weight_g`` vector of the weight-normed
         ``layers.8`` conv (folded here): 63,645,681 (Artistic), 218,221,173 (Stable, Video).
+        Convs with at least ``IM2COL_MIN_KERNEL_ELEMENTS`` weights (Stable / Video's middle
+        ``layers_3_0_0`` and ``layers_3_1_0`` at DeOldify's width) are ``Im2colConv2D``: the
+        same weights and outputs, computed as one matmul.
     """
     variant = variant_of(variant)
     spec = VARIANTS[variant]

@@ -1,14 +1,27 @@
 """Tests for kgan.models.decoder_layers.Im2colConv2D (the matmul form of a "same" conv, used
 for DeOldify Stable / Video's middle convs): its outputs and both gradients equal Conv2D's on
 the same weights (any grid, dynamic shapes, inside spectral norm, under mixed_bfloat16),
-unsupported settings are refused, and the DeOldify builder uses it only for the huge kernels."""
+unsupported settings are refused, the DeOldify builder uses it only for the huge kernels, and a
+converted DeOldify network built with it equals PyTorch's and exports (SavedModel, TFLite, ONNX)."""
+
+import os
+import tempfile
+from unittest import mock
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
+from helpers import ROOT
 
-from kgan.models import deoldify
+from kgan.exporting import export
+from kgan.interop import deoldify_weights as dw
+from kgan.models import deoldify, raw_network
+from kgan.models.encoders import TORCH_MEAN, TORCH_STD
 from kgan.models.layers import Im2colConv2D
+from kgan.serving.precision import with_precision
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "deoldify")
 
 
 def _pair(filters, kernel_size, channels, use_bias=True):
@@ -100,3 +113,40 @@ class Im2colConv2DTest(tf.test.TestCase):
             self.assertFalse(any(isinstance(layer, Im2colConv2D)
                                  for layer in small._flatten_layers(include_self=False)))
 
+
+
+@pytest.mark.slow
+class Im2colDeOldifyTest(tf.test.TestCase):
+    """A converted DeOldify Stable fixture with EVERY decoder conv as Im2colConv2D (the
+    threshold patched to 1) still equals REAL PyTorch's outputs (tests/fixtures/deoldify) within
+    1e-4, and exports to SavedModel, TFLite float32 and ONNX, each verified against Keras."""
+
+    def test_converted_and_exported_equals_pytorch(self):
+        with mock.patch.object(deoldify, "IM2COL_MIN_KERNEL_ELEMENTS", 1):
+            model = dw.load_deoldify_generator(os.path.join(FIXTURES, "stable.pth"),
+                                               "deoldify_stable")
+        convs = [layer for layer in model._flatten_layers(include_self=False)
+                 if isinstance(layer, Im2colConv2D)]
+        self.assertGreaterEqual(len(convs), 10)
+        with np.load(os.path.join(FIXTURES, "outputs.npz")) as data:
+            arrays = {key: data[key] for key in data.files if key.startswith("stable/")}
+        raw = raw_network(model)
+        for i in range(2):
+            x, expected = arrays[f"stable/input_{i}"], arrays[f"stable/output_{i}"]
+            normalised = ((x + 1) / 2 - np.float32(TORCH_MEAN)) / np.float32(TORCH_STD)
+            self.assertLess(float(np.abs(np.asarray(raw(normalised)) - expected).max()), 1e-4)
+        # bf16 inference (kgan.translate --precision=bfloat16) copies it layer by layer.
+        x = tf.constant(arrays["stable/input_0"])
+        bf16 = with_precision(model, "bfloat16")
+        self.assertTrue(any(isinstance(layer, Im2colConv2D)
+                            for layer in bf16._flatten_layers(include_self=False)))
+        self.assertAllClose(bf16(x), model(x), atol=0.1)
+        rng = np.random.default_rng(0)
+        images = [rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)]
+        with tempfile.TemporaryDirectory() as folder:
+            manifest = export.export_generator(model, os.path.join(folder, "export"),
+                                               tflite="float32", tflite_size=64, onnx=True,
+                                               verify_images=images, render_factor=35)
+        self.assertTrue(manifest["verified"], manifest.get("unverified"))
+        self.assertLess(manifest["onnx"]["verification"]["max_abs_error"], 1e-4)
+        self.assertIn("float32", manifest["tflite"])
