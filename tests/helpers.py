@@ -6,6 +6,7 @@ Imported by the test modules (``from helpers import ...``; pytest puts tests/ on
 """
 
 import glob
+import importlib.util
 import inspect
 import os
 import re
@@ -232,3 +233,12 @@ def deoldify_stand_in(seed=0, width=8, name="deoldify_stand_in"):
         return np.transpose(h.numpy(), (0, 3, 1, 2))
 
     return model, network
+
+
+def load_script(path, name=None):
+    """Imports a script that is not in a package (``benchmarks/*.py``) as a module."""
+    name = name or os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

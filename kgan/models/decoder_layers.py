@@ -177,12 +177,12 @@ class Im2colConv2D(keras.layers.Conv2D):
 
     Where a kernel is huge and the grid tiny — DeOldify Stable / Video's middle convs, 3x3
     2048 -> 4096 -> 2048 at 1/32 of the image — TensorFlow's oneDNN conv kernels run at
-    40-120 GFLOP/s (the bf16 filter gradient at 39) on a CPU whose conv peak is 450, while one
-    matmul of the stacked taps runs at 290-370: a conv there is 2.5x faster forward and 4x
-    faster in its two gradients (``benchmarks/im2col_conv.py``). On smaller
-    kernels Conv2D's kernels are as fast or faster, so the builders pick this layer by kernel
-    size (``kgan.models.deoldify``). The taps take k*k times the input's memory, which on a
-    1/32 grid is small.
+    40-120 GFLOP/s in a training step (the bf16 filter gradient at 39) on a CPU whose conv peak
+    is 450. As this layer, the 4x4 grid of a 128^2 batch of 4 is 2.1x faster forward and 3.2x
+    in its two gradients in bf16 (3.6x / 1.7x in fp32), a 192^2 batch of 8 1.3x / 2.1x
+    (``benchmarks/im2col_conv.py``). On smaller kernels Conv2D's kernels are as fast or
+    faster, so the builders pick this layer by kernel size (``kgan.models.deoldify``). The
+    taps take k*k times the input's memory, which on a 1/32 grid is small.
 
     Args:
         filters, kernel_size and the rest: as ``keras.layers.Conv2D``, with ``strides=1``,

@@ -36,8 +36,8 @@ from kgan.models.layers import SelfAttention2D, SizeCheck
 from kgan.models.resnet_body import batch_norm, resnet_body, skip_channels
 
 # Convs with kernels this large (Stable / Video's middle convs, 3x3 2048 <-> 4096: 75 M
-# weights, on a 1/32 grid) run as one matmul (Im2colConv2D): 2.5-4x faster there; at 1536 -> 512
-# (7 M) and Artistic's 512 <-> 1024 (4.7 M) TensorFlow's conv kernels are as fast or faster.
+# weights, on a 1/32 grid) run as one matmul (Im2colConv2D): 1.2-3.6x faster there; at 1536 ->
+# 512 (7 M) and Artistic's 512 <-> 1024 (4.7 M) TensorFlow's conv kernels are as fast or faster.
 IM2COL_MIN_KERNEL_ELEMENTS = 2 ** 25
 
 # --generator name -> DeOldify's inference configuration. Video shares Stable's architecture;

@@ -3,7 +3,6 @@ forward, issue 23): its ``--quick`` mode end to end (prepare and convert, PyTorc
 processes, photo and clip, the table) with a deliberately slowed PyTorch peer, and that the
 summary's ratios are computed from the measured times."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,11 @@ import tempfile
 
 import pytest
 import tensorflow as tf
+from helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "deoldify_speed.py")
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("deoldify_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _record(impl, precision, seconds, peak=100.0):
@@ -44,7 +38,7 @@ class SummaryTest(tf.test.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.speed = _module()
+        self.speed = load_script(SCRIPT)
 
     def test_speedup_follows_the_measured_times(self):
         base = self.speed.summarize(_records())["stable"]["560"]
