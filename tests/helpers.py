@@ -152,6 +152,7 @@ LAYER_EXAMPLES = {
     "DepthToSpace": {"scale": 2},
     "ResizeNearestLike": {"input_shapes": [(1, 4, 6, 8), (1, 3, 5, 2)]},
     "Im2colConv2D": dict(filters=4, kernel_size=3, padding="same"),
+    "MatmulFilterGradConv2D": dict(filters=4, kernel_size=3, padding="same"),
 }
 
 

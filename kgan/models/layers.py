@@ -19,6 +19,7 @@ from kgan.models.decoder_layers import (  # noqa: F401
     Blur,
     DepthToSpace,
     Im2colConv2D,
+    MatmulFilterGradConv2D,
     PixelShuffle,
     ResizeNearestLike,
     SigmoidRange,
