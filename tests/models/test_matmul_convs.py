@@ -138,7 +138,7 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
         conv, layer = _pair(4, 3, 3, cls=MatmulFilterGradConv2D)
         x = tf.random.stateless_normal((1, 5, 6, 3), seed=(2, 1))
         taps = decoder_layers._taps
-        with mock.patch.object(decoder_layers, "_taps", lambda x, k: taps(x, k)[::-1]):
+        with mock.patch.object(decoder_layers, "_taps", lambda x, k: iter(list(taps(x, k))[::-1])):
             y, dx, dkernel, dbias = _outputs_and_gradients(layer, x)
         y0, dx0, dkernel0, dbias0 = _outputs_and_gradients(conv, x)
         self.assertAllClose(y, y0, atol=1e-4)
@@ -155,13 +155,31 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
                 loss = tf.reduce_sum(layer(x) ** 2)
             return tape.gradient(loss, layer.kernel)
 
-        graph = kernel_gradient.get_concrete_function().graph
-        op_types = {op.type for op in graph.get_operations()}
-        for function in graph.as_graph_def().library.function:
-            op_types |= {node.op for node in function.node_def}
+        graph_def = kernel_gradient.get_concrete_function().graph.as_graph_def()
+        nodes = list(graph_def.node)
+        for function in graph_def.library.function:
+            nodes += function.node_def
+        op_types = {node.op for node in nodes}
         self.assertIn("MatMul", op_types)
         self.assertIn("Conv2DBackpropInput", op_types)
         self.assertNotIn("Conv2DBackpropFilter", op_types)
+        # One tap copy alive at a time: taps 2..9 (slices of the padded input) wait for a
+        # tap's matmul (through control inputs on their slice bounds).
+        by_name = {node.name: node for node in nodes}
+
+        def waits_for_matmul(name, seen):
+            for source in by_name[name].input:
+                source = source.lstrip("^").split(":")[0]
+                if source in by_name and source not in seen:
+                    seen.add(source)
+                    if by_name[source].op == "MatMul" or waits_for_matmul(source, seen):
+                        return True
+            return False
+
+        taps = [node.name for node in nodes if node.op == "StridedSlice"
+                and by_name.get(node.input[0].split(":")[0], node).op == "Pad"]
+        self.assertLen(taps, 9)
+        self.assertEqual(sum(waits_for_matmul(name, set()) for name in taps), 8)
         x = tf.random.stateless_normal((2, 7, 4, 3), seed=(6, 0))
         conv = keras.layers.Conv2D(4, 3, padding="same")
         conv.build(x.shape)
@@ -169,6 +187,14 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(conv(x) ** 2)
         self.assertAllClose(kernel_gradient(x), tape.gradient(loss, conv.kernel), atol=1e-4)
+
+    def test_gradients_under_xla(self):
+        # kgan.train --xla compiles the step: the custom gradient compiles and stays equal.
+        conv, layer = _pair(4, 3, 3, cls=MatmulFilterGradConv2D)
+        x = tf.random.stateless_normal((2, 6, 5, 3), seed=(8, 0))
+        compiled = tf.function(lambda x: _outputs_and_gradients(layer, x), jit_compile=True)
+        for expected, actual in zip(_outputs_and_gradients(conv, x), compiled(x)):
+            self.assertAllClose(actual, expected, atol=1e-4, rtol=1e-4)
 
     def test_spectral_norm_and_mixed_bfloat16(self):
         wrapped = keras.layers.SpectralNormalization(MatmulFilterGradConv2D(4, 3, padding="same"))
