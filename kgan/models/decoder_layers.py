@@ -1,14 +1,19 @@
 """The fastai / DeOldify decoder layers: the ICNR initialiser, the pixel-shuffle upsampler it
 feeds, the blur that removes pixel-shuffle checkerboards, the sigmoid range head, and the
-matmul form of a convolution for DeOldify's huge middle convs. All are registered
+matmul form of a convolution for DeOldify's huge middle convs and the convolution with a
+matmul filter gradient for its full-resolution last block. All are registered
 serializable (``kgan`` package) and re-exported by kgan.models.layers.
 
 Called by kgan.models (UNet decoders) through kgan.models.layers.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 from keras import ops
+
+from kgan.core.measure import cpu_info
 
 
 @keras.saving.register_keras_serializable(package="kgan")
@@ -180,8 +185,8 @@ class Im2colConv2D(keras.layers.Conv2D):
     40-120 GFLOP/s in a training step (the bf16 filter gradient at 39) on a CPU whose conv peak
     is 450. As this layer, the 4x4 grid of a 128^2 batch of 4 is 2.1x faster forward and 3.2x
     in its two gradients in bf16 (3.6x / 1.7x in fp32), a 192^2 batch of 8 1.3x / 2.1x
-    (``benchmarks/im2col_conv.py``). On smaller kernels Conv2D's kernels are as fast or
-    faster, so the builders pick this layer by kernel size (``kgan.models.deoldify``). The
+    (``benchmarks/im2col_conv.py``; on a CPU with AMX 3.6x / 2.7x and 2.5x / 3.1x). On
+    smaller kernels Conv2D's kernels are as fast or faster, so the builders pick this layer by kernel size (``kgan.models.deoldify``). The
     taps take k*k times the input's memory, which on a 1/32 grid is small.
 
     Args:
@@ -214,21 +219,47 @@ class MatmulFilterGradConv2D(keras.layers.Conv2D):
 
     TensorFlow's oneDNN filter gradient is the slow third of a conv's training cost at large
     grids with few channels: for DeOldify's last block (3x3, 259 -> 259 on the full 192^2
-    grid, batch 8) it runs at 250-260 GFLOP/s in bf16 and 120 in fp32 while forward and input
-    gradient run at 415-420 / 180-210; as nine matmuls it is 1.2x faster in bf16 and 1.4x in
-    fp32 (``benchmarks/bf16_conv_grad.py --batch=8 --size=192 --channels=259``). It is not
-    faster on small grids (a CycleGAN block, 256 channels on 64^2 at batch 1), so the
-    builders pick this layer for such full-resolution convs only (``kgan.models.deoldify``).
+    grid, batch 8) on an AVX-512 CPU without AMX it runs at 250-260 GFLOP/s in bf16 and 120 in
+    fp32 while forward and input gradient run at 415-420 / 180-210; as nine matmuls it is 1.2x
+    faster in bf16 and 1.3x in fp32 (``benchmarks/bf16_conv_grad.py --batch=8 --size=192
+    --channels=259``). With AMX, oneDNN's bf16 filter gradient is 1.9x faster than the
+    matmuls (1,090 against 561 GFLOP/s), so ``"auto"`` keeps TensorFlow's kernel for bf16 on
+    such CPUs. It is not faster on small grids (a CycleGAN block, 256 channels on 64^2 at
+    batch 1), so the builders pick this layer for such full-resolution convs only
+    (``kgan.models.deoldify``).
 
     Args:
         filters, kernel_size and the rest: as ``Im2colConv2D`` (stride-1 "same" convs only).
+        filter_gradient: ``"matmuls"`` (the k*k tap matmuls), ``"conv"`` (TensorFlow's
+            ``Conv2DBackpropFilter``: the layer trains exactly as ``Conv2D``) or ``"auto"``
+            (``"conv"`` when computing in bfloat16 on a CPU with AMX, else ``"matmuls"``;
+            decided when the layer's call is traced, so a saved model decides again where it
+            is loaded).
     """
 
-    def __init__(self, *args, **kwargs):
+    FILTER_GRADIENTS = ("auto", "matmuls", "conv")
+
+    def __init__(self, *args, filter_gradient="auto", **kwargs):
         super().__init__(*args, **kwargs)
         _check_same_stride_one(self)
+        if filter_gradient not in self.FILTER_GRADIENTS:
+            raise ValueError(f"filter_gradient must be one of {self.FILTER_GRADIENTS}, got "
+                             f"{filter_gradient!r}.")
+        self.filter_gradient = filter_gradient
+
+    def uses_matmuls(self):
+        """Whether the filter gradient is the tap matmuls here (``"auto"`` resolved for this
+        layer's compute dtype on this CPU)."""
+        if self.filter_gradient == "auto":
+            return not (self.compute_dtype == "bfloat16" and _cpu_has_amx_bf16())
+        return self.filter_gradient == "matmuls"
+
+    def get_config(self):
+        return {**super().get_config(), "filter_gradient": self.filter_gradient}
 
     def convolution_op(self, inputs, kernel):
+        if not self.uses_matmuls():
+            return super().convolution_op(inputs, kernel)
         kernel_size = self.kernel_size
 
         # The kernel arrives as a (possibly autocast) variable: read it outside the custom
@@ -245,6 +276,13 @@ class MatmulFilterGradConv2D(keras.layers.Conv2D):
             return tf.nn.conv2d(x, w, 1, "SAME"), gradients
 
         return convolve(inputs, tf.convert_to_tensor(kernel))
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_has_amx_bf16():
+    """Whether this CPU has AMX bf16 tiles (oneDNN's bf16 conv kernels are then several times
+    faster than its AVX-512 ones, the filter gradient included)."""
+    return "amx_bf16" in cpu_info()["features"]
 
 
 def _filter_gradient_by_taps(x, dy, kernel, kernel_size):

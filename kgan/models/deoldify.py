@@ -154,7 +154,9 @@ def deoldify_generator(variant="stable", width=64, blocks=None, wide_nf=None,
         ``layers.8`` conv (folded here): 63,645,681 (Artistic), 218,221,173 (Stable, Video).
         Convs with at least ``IM2COL_MIN_KERNEL_ELEMENTS`` weights (Stable / Video's middle
         ``layers_3_0_0`` and ``layers_3_1_0`` at DeOldify's width) are ``Im2colConv2D``: the
-        same weights and outputs, computed as one matmul.
+        same weights and outputs, computed as one matmul. The last block's two full-resolution
+        3x3 convs are ``MatmulFilterGradConv2D``: Conv2D's outputs, the filter gradient as
+        nine matmuls (faster there in training).
     """
     variant = variant_of(variant)
     spec = VARIANTS[variant]

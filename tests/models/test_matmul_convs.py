@@ -6,6 +6,7 @@ spectral norm, under mixed_bfloat16), unsupported settings are refused, the DeOl
 uses each where it should, and a converted DeOldify network built with them equals PyTorch's and
 exports (SavedModel, TFLite, ONNX)."""
 
+import functools
 import os
 import tempfile
 from unittest import mock
@@ -25,6 +26,8 @@ from kgan.models.layers import Im2colConv2D, MatmulFilterGradConv2D
 from kgan.serving.precision import with_precision
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "deoldify")
+# The matmul filter gradient whatever the CPU ("auto" keeps TF's kernel for bf16 with AMX).
+MATMULS = functools.partial(MatmulFilterGradConv2D, filter_gradient="matmuls")
 
 
 def _pair(filters, kernel_size, channels, use_bias=True, cls=Im2colConv2D):
@@ -105,6 +108,23 @@ class Im2colConv2DTest(tf.test.TestCase):
                                  for layer in small._flatten_layers(include_self=False)))
 
 
+def _kernel_gradient_graph(layer):
+    """A tf.function of the kernel gradient of ``layer`` (built on 3 channels) and the nodes of
+    its graph, the function library's included."""
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 3))])
+    def kernel_gradient(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(layer(x), tf.float32) ** 2)
+        return tape.gradient(loss, layer.kernel)
+
+    graph_def = kernel_gradient.get_concrete_function().graph.as_graph_def()
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes += function.node_def
+    return kernel_gradient, nodes
+
+
 def _outputs_and_gradients(layer, x):
     """The layer's output and the gradients of a nonlinear loss of it (input, kernel, bias)."""
     with tf.GradientTape() as tape:
@@ -130,12 +150,12 @@ def _assert_equals_conv2d(test, cls):
 class MatmulFilterGradConv2DTest(tf.test.TestCase):
 
     def test_outputs_and_gradients_equal_conv2d(self):
-        _assert_equals_conv2d(self, MatmulFilterGradConv2D)
+        _assert_equals_conv2d(self, MATMULS)
 
     def test_a_wrong_tap_order_breaks_the_filter_gradient_only(self):
         # The check above can fail: with the taps reversed the forward and the input gradient
         # (TensorFlow's kernels) stay equal and the kernel gradient differs.
-        conv, layer = _pair(4, 3, 3, cls=MatmulFilterGradConv2D)
+        conv, layer = _pair(4, 3, 3, cls=MATMULS)
         x = tf.random.stateless_normal((1, 5, 6, 3), seed=(2, 1))
         taps = decoder_layers._taps
         with mock.patch.object(decoder_layers, "_taps", lambda x, k: iter(list(taps(x, k))[::-1])):
@@ -146,19 +166,9 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
         self.assertGreater(float(tf.reduce_max(tf.abs(dkernel - dkernel0))), 0.1)
 
     def test_the_filter_gradient_is_matmuls(self):
-        layer = MatmulFilterGradConv2D(4, 3, padding="same")
+        layer = MATMULS(4, 3, padding="same")
         layer.build((None, None, None, 3))
-
-        @tf.function(input_signature=[tf.TensorSpec((None, None, None, 3))])
-        def kernel_gradient(x):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(layer(x) ** 2)
-            return tape.gradient(loss, layer.kernel)
-
-        graph_def = kernel_gradient.get_concrete_function().graph.as_graph_def()
-        nodes = list(graph_def.node)
-        for function in graph_def.library.function:
-            nodes += function.node_def
+        kernel_gradient, nodes = _kernel_gradient_graph(layer)
         op_types = {node.op for node in nodes}
         self.assertIn("MatMul", op_types)
         self.assertIn("Conv2DBackpropInput", op_types)
@@ -190,14 +200,14 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
 
     def test_gradients_under_xla(self):
         # kgan.train --xla compiles the step: the custom gradient compiles and stays equal.
-        conv, layer = _pair(4, 3, 3, cls=MatmulFilterGradConv2D)
+        conv, layer = _pair(4, 3, 3, cls=MATMULS)
         x = tf.random.stateless_normal((2, 6, 5, 3), seed=(8, 0))
         compiled = tf.function(lambda x: _outputs_and_gradients(layer, x), jit_compile=True)
         for expected, actual in zip(_outputs_and_gradients(conv, x), compiled(x)):
             self.assertAllClose(actual, expected, atol=1e-4, rtol=1e-4)
 
     def test_spectral_norm_and_mixed_bfloat16(self):
-        wrapped = keras.layers.SpectralNormalization(MatmulFilterGradConv2D(4, 3, padding="same"))
+        wrapped = keras.layers.SpectralNormalization(MATMULS(4, 3, padding="same"))
         reference = keras.layers.SpectralNormalization(keras.layers.Conv2D(4, 3, padding="same"))
         x = tf.random.stateless_normal((2, 6, 6, 3), seed=(4, 1))
         wrapped(x), reference(x)
@@ -212,7 +222,7 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
         previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         try:
-            conv, layer = _pair(8, 3, 16, cls=MatmulFilterGradConv2D)
+            conv, layer = _pair(8, 3, 16, cls=MATMULS)
         finally:
             keras.mixed_precision.set_global_policy(previous)
         x = tf.random.stateless_normal((2, 8, 8, 16), seed=(5, 1))
@@ -224,6 +234,38 @@ class MatmulFilterGradConv2DTest(tf.test.TestCase):
         for actual, expected in zip(grads, grads0):
             self.assertAllClose(tf.cast(actual, tf.float32), tf.cast(expected, tf.float32),
                                 atol=0.5, rtol=0.05)
+
+    def test_auto_keeps_tensorflows_filter_gradient_for_bf16_with_amx(self):
+        # On a CPU with AMX oneDNN's bf16 filter gradient is 1.9x faster than the matmuls:
+        # "auto" decides by compute dtype and CPU when the call is traced.
+        previous = keras.mixed_precision.global_policy()
+        for amx in (False, True):
+            for policy in ("float32", "mixed_bfloat16"):
+                with self.subTest(amx=amx, policy=policy), mock.patch.object(
+                        decoder_layers, "_cpu_has_amx_bf16", lambda: amx):
+                    keras.mixed_precision.set_global_policy(policy)
+                    try:
+                        layer = MatmulFilterGradConv2D(4, 3, padding="same")
+                        layer.build((None, None, None, 3))
+                    finally:
+                        keras.mixed_precision.set_global_policy(previous)
+                    matmuls = not (amx and policy == "mixed_bfloat16")
+                    self.assertEqual(layer.uses_matmuls(), matmuls)
+                    op_types = {node.op for node in _kernel_gradient_graph(layer)[1]}
+                    self.assertEqual("Conv2DBackpropFilter" in op_types, not matmuls)
+        # Forced either way, and kept through the config; a wrong value is refused.
+        for choice, matmuls in (("matmuls", True), ("conv", False)):
+            layer = MatmulFilterGradConv2D(4, 3, padding="same", filter_gradient=choice)
+            copy = MatmulFilterGradConv2D.from_config(layer.get_config())
+            self.assertEqual((layer.uses_matmuls(), copy.uses_matmuls()), (matmuls, matmuls))
+        conv, layer = _pair(4, 3, 3, cls=functools.partial(MatmulFilterGradConv2D,
+                                                           filter_gradient="conv"))
+        x = tf.random.stateless_normal((2, 5, 6, 3), seed=(3, 3))
+        for expected, actual in zip(_outputs_and_gradients(conv, x),
+                                    _outputs_and_gradients(layer, x)):
+            self.assertAllClose(actual, expected, atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "filter_gradient must be one of"):
+            MatmulFilterGradConv2D(4, 3, padding="same", filter_gradient="fast")
 
     def test_deoldify_last_block_uses_it_and_trains_as_conv2d(self):
         for variant in ("artistic", "stable"):
