@@ -153,6 +153,7 @@ LAYER_EXAMPLES = {
     "ResizeNearestLike": {"input_shapes": [(1, 4, 6, 8), (1, 3, 5, 2)]},
     "Im2colConv2D": dict(filters=4, kernel_size=3, padding="same"),
     "MatmulFilterGradConv2D": dict(filters=4, kernel_size=3, padding="same"),
+    "SpectralNorm": dict(layer=keras.layers.Conv2D(4, 3, padding="same")),
 }
 
 

@@ -33,7 +33,7 @@ from kgan.models.decoder_layers import (
     SigmoidRange,
 )
 from kgan.models.encoders import TORCH_MEAN, TORCH_STD, ImageNetPreprocess
-from kgan.models.layers import SelfAttention2D, SizeCheck
+from kgan.models.layers import SelfAttention2D, SizeCheck, SpectralNorm
 from kgan.models.resnet_body import batch_norm, resnet_body, skip_channels
 
 # Convs with kernels this large (Stable / Video's middle convs, 3x3 2048 <-> 4096: 75 M
@@ -101,7 +101,7 @@ def _conv(x, filters, kernel_size, name, use_bias, spectral_norm, initializer="h
     conv = conv_class(filters, kernel_size, padding="same", use_bias=use_bias,
                       kernel_initializer=initializer, name=name)
     if spectral_norm:
-        conv = keras.layers.SpectralNormalization(conv, name=name + "_sn")
+        conv = SpectralNorm(conv, name=name + "_sn")
     return conv(x)
 
 
@@ -143,7 +143,7 @@ def deoldify_generator(variant="stable", width=64, blocks=None, wide_nf=None,
         width: channels of the ResNet body's first conv (64 as DeOldify; smaller for tests).
         blocks: ResNet blocks per stage (default 3-4-6-3 for Artistic, 3-4-23-3 otherwise).
         wide_nf: Stable / Video decoder width (default DeOldify's ``512 * nf_factor``).
-        spectral_norm: wrap the decoder convs in ``keras.layers.SpectralNormalization`` (power
+        spectral_norm: wrap the decoder convs in spectral normalisation, ``SpectralNorm`` (power
             iteration while training); False gives plain convs, as converted (folded) weights
             need.
         name: model name (default ``deoldify_<variant>``).

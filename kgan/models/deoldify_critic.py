@@ -17,7 +17,7 @@ conversion.
 import keras
 from keras import layers
 
-from kgan.models.layers import LeakyReLU, SelfAttention2D, SizeCheck
+from kgan.models.layers import LeakyReLU, SelfAttention2D, SizeCheck, SpectralNorm
 
 PREFIX = "critic_"
 # DeOldify's colourisers' critic: nf 256, three blocks: 94,555,649 parameters in 45 state-dict
@@ -32,7 +32,7 @@ def _conv(x, filters, kernel_size, strides, padding, use_bias, name, spectral_no
     conv = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid",
                          use_bias=use_bias, kernel_initializer="he_normal", name=name)
     if spectral_norm:
-        conv = keras.layers.SpectralNormalization(conv, name=name + "_sn")
+        conv = SpectralNorm(conv, name=name + "_sn")
     return conv(x)
 
 
@@ -45,7 +45,7 @@ def deoldify_critic(nf=FULL_NF, n_blocks=3, dropout=0.15, in_channels=3, spectra
         n_blocks: down blocks (DeOldify's 3).
         dropout: spatial dropout rate (half of it after the first conv).
         in_channels: input channels.
-        spectral_norm: wrap every conv in ``keras.layers.SpectralNormalization`` (power
+        spectral_norm: wrap every conv in spectral normalisation, ``SpectralNorm`` (power
             iteration while training, the stored kernel at inference; converted weights load
             as the normalised kernel and DeOldify's ``weight_u``).
         name: model name.

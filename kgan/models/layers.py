@@ -215,8 +215,7 @@ class SelfAttention2D(keras.layers.Layer):
             layer = keras.layers.Conv2D(filters, 1, use_bias=False, name=name,
                                         kernel_initializer=init, dtype=self.dtype_policy)
             if self.spectral_norm:
-                layer = keras.layers.SpectralNormalization(layer, name=name + "_sn",
-                                                           dtype=self.dtype_policy)
+                layer = SpectralNorm(layer, name=name + "_sn", dtype=self.dtype_policy)
             layer.build(input_shape)
             return layer
 
@@ -252,8 +251,57 @@ class SelfAttention2D(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="kgan")
+class SpectralNorm(keras.layers.SpectralNormalization):
+    """``keras.layers.SpectralNormalization`` (the same weights, the same normalised kernel
+    stored at each training call) computed in the kernel's own dtype.
+
+    Under ``mixed_bfloat16`` Keras's wrapper reads its float32 kernel through the bf16
+    autocast: the power iteration and the division by sigma run in bf16 and the float32
+    master kernel is overwritten with a bf16-rounded copy at every training call (updates
+    smaller than bf16's resolution are lost), and the kernel is read five times (the
+    all-zero check, the iteration, sigma, the division, the wrapped layer's own cast). Here
+    the normalisation reads the float32 kernel once for the iteration, takes sigma from it
+    (``(v W) . u``, Keras's formula) and divides in float32; only the wrapped layer casts
+    the kernel to its compute dtype. A zero kernel is left as it is (as Keras's). This holds
+    inside a model or another layer: Keras autocasts a mixed-precision layer called on its
+    own whatever its ``autocast`` setting.
+
+    Args:
+        layer: a layer with a ``kernel`` (Conv2D, Dense, ...).
+        power_iterations: power-iteration steps per training call.
+        **kwargs: as ``keras.layers.Wrapper`` (``name``, ``dtype``, ...).
+    """
+
+    def __init__(self, layer, power_iterations=1, **kwargs):
+        # No autocast: this wrapper's own reads of the kernel stay float32; the wrapped
+        # layer autocasts its kernel and inputs itself.
+        kwargs["autocast"] = False
+        super().__init__(layer, power_iterations=power_iterations, **kwargs)
+
+    def call(self, inputs, training=False):
+        if training:
+            vector_u, kernel = self.normalized_weights()
+            self.vector_u.assign(vector_u)
+            self.kernel.assign(kernel)
+        return ops.cast(self.layer(inputs), self.compute_dtype)
+
+    def normalized_weights(self):
+        """The next ``vector_u`` and the kernel divided by its spectral norm (float32)."""
+        kernel = ops.convert_to_tensor(self.kernel)
+        weights = ops.reshape(kernel, [-1, self.kernel_shape[-1]])
+        vector_u = ops.convert_to_tensor(self.vector_u)
+        for _ in range(self.power_iterations):
+            vector_v = ops.normalize(ops.matmul(vector_u, ops.transpose(weights)), axis=None)
+            v_weights = ops.matmul(vector_v, weights)
+            vector_u = ops.normalize(v_weights, axis=None)
+        sigma = ops.stop_gradient(ops.sum(v_weights * vector_u))
+        return ops.cond(sigma == 0, lambda: (ops.convert_to_tensor(self.vector_u), kernel),
+                        lambda: (ops.stop_gradient(vector_u), kernel / sigma))
+
+
 def spectral_norm(layer, power_iterations=1):
-    """Wraps ``layer`` in ``keras.layers.SpectralNormalization``.
+    """Wraps ``layer`` in spectral normalisation (``SpectralNorm``).
 
     Args:
         layer: a Conv2D or Dense layer.
@@ -262,8 +310,7 @@ def spectral_norm(layer, power_iterations=1):
     Returns:
         The wrapped layer.
     """
-    return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations,
-                                              name=layer.name + "_sn")
+    return SpectralNorm(layer, power_iterations=power_iterations, name=layer.name + "_sn")
 
 
 @keras.saving.register_keras_serializable(package="kgan")

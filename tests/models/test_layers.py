@@ -18,6 +18,7 @@ from kgan.models.layers import (
     SigmoidRange,
     SizeCheck,
     leaky_relu,
+    SpectralNorm,
     spectral_norm,
 )
 
@@ -485,6 +486,48 @@ class SpectralNormTest(tf.test.TestCase):
                                           layer.trainable_weights))
         layer(x, training=True)
         self.assertAllClose(largest_singular_value(), 1.0, atol=1e-2)
+
+    def test_same_normalised_kernel_as_keras_in_float32(self):
+        x = tf.constant(_random((2, 6, 6, 4), seed=1))
+        ours, theirs = (wrapper(keras.layers.Conv2D(8, 3)) for wrapper in
+                        (SpectralNorm, keras.layers.SpectralNormalization))
+        ours(x), theirs(x)
+        ours.set_weights([_random(w.shape, seed=i) for i, w in enumerate(ours.get_weights())])
+        theirs.set_weights(ours.get_weights())
+        for _ in range(3):
+            self.assertAllClose(ours(x, training=True), theirs(x, training=True), atol=1e-5)
+        for mine, keras_weight in zip(ours.get_weights(), theirs.get_weights()):
+            self.assertAllClose(mine, keras_weight, rtol=1e-5, atol=1e-6)
+        self.assertIsInstance(ours, keras.layers.SpectralNormalization)  # interop finds it
+
+    def test_mixed_bfloat16_keeps_the_float32_kernel(self):
+        # Keras's wrapper normalises through the bf16 autocast and stores a bf16-rounded
+        # kernel: kernel / kernel_before is then not one constant 1 / sigma.
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            spreads = {}
+            for wrapper in (SpectralNorm, keras.layers.SpectralNormalization):
+                inputs = keras.Input((6, 6, 4))
+                layer = wrapper(keras.layers.Conv2D(8, 3))
+                model = keras.Model(inputs, layer(inputs))
+                layer.kernel.assign(_random((3, 3, 4, 8), seed=2))
+                before = layer.kernel.numpy()
+                y = model(_random((2, 6, 6, 4), seed=3), training=True)
+                ratio = layer.kernel.numpy() / before
+                spreads[wrapper] = ratio.max() / ratio.min() - 1
+                self.assertEqual(y.dtype, "bfloat16")
+                self.assertEqual(layer.kernel.dtype, "float32")
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        self.assertLess(spreads[SpectralNorm], 1e-6)
+        self.assertGreater(spreads[keras.layers.SpectralNormalization], 1e-3)
+
+    def test_a_zero_kernel_stays_zero(self):
+        layer = SpectralNorm(keras.layers.Conv2D(8, 3, kernel_initializer="zeros"))
+        y = layer(tf.ones((1, 5, 5, 2)), training=True)
+        self.assertAllEqual(layer.kernel, tf.zeros_like(layer.kernel))
+        self.assertTrue(np.all(np.isfinite(y)) and np.all(np.isfinite(layer.vector_u)))
 
 
 class LayerSerialisationTest(tf.test.TestCase):
