@@ -18,6 +18,7 @@ Called by kgan.recipes.colorize.
 import os
 import re
 
+import keras
 import numpy as np
 from absl import logging
 
@@ -87,7 +88,7 @@ def body_layers(model):
     """The Conv2D / BatchNormalization layers of ``model``'s ResNet body, by torchvision name."""
     found = {}
     for layer in model.layers:
-        if type(layer).__name__ not in ("Conv2D", "BatchNormalization"):
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization)):
             continue
         # The decoder's layers are named after DeOldify's ``layers.N`` (``layers_3_0_0``).
         if layer.name in ("conv1", "bn1") or BODY_LAYER.match(layer.name):
@@ -116,7 +117,7 @@ def load_body_weights(model, path):
     state = read_state_dict(path)
     loaded = 0
     for prefix, layer in body_layers(model).items():
-        if type(layer).__name__ == "Conv2D":
+        if isinstance(layer, keras.layers.Conv2D):
             values = [np.transpose(_take(state, prefix + ".weight", path), (2, 3, 1, 0))]
         else:
             values = [_take(state, prefix + "." + key, path)

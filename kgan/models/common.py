@@ -2,7 +2,7 @@
 
 import keras
 
-from kgan.models.layers import InstanceNormalization, SizeCheck
+from kgan.models.layers import BatchNorm, InstanceNormalization, SizeCheck
 
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 NORMS = ("instance", "batch", "none")
@@ -54,7 +54,7 @@ def norm_layer(norm, name, init_gain=0.02):
     if norm == "instance":
         return InstanceNormalization(name=name)
     if norm == "batch":
-        return keras.layers.BatchNormalization(
+        return BatchNorm(
             momentum=0.9, epsilon=1e-5, name=name,
             gamma_initializer=keras.initializers.RandomNormal(1.0, init_gain))
     return None

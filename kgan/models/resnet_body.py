@@ -14,6 +14,8 @@ Called by kgan.models.deoldify.
 import keras
 from keras import layers
 
+from kgan.models.layers import BatchNorm
+
 BLOCKS = {"resnet34": ("basic", (3, 4, 6, 3)), "resnet101": ("bottleneck", (3, 4, 23, 3))}
 EXPANSION = {"basic": 1, "bottleneck": 4}
 BN_EPSILON = 1e-5  # PyTorch's BatchNorm2d default
@@ -22,7 +24,7 @@ BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1
 
 def batch_norm(x, name, gamma=1.0, beta=0.0):
     """PyTorch-equivalent BatchNorm2d (epsilon 1e-5, momentum 0.1)."""
-    return layers.BatchNormalization(
+    return BatchNorm(
         epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name,
         gamma_initializer=keras.initializers.Constant(gamma),
         beta_initializer=keras.initializers.Constant(beta))(x)

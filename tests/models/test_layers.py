@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from kgan.models.layers import (
     ICNR,
+    BatchNorm,
     Blur,
     Cropping2D,
     InstanceNormalization,
@@ -460,6 +461,65 @@ class SizeCheckTest(tf.test.TestCase):
     def test_names_the_minimum(self):
         with self.assertRaisesRegex(ValueError, "critic needs image sides of at least 49"):
             SizeCheck(1, "critic", minimum=49)(np.zeros((1, 48, 64, 3), "float32"))
+
+
+class BatchNormTest(tf.test.TestCase):
+
+    def _pair(self, **kwargs):
+        ours, theirs = BatchNorm(momentum=0.8, **kwargs), keras.layers.BatchNormalization(
+            momentum=0.8, **kwargs)
+        ours.build((None, None, None, 5)), theirs.build((None, None, None, 5))
+        rng = np.random.default_rng(0)
+        weights = [rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+        weights[-1] = np.abs(weights[-1]) + 0.5  # the moving variance
+        ours.set_weights(weights), theirs.set_weights(weights)
+        return ours, theirs
+
+    def test_training_matches_keras_outputs_gradients_and_moving_statistics(self):
+        for kwargs in ({}, {"center": False, "scale": False}):
+            ours, theirs = self._pair(**kwargs)
+            results = []
+            for layer in (ours, theirs):
+                grads = []
+                for seed in range(3):
+                    x = tf.constant(_random((3, 4, 6, 5), seed=seed, offset=2.0, scale=3.0))
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        y = layer(x, training=True)
+                        loss = tf.reduce_sum(y * tf.sin(y))
+                    grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
+                results.append((y, grads, layer.moving_mean, layer.moving_variance,
+                                layer(x, training=False)))
+            (y, grads, mean, variance, inferred), expected = results
+            self.assertAllClose(y, expected[0], atol=1e-5)
+            for mine, keras_grads in zip(grads, expected[1]):
+                for a, b in zip(mine, keras_grads):
+                    self.assertAllClose(a, b, atol=1e-4, rtol=1e-4)
+            self.assertAllClose(mean, expected[2], atol=1e-6)
+            self.assertAllClose(variance, expected[3], rtol=1e-5)  # biased, as Keras
+            self.assertAllClose(inferred, expected[4], atol=1e-5)
+        graph = tf.function(lambda x: ours(x, training=True)).get_concrete_function(
+            tf.TensorSpec((2, 4, 4, 5))).graph
+        self.assertIn("FusedBatchNormV3", {op.type for op in graph.get_operations()})
+
+    def test_mixed_bfloat16_close_to_float32(self):
+        ours, theirs = self._pair()
+        x = _random((2, 8, 8, 5), seed=4, scale=2.0)
+        expected = theirs(x, training=True)
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            inputs = keras.Input((8, 8, 5))
+            layer = BatchNorm(momentum=0.8)
+            model = keras.Model(inputs, layer(inputs))
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        layer.set_weights(ours.get_weights())
+        y = model(x, training=True)
+        self.assertEqual(y.dtype, "bfloat16")
+        self.assertEqual(layer.moving_mean.dtype, "float32")
+        self.assertAllClose(tf.cast(y, tf.float32), expected, atol=0.05)
+        self.assertAllClose(layer.moving_mean, theirs.moving_mean, atol=0.02)
 
 
 class SpectralNormTest(tf.test.TestCase):
