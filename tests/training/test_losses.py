@@ -282,6 +282,23 @@ class PerceptualLossTest(tf.test.TestCase):
             self.assertGreater(float(tf.reduce_sum(tf.abs(grads[0]))), 0.0)
             self.assertTrue(all(g is None for g in grads[1:]))
 
+    def test_the_backward_pass_runs_on_the_prediction_only(self):
+        # VGG's input gradients are computed for the prediction's images, not for the target's
+        # (which a VGG call on the concatenated pair would also backpropagate through).
+        loss = self.custom
+
+        @tf.function(input_signature=[tf.TensorSpec((2, 32, 32, 3))] * 2)
+        def gradient(prediction, target):
+            with tf.GradientTape() as tape:
+                tape.watch(prediction)
+                value = tf.reduce_sum(loss(prediction, target))
+            return tape.gradient(value, prediction)
+
+        graph = gradient.get_concrete_function().graph
+        backprop = [op for op in graph.get_operations() if op.type == "Conv2DBackpropInput"]
+        self.assertLen(backprop, 4)  # block1_conv1 to block2_conv2
+        self.assertEqual({op.outputs[0].shape[0] for op in backprop}, {2})
+
     def test_layer_selection_errors(self):
         with self.assertRaisesRegex(ValueError, "2 VGG layers but 3 layer weights"):
             losses.PerceptualLoss(layers=("block1_conv1", "block2_conv1"),
