@@ -168,8 +168,10 @@ class BeforePackagesRunsTest(OldRunsResume, tf.test.TestCase):
             for name, path in (("cyclegan_AtoB", "cyclegan/generators/AtoB.keras"),
                                ("restore_generator", "restore/generators/generator.keras")):
                 model = load_generator(os.path.join(BEFORE_PACKAGES, path))
+                # Saved on an AVX-512 CPU; oneDNN's float32 kernels on one with AMX differ
+                # by up to 1.3e-6.
                 self.assertAllClose(model(saved["input"], training=False), saved[name],
-                                    atol=1e-6, msg=name)
+                                    atol=1e-5, msg=name)
             # The check can fail: the other generator's outputs are far from these.
             self.assertGreater(np.abs(saved["cyclegan_AtoB"] - saved["restore_generator"]).max(),
                                1e-2)
