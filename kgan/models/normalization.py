@@ -114,8 +114,9 @@ class BatchNorm(keras.layers.BatchNormalization):
     Keras 3 normalises through the moments formula: the bf16 input cast to float32, ~10
     elementwise and reduction ops forward and their autodiff backward. ``FusedBatchNormV3``
     (oneDNN on x86) reads bf16 directly, keeps float32 statistics and has a one-op gradient;
-    in DeOldify Stable's training step (a ResNet-101 body) the moments formula took about
-    13 % of the bf16 op time. The kernel's batch variance is Bessel-corrected; the moving
+    in DeOldify Stable's pretrain_g step at 192^2, batch 8 (a ResNet-101 body) the moments
+    formula took about 13 % of the bf16 op time on a CPU with AMX, and this layer made the
+    step 1.16-1.20x faster. The kernel's batch variance is Bessel-corrected; the moving
     variance gets Keras's biased one. Inference, masks, renorm and other axes run Keras's
     own code.
 
