@@ -186,8 +186,9 @@ class Im2colConv2D(keras.layers.Conv2D):
     is 450. As this layer, the 4x4 grid of a 128^2 batch of 4 is 2.1x faster forward and 3.2x
     in its two gradients in bf16 (3.6x / 1.7x in fp32), a 192^2 batch of 8 1.3x / 2.1x
     (``benchmarks/im2col_conv.py``; on a CPU with AMX 3.6x / 2.7x and 2.5x / 3.1x). On
-    smaller kernels Conv2D's kernels are as fast or faster, so the builders pick this layer by kernel size (``kgan.models.deoldify``). The
-    taps take k*k times the input's memory, which on a 1/32 grid is small.
+    smaller kernels Conv2D's kernels are as fast or faster, so the builders pick this layer by
+    kernel size (``kgan.models.deoldify``). The taps take k*k times the input's memory, which
+    on a 1/32 grid is small.
 
     Args:
         filters, kernel_size and the rest: as ``keras.layers.Conv2D``, with ``strides=1``,

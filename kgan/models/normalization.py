@@ -128,7 +128,7 @@ class BatchNorm(keras.layers.BatchNormalization):
         inputs = tf.convert_to_tensor(inputs)
         if not (training and self.trainable and mask is None and not self.renorm
                 and inputs.shape.rank == 4 and self.axis in (-1, 3)
-                and inputs.dtype in _FUSED_NORM_DTYPES):
+                and inputs.shape[-1] is not None and inputs.dtype in _FUSED_NORM_DTYPES):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         scale = (tf.convert_to_tensor(self.gamma) if self.scale
@@ -186,13 +186,13 @@ class SpectralNorm(keras.layers.SpectralNormalization):
         """The next ``vector_u`` and the kernel divided by its spectral norm (float32)."""
         kernel = ops.convert_to_tensor(self.kernel)
         weights = ops.reshape(kernel, [-1, self.kernel_shape[-1]])
-        vector_u = ops.convert_to_tensor(self.vector_u)
+        previous_u = vector_u = ops.convert_to_tensor(self.vector_u)
         for _ in range(self.power_iterations):
             vector_v = ops.normalize(ops.matmul(vector_u, ops.transpose(weights)), axis=None)
             v_weights = ops.matmul(vector_v, weights)
             vector_u = ops.normalize(v_weights, axis=None)
         sigma = ops.stop_gradient(ops.sum(v_weights * vector_u))
-        return ops.cond(sigma == 0, lambda: (ops.convert_to_tensor(self.vector_u), kernel),
+        return ops.cond(sigma == 0, lambda: (previous_u, kernel),
                         lambda: (ops.stop_gradient(vector_u), kernel / sigma))
 
 
