@@ -144,7 +144,12 @@ class SelfAttention2D(keras.layers.Layer):
         k = flat(self.key(inputs, training=training))
         v = flat(self.value(inputs, training=training))
         scores = ops.matmul(q, ops.transpose(k, (0, 2, 1)))
-        attention = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        # bfloat16 scores stay bfloat16: the CPU softmax accumulates in float32 and gives the
+        # float32 softmax's values, and the (N, HW, HW) casts there and back cost more than the
+        # matmuls. float16 goes through float32.
+        if keras.backend.standardize_dtype(scores.dtype) == "float16":
+            scores = ops.cast(scores, "float32")
+        attention = ops.softmax(scores, axis=-1)
         attended = ops.matmul(ops.cast(attention, v.dtype), v)
         attended = ops.reshape(attended, (n, h, w, c))
         return ops.cast(self.gamma, inputs.dtype) * attended + inputs

@@ -363,6 +363,29 @@ class SelfAttention2DTest(tf.test.TestCase):
             self.assertGreater(float(tf.reduce_max(tf.abs(grad))), 0.0, path)
 
 
+    def test_bf16_softmax_stays_bf16_and_matches_float32(self):
+        x = _random((2, 6, 6, 16), seed=7)
+        reference = SelfAttention2D()
+        reference.build(x.shape)
+        reference.gamma.assign(1.0)
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            layer = SelfAttention2D()
+            layer.build(x.shape)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        layer.set_weights(reference.get_weights())
+        fn = tf.function(lambda t: layer(t))
+        graph = fn.get_concrete_function(tf.TensorSpec(x.shape)).graph
+        softmax = [op for op in graph.get_operations() if op.type == "Softmax"]
+        self.assertLen(softmax, 1)
+        # No float32 copy of the (N, HW, HW) scores: the softmax reads the bf16 matmul's output.
+        self.assertEqual(softmax[0].inputs[0].dtype, tf.bfloat16)
+        expected = reference(x).numpy()
+        self.assertAllClose(tf.cast(fn(x), tf.float32), expected, atol=0.05)
+        self.assertGreater(np.abs(expected - x).max(), 0.2)  # the attention term is not tiny
+
     def test_a_bf16_model_saved_and_loaded_under_float32_runs_eagerly(self):
         # Its query/key/value convs follow the layer's policy, not the global one at load time
         # (they used to compute in float32 beside a bf16 input: a dtype error when called).
@@ -432,6 +455,39 @@ class BlurTest(tf.test.TestCase):
     def test_constant_image_unchanged(self):
         x = np.full((1, 4, 4, 2), -0.25, "float32")
         self.assertAllClose(Blur()(x), x)
+
+    def test_copy_padding_path_values_gradient_and_ops(self):
+        # Training and bf16 inference pad by copies (replicate_pad_top_left) with MirrorPad's
+        # gradient; float32 inference keeps one MirrorPad for TFLite.
+        layer = Blur()
+        x = tf.constant(_random((2, 5, 6, 3), seed=6))
+
+        def reference(t):
+            padded = tf.pad(t, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="SYMMETRIC")
+            return tf.nn.avg_pool2d(padded, 2, 1, "VALID")
+
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            y_ref = reference(x)
+        self.assertAllClose(y, y_ref, atol=1e-6)
+        upstream = tf.sin(y_ref * 5.0)
+        self.assertAllClose(tape.gradient(y, x, output_gradients=upstream),
+                            tape.gradient(y_ref, x, output_gradients=upstream), atol=1e-6)
+        bf16 = tf.cast(x, tf.bfloat16)
+        bf16_layer = Blur(dtype="mixed_bfloat16")
+        self.assertEqual(bf16_layer(bf16).dtype, tf.bfloat16)
+        self.assertAllEqual(bf16_layer(bf16), reference(bf16))
+
+        def forward_ops(dtype, training):
+            blur = bf16_layer if dtype == tf.bfloat16 else layer
+            fn = tf.function(lambda t: blur(t, training=training))
+            graph = fn.get_concrete_function(tf.TensorSpec((1, 4, 4, 2), dtype)).graph
+            return {op.type for op in graph.get_operations()}
+
+        self.assertNotIn("MirrorPad", forward_ops(tf.float32, True))
+        self.assertNotIn("MirrorPad", forward_ops(tf.bfloat16, False))
+        self.assertIn("MirrorPad", forward_ops(tf.float32, False))
 
 
 class SigmoidRangeTest(tf.test.TestCase):
