@@ -8,7 +8,12 @@ inputs, bf16, best of ``--reps`` calls, forward and forward + backward:
   and its 1/2-resolution one);
 - ``attention``: ``SelfAttention2D``'s scores -> softmax -> attended on bf16 scores against the
   softmax on a float32 copy of the (N, HW, HW) scores; shapes ``NxHWxC`` (default: the critic's
-  attention at 192², batch 8: 48² positions, 128 channels), with the largest output difference::
+  attention at 192², batch 8: 48² positions, 128 channels);
+- ``batchnorm`` (inference, forward only; kept out of kgan): Keras's batch norm under
+  mixed_bfloat16 (a float32 round trip) against ``FusedBatchNormV3`` on bf16 and a bf16 affine
+  ``x * s + b``; shapes ``NxHxC`` (default: Artistic's decoder at 192², batch 8),
+
+with the largest output difference to the first variant::
 
     python benchmarks/memory_bound_ops.py
     python benchmarks/memory_bound_ops.py --blur_shapes=16x128x300 --attention_shapes=16x1024x128
@@ -17,6 +22,7 @@ inputs, bf16, best of ``--reps`` calls, forward and forward + backward:
 import argparse
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -62,17 +68,39 @@ def attention(softmax_dtype):
     return forward
 
 
-def rows(kind, shapes, variants, make_input, reps):
+def batch_norms(channels, rng):
+    """Keras's inference batch norm (mixed_bfloat16) and the two alternatives, same statistics."""
+    layer = keras.layers.BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
+    layer.build((None, None, None, channels))
+    layer.set_weights([rng.normal(size=channels), rng.normal(size=channels),
+                       rng.normal(size=channels), rng.uniform(0.5, 2.0, size=channels)])
+    gamma, beta, mean, variance = layer.weights
+
+    def fused(x):
+        return tf.raw_ops.FusedBatchNormV3(x=x, scale=gamma, offset=beta, mean=mean,
+                                           variance=variance, epsilon=1e-5,
+                                           is_training=False)[0]
+
+    def affine(x):
+        scale = gamma * tf.math.rsqrt(variance + 1e-5)
+        return x * tf.cast(scale, x.dtype) + tf.cast(beta - mean * scale, x.dtype)
+
+    return [("Keras (kgan)", lambda x: layer(x, training=False)),
+            ("FusedBatchNormV3", fused), ("bf16 affine", affine)]
+
+
+def rows(kind, shapes, variants, make_input, reps, backward=True):
     for shape in shapes:
         x = make_input(shape)
         outputs = {}
-        for name, fn in variants:
+        for name, fn in variants(shape) if callable(variants) else variants:
+            outputs.setdefault("first", tf.cast(fn(x), tf.float32).numpy())
             outputs[name] = tf.cast(fn(x), tf.float32).numpy()
             forward_ms = best_ms(tf.function(fn), x, reps)
-            both_ms = best_ms(forward_and_backward(fn), x, reps)
-            diff = np.abs(outputs[name] - outputs[variants[0][0]]).max()
+            both = f"{best_ms(forward_and_backward(fn), x, reps):.1f}" if backward else "–"
+            diff = np.abs(outputs[name] - outputs["first"]).max()
             print(f"| {kind} | {'x'.join(map(str, shape))} | {name} | {forward_ms:.1f} | "
-                  f"{both_ms:.1f} | {diff:.2g} |")
+                  f"{both} | {diff:.2g} |")
 
 
 def parse_shapes(text):
@@ -83,6 +111,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blur_shapes", default="8x192x300,8x96x336")
     parser.add_argument("--attention_shapes", default="8x2304x128")
+    parser.add_argument("--batchnorm_shapes", default="8x96x300,8x48x768")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -96,6 +125,10 @@ def main(argv=None):
          [("float32 softmax (before)", attention(tf.float32)),
           ("bf16 softmax (kgan)", attention(tf.bfloat16))],
          lambda s: tf.constant(rng.normal(size=s), tf.bfloat16), args.reps)
+    rows("batchnorm", parse_shapes(args.batchnorm_shapes),
+         lambda shape: batch_norms(shape[-1], rng),
+         lambda s: tf.constant(rng.normal(size=(s[0], s[1], s[1], s[2])), tf.bfloat16),
+         args.reps, backward=False)
 
 
 if __name__ == "__main__":
