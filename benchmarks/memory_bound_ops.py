@@ -2,7 +2,7 @@
 (pretrain_d) put near the top, each kgan layer against the formulation it replaced, same
 inputs, bf16, best of ``--reps`` calls, forward and forward + backward:
 
-- ``blur``: kgan's ``Blur`` (``replicate_pad_top_left``: the first row and column repeated by
+- ``blur``: kgan's ``Blur`` in bf16 (``mirror_pad``: the first row and column repeated by
   copies, ``MirrorPadGrad`` as the gradient) against ``tf.pad(SYMMETRIC)`` (one ``MirrorPad``),
   both then the 2x2 average; shapes ``NxHxC`` (default: Artistic's last blur at 192², batch 8,
   and its 1/2-resolution one);
@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.models.decoder_layers import replicate_pad_top_left
+from kgan.models.decoder_layers import Blur
 
 
 def best_ms(fn, x, reps):
@@ -52,10 +52,6 @@ def forward_and_backward(forward):
 def blur_mirror_pad(x):
     padded = tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="SYMMETRIC")
     return tf.nn.avg_pool2d(padded, 2, 1, "VALID")
-
-
-def blur_copies(x):
-    return tf.nn.avg_pool2d(replicate_pad_top_left(x), 2, 1, "VALID")
 
 
 def attention(softmax_dtype):
@@ -90,15 +86,16 @@ def batch_norms(channels, rng):
 
 
 def rows(kind, shapes, variants, make_input, reps, backward=True):
+    """Prints a table row per variant; ``variants(shape)`` gives the (name, fn) pairs."""
     for shape in shapes:
         x = make_input(shape)
-        outputs = {}
-        for name, fn in variants(shape) if callable(variants) else variants:
-            outputs.setdefault("first", tf.cast(fn(x), tf.float32).numpy())
-            outputs[name] = tf.cast(fn(x), tf.float32).numpy()
+        first = None
+        for name, fn in variants(shape):
+            output = tf.cast(fn(x), tf.float32).numpy()
+            first = output if first is None else first
             forward_ms = best_ms(tf.function(fn), x, reps)
             both = f"{best_ms(forward_and_backward(fn), x, reps):.1f}" if backward else "–"
-            diff = np.abs(outputs[name] - outputs["first"]).max()
+            diff = np.abs(output - first).max()
             print(f"| {kind} | {'x'.join(map(str, shape))} | {name} | {forward_ms:.1f} | "
                   f"{both} | {diff:.2g} |")
 
@@ -118,12 +115,13 @@ def main(argv=None):
     print("| op | shape | variant | forward ms | forward + backward ms | max diff to the first |")
     print("|---|---|---|---|---|---|")
     rows("blur", parse_shapes(args.blur_shapes),
-         [("MirrorPad (before)", blur_mirror_pad), ("copies (kgan)", blur_copies)],
+         lambda shape: [("MirrorPad (before)", blur_mirror_pad),
+                        ("copies (kgan)", Blur(dtype="mixed_bfloat16"))],
          lambda s: tf.constant(rng.normal(size=(s[0], s[1], s[1], s[2])), tf.bfloat16),
          args.reps)
     rows("attention", parse_shapes(args.attention_shapes),
-         [("float32 softmax (before)", attention(tf.float32)),
-          ("bf16 softmax (kgan)", attention(tf.bfloat16))],
+         lambda shape: [("float32 softmax (before)", attention(tf.float32)),
+                        ("bf16 softmax (kgan)", attention(tf.bfloat16))],
          lambda s: tf.constant(rng.normal(size=s), tf.bfloat16), args.reps)
     rows("batchnorm", parse_shapes(args.batchnorm_shapes),
          lambda shape: batch_norms(shape[-1], rng),

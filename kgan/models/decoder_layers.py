@@ -93,26 +93,55 @@ class PixelShuffle(keras.layers.Layer):
         }
 
 
-_TOP_LEFT = [[0, 0], [1, 0], [1, 0], [0, 0]]
+def mirror_pad(x, paddings, mode, training=None):
+    """``tf.pad(x, paddings, mode)`` for ``mode`` REFLECT or SYMMETRIC on NHWC height and width.
 
+    Training and bfloat16/float16 graphs pad with concatenations of reversed slices, whose
+    copies beat the ``MirrorPad`` kernel (64x64x256 REFLECT by 1: 0.54 vs 0.83 ms; Artistic's
+    last blur, 192², batch 8, bf16: 99 vs 141 ms forward, ``benchmarks/memory_bound_ops.py``),
+    with TF's own ``MirrorPadGrad`` as the gradient (autodiff through the slices is slower).
+    float32 inference, and so the TFLite graphs, keeps one ``MirrorPad`` (a TFLite builtin);
+    bfloat16/float16 graphs never go to TFLite. Both give the same values.
 
-def replicate_pad_top_left(x):
-    """Repeats the first row and column of NHWC ``x`` (``tf.pad`` SYMMETRIC by (1, 0)) with two
-    concatenations, whose copies beat the ``MirrorPad`` kernel (Artistic's last blur, 192²,
-    batch 8, bf16: 89 against 125 ms forward, ``benchmarks/memory_bound_ops.py``). The gradient
-    is TF's own ``MirrorPadGrad``: autodiff through the slices and concatenations is slower."""
+    Args:
+        x: NHWC tensor.
+        paddings: ``[[0, 0], [top, bottom], [left, right], [0, 0]]``.
+        mode: ``"REFLECT"`` or ``"SYMMETRIC"``.
+        training: the calling layer's training flag.
+
+    Returns:
+        The padded tensor.
+    """
+    x = tf.convert_to_tensor(x)
+    if training is not True and x.dtype == tf.float32:
+        return tf.pad(x, paddings, mode=mode)
+    if not any(paddings[1] + paddings[2]):
+        return x
+    # REFLECT mirrors about the edge pixel, SYMMETRIC repeats it.
+    skip = 1 if mode == "REFLECT" else 0
 
     @tf.custom_gradient
     def forward(x):
-        y = tf.concat([x[:, :1], x], 1)
-        y = tf.concat([y[:, :, :1], y], 2)
+        y = x
+        for axis, (before, after) in ((1, paddings[1]), (2, paddings[2])):
+            parts = [y]
+            if before:
+                parts.insert(0, tf.reverse(_slice(y, axis, skip, skip + before), [axis]))
+            if after:
+                parts.append(tf.reverse(_slice(y, axis, -skip - after, -skip or None), [axis]))
+            if len(parts) > 1:
+                y = tf.concat(parts, axis)
 
         def grad(dy):
-            return tf.raw_ops.MirrorPadGrad(input=dy, paddings=_TOP_LEFT, mode="SYMMETRIC")
+            return tf.raw_ops.MirrorPadGrad(input=dy, paddings=paddings, mode=mode)
 
         return y, grad
 
     return forward(x)
+
+
+def _slice(x, axis, start, stop):
+    return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
 
 
 @keras.saving.register_keras_serializable(package="kgan")
@@ -120,17 +149,12 @@ class Blur(keras.layers.Layer):
     """fastai's blur after pixel shuffle (arXiv 1806.02658): replicate-pad left/top by 1, then
     a 2x2 average with stride 1. Keeps the spatial size.
 
-    Training and bfloat16/float16 inference pad with ``replicate_pad_top_left`` (copies);
-    float32 inference, and so the TFLite graphs, with one ``MirrorPad``. Both give the same
-    values.
+    The padding is ``mirror_pad``'s (copies in training and bf16, one ``MirrorPad`` in float32
+    inference).
     """
 
     def call(self, inputs, training=None):
-        inputs = tf.convert_to_tensor(inputs)
-        if training is True or inputs.dtype != tf.float32:
-            x = replicate_pad_top_left(inputs)
-        else:
-            x = ops.pad(inputs, _TOP_LEFT, mode="symmetric")
+        x = mirror_pad(inputs, [[0, 0], [1, 0], [1, 0], [0, 0]], "SYMMETRIC", training)
         return ops.average_pool(x, pool_size=2, strides=1, padding="valid")
 
     def compute_output_shape(self, input_shape):

@@ -362,7 +362,6 @@ class SelfAttention2DTest(tf.test.TestCase):
         for path, grad in grads().items():
             self.assertGreater(float(tf.reduce_max(tf.abs(grad))), 0.0, path)
 
-
     def test_bf16_softmax_stays_bf16_and_matches_float32(self):
         x = _random((2, 6, 6, 16), seed=7)
         reference = SelfAttention2D()
@@ -457,8 +456,8 @@ class BlurTest(tf.test.TestCase):
         self.assertAllClose(Blur()(x), x)
 
     def test_copy_padding_path_values_gradient_and_ops(self):
-        # Training and bf16 inference pad by copies (replicate_pad_top_left) with MirrorPad's
-        # gradient; float32 inference keeps one MirrorPad for TFLite.
+        # Training and bf16 inference pad by copies (mirror_pad) with MirrorPad's gradient;
+        # float32 inference keeps one MirrorPad for TFLite.
         layer = Blur()
         x = tf.constant(_random((2, 5, 6, 3), seed=6))
 
