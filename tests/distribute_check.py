@@ -115,6 +115,8 @@ def train(name, run, initial, steps):
     if initial is not None:
         for variable, value in zip(trainer.weights, initial):
             variable.assign(value)
+    with strategy.scope():
+        trainer.on_train_start()  # the critic phase's inference copy, as train_loop makes
     before = [v.numpy() for v in trainer.weights]
     if driver == "fit":
         history = trainer.fit(dataset(), epochs=1, steps_per_epoch=steps, verbose=0)

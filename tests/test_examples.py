@@ -9,11 +9,13 @@ import tensorflow as tf
 
 from kgan.colorization.colorizer import Colorizer
 from kgan.exporting.export import export_generator
+from kgan.models.frozen import inference_copy
 from kgan.recipes import train
 from kgan.serving.loading import load_model
 from kgan.serving.translators import KerasTranslator
 
-ENTRY_POINTS = (train, load_model, Colorizer, export_generator, KerasTranslator)
+ENTRY_POINTS = (train, load_model, Colorizer, export_generator, KerasTranslator,
+                inference_copy)
 
 
 def run_example(entry_point, folder):

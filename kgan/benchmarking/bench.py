@@ -160,6 +160,8 @@ def bench_step(config, options):
     """
     strategy = setup(config)
     trainer, data, flops, generator, modes = _build_trainer(config, strategy)
+    with strategy.scope():
+        trainer.on_train_start()
     if strategy.num_replicas_in_sync > 1:
         iterator = iter(strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensors(data).repeat()))

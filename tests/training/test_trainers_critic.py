@@ -1,10 +1,43 @@
-"""kgan.training.trainers.critic: the critic pretrained as a real-vs-generated classifier."""
+"""kgan.training.trainers.critic: the critic pretrained as a real-vs-generated classifier; its
+steps run the frozen generator's inference copy once ``on_train_start`` made it (the same
+update as with the generator, nothing more saved), and ``train_loop`` makes it after restoring
+a checkpoint, so the copy holds the restored weights."""
 
+import numpy as np
 import tensorflow as tf
 
 from kgan.models import build_generator, critic
+from kgan.models.generators import unet_generator
+from kgan.training.loop import LoopOptions, train_loop
 from kgan.training.trainers.base import adam
 from kgan.training.trainers.critic import CriticPretrainer
+
+
+def _batch_norm_unet(seed):
+    """A small UNet whose batch norms have statistics far from the identity."""
+    tf.keras.utils.set_random_seed(seed)
+    generator = unet_generator(num_downs=5, ngf=4, norm="batch", use_dropout=False)
+    rng = np.random.default_rng(seed)
+    for layer in generator.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
+    return generator
+
+
+def _trainer(seed):
+    generator = _batch_norm_unet(seed)
+    tf.keras.utils.set_random_seed(100)
+    trainer = CriticPretrainer(generator, critic(nf=4, n_blocks=1, dropout=0.0))
+    trainer.compile(adam(1e-3, 0.9, 0.99))
+    return trainer
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    return tuple(tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"))
+                 for _ in range(2))
 
 
 class CriticPretrainTest(tf.test.TestCase):
@@ -14,11 +47,48 @@ class CriticPretrainTest(tf.test.TestCase):
         generator = build_generator("unet_128", ngf=4, norm="none", use_dropout=False)
         trainer = CriticPretrainer(generator, critic(nf=8))
         trainer.compile(adam(1e-3, 0.9, 0.99))
+        trainer.on_train_start()
         clean = tf.random.uniform((4, 128, 128, 3), -1, 1)
         data = (clean, clean)
         logs = [trainer.train_step(data) for _ in range(30)]
         self.assertLess(float(logs[-1]["critic"]), float(logs[0]["critic"]))
         self.assertGreater(float(logs[-1]["accuracy"]), 0.9)
+
+    def test_steps_with_the_inference_copy_update_the_critic_as_the_generator_does(self):
+        plain, copied = _trainer(0), _trainer(0)
+        saved = len(copied.weights)
+        copied.on_train_start()
+        self.assertIsNotNone(copied._frozen.generator)
+        self.assertIsNone(plain._frozen.generator)
+        self.assertEqual(len(copied.weights), saved)  # the copy is not tracked nor saved
+        path = tf.train.Checkpoint(trainer=copied).save(self.get_temp_dir() + "/ckpt")
+        self.assertLen([name for name, _ in tf.train.list_variables(path)
+                        if "inference" in name], 0)
+        data = _data()
+        logs_plain, logs_copied = plain.train_step(data), copied.train_step(data)
+        self.assertAllClose(logs_copied["critic"], logs_plain["critic"], atol=1e-5)
+        for a, b in zip(copied.critic.weights, plain.critic.weights):
+            self.assertAllClose(a, b, atol=1e-5)
+        # The copy is what runs (so the comparison above could fail).
+        calls, copy = [], copied._frozen.generator
+        copied._frozen.generator = lambda images: calls.append(images.shape) or copy(images)
+        copied.train_step(data)
+        self.assertEqual(calls, [data[0].shape])
+
+    def test_train_loop_makes_the_copy_after_restoring_the_checkpoint(self):
+        run_dir = self.get_temp_dir() + "/run"
+        options = LoopOptions(save_freq=1, verbose=0, driver="fit")
+        dataset = tf.data.Dataset.from_tensors(_data()).repeat()
+        first = _trainer(0)
+        train_loop(first, dataset, tf.distribute.get_strategy(), run_dir, 1, 1, options)
+        resumed = _trainer(1)  # other generator weights until the checkpoint restores
+        x = _data()[0]
+        self.assertNotAllClose(resumed.generator(x, training=False),
+                               first.generator(x, training=False), atol=1e-3)
+        train_loop(resumed, dataset, tf.distribute.get_strategy(), run_dir, 1, 2, options)
+        expected = first.generator(x, training=False)
+        self.assertAllClose(resumed.generator(x, training=False), expected, atol=1e-6)
+        self.assertAllClose(resumed._frozen.generator(x), expected, atol=1e-5)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,11 @@ class GANTrainer(keras.Model):
         """(optimizer, trainable variables) pairs; subclasses override."""
         raise TypeError(f"{type(self).__name__} must define optimizer_variables().")
 
+    def on_train_start(self):
+        """Called once the weights are final (restored or loaded) and before the first step,
+        in the strategy's scope, by ``kgan.training.loop.train_loop`` and ``kgan.bench``:
+        trainers that derive state from frozen weights make it here. Default: nothing."""
+
     @property
     def step_counter(self):
         """Steps taken so far: the first optimizer's iteration count (checkpointed)."""
