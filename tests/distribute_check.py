@@ -115,8 +115,6 @@ def train(name, run, initial, steps):
     if initial is not None:
         for variable, value in zip(trainer.weights, initial):
             variable.assign(value)
-    with strategy.scope():
-        trainer.on_train_start()  # the critic phase's inference copy, as train_loop makes
     before = [v.numpy() for v in trainer.weights]
     if driver == "fit":
         history = trainer.fit(dataset(), epochs=1, steps_per_epoch=steps, verbose=0)
@@ -172,11 +170,41 @@ def overflow_on_one_replica():
             "iterations": int(trainer.g_optimizer.iterations.numpy())}
 
 
+def critic_copy_mirrored():
+    """The critic phase under mixed_bfloat16 and MirroredStrategy: the generator's inference
+    copy made in scope (as ``train_loop`` does) serves both replicas' steps."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    strategy = strategy_for("mirrored")
+    with strategy.scope():
+        generator = unet_generator(num_downs=5, ngf=4, norm="batch", use_dropout=False)
+        trainer = CriticPretrainer(generator, build_critic(nf=4, n_blocks=1, dropout=0.0))
+        trainer.compile(sgd())
+        trainer.on_train_start()
+    copy = trainer._frozen.generator
+    degraded, _ = batch()
+    difference = float(np.max(np.abs(
+        np.asarray(copy(degraded), np.float32)
+        - np.asarray(generator(degraded, training=False), np.float32))))
+    before = [v.numpy() for v in trainer.critic.weights]
+    distribute.CustomLoop(trainer, strategy).run(dataset(), 0, 1, 1, verbose=0)
+    history = trainer.fit(dataset(), epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+    after = [v.numpy() for v in trainer.critic.weights]
+    keras.mixed_precision.set_global_policy("float32")
+    return {"copy": copy is not None,
+            "distributed": all("Mirrored" in type(v.value).__name__ for v in copy.weights),
+            "difference": difference,
+            "moved": sum(int(np.any(a != b)) for a, b in zip(after, before)),
+            "finite": all(bool(np.all(np.isfinite(a))) for a in after),
+            "critic_loss": float(history.history["critic"][-1])}
+
+
 def main():
     spec = json.loads(sys.argv[1])
     result = {name: compare(name, spec["runs"]) for name in spec.get("trainers", ())}
     if spec.get("overflow"):
         result["overflow"] = overflow_on_one_replica()
+    if spec.get("critic_copy"):
+        result["critic_copy"] = critic_copy_mirrored()
     print(json.dumps(result))
 
 

@@ -52,6 +52,21 @@ def _folded_weights(conv, norm):
     return [kernel, (bias - np.asarray(norm.moving_mean, np.float64)) * scale + beta]
 
 
+def casts_weights(model):
+    """Whether a layer of ``model`` stores its weights in another dtype than it computes in
+    (a mixed-precision policy), so that every call casts them: where ``inference_copy`` saves
+    the most.
+
+    Args:
+        model: a ``keras.Model``.
+
+    Returns:
+        bool.
+    """
+    return any(layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype
+               for layer in model.layers if layer.weights)
+
+
 def inference_copy(model, name=None):
     """A forward-only copy of a functional ``model`` that computes the same function faster.
 

@@ -145,6 +145,15 @@ class MirroredEquivalenceTest(tf.test.TestCase):
         self.assertEqual(report["iterations"], 0)
         self.assertEqual(report["scale_after"], report["scale_before"] / 2)
 
+    def test_critic_phase_inference_copy_serves_both_replicas(self):
+        report = run_check({"critic_copy": True})["critic_copy"]
+        self.assertTrue(report["copy"])
+        self.assertTrue(report["distributed"])
+        self.assertLess(report["difference"], 0.02)
+        self.assertGreater(report["moved"], 0)
+        self.assertTrue(report["finite"])
+        self.assertTrue(np.isfinite(report["critic_loss"]))
+
 
 @pytest.mark.slow
 class MultiWorkerTest(tf.test.TestCase):
