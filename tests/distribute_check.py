@@ -175,8 +175,14 @@ def critic_copy_mirrored():
     copy made in scope (as ``train_loop`` does) serves both replicas' steps."""
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     strategy = strategy_for("mirrored")
+    rng = np.random.RandomState(1)
     with strategy.scope():
         generator = unet_generator(num_downs=5, ngf=4, norm="batch", use_dropout=False)
+        for layer in generator.layers:  # statistics far from the identity: a real fold
+            if isinstance(layer, keras.layers.BatchNormalization):
+                channels = layer.moving_mean.shape[0]
+                layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
+                layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
         trainer = CriticPretrainer(generator, build_critic(nf=4, n_blocks=1, dropout=0.0))
         trainer.compile(sgd())
         trainer.on_train_start()
@@ -185,12 +191,14 @@ def critic_copy_mirrored():
     difference = float(np.max(np.abs(
         np.asarray(copy(degraded), np.float32)
         - np.asarray(generator(degraded, training=False), np.float32))))
+    calls = []  # traced calls: the steps under strategy.run call the copy
+    trainer._frozen.generator = lambda x, **kwargs: calls.append(1) or copy(x, **kwargs)
     before = [v.numpy() for v in trainer.critic.weights]
     distribute.CustomLoop(trainer, strategy).run(dataset(), 0, 1, 1, verbose=0)
     history = trainer.fit(dataset(), epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     after = [v.numpy() for v in trainer.critic.weights]
     keras.mixed_precision.set_global_policy("float32")
-    return {"copy": copy is not None,
+    return {"copy": copy is not None, "copy_calls": len(calls),
             "distributed": all("Mirrored" in type(v.value).__name__ for v in copy.weights),
             "difference": difference,
             "moved": sum(int(np.any(a != b)) for a, b in zip(after, before)),

@@ -7,6 +7,8 @@ and no float32 batch-norm round trips.
 Called by kgan.training.trainers.critic.
 """
 
+import collections
+
 import keras
 import numpy as np
 from keras import ops
@@ -18,38 +20,21 @@ from kgan.models.normalization import SpectralNorm
 _CONV_CLASSES = (keras.layers.Conv2D, Im2colConv2D, MatmulFilterGradConv2D)
 
 
-def _conv_of(layer):
-    """The Conv2D that ``layer`` is or wraps in spectral norm, else None."""
-    conv = layer.layer if isinstance(layer, SpectralNorm) else layer
-    return conv if type(conv) in _CONV_CLASSES else None
+def is_functional(model):
+    """Whether ``model`` is a functional ``keras.Model`` (what ``inference_copy`` copies).
 
+    Args:
+        model: anything.
 
-def _foldable_pairs(model):
-    """{conv layer name: batch norm layer} for each inference batch norm whose only input
-    is a linear Conv2D (or spectral-normalised Conv2D) whose only consumer it is."""
-    pairs = {}
-    for layer in model.layers:
-        if not (isinstance(layer, keras.layers.BatchNormalization)
-                and layer.axis in (-1, 3) and len(layer._inbound_nodes) == 1
-                and not layer.renorm):
-            continue
-        producer = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
-        conv = _conv_of(producer)
-        if (conv is not None and conv.activation is keras.activations.linear
-                and len(producer._inbound_nodes) == 1 and len(producer._outbound_nodes) == 1):
-            pairs[producer.name] = layer
-    return pairs
-
-
-def _folded_weights(conv, norm):
-    """Conv kernel and bias with ``norm``'s inference affine map folded in (float64 math)."""
-    channels = conv.filters
-    gamma = (np.asarray(norm.gamma, np.float64) if norm.scale else np.ones(channels))
-    beta = (np.asarray(norm.beta, np.float64) if norm.center else np.zeros(channels))
-    scale = gamma / np.sqrt(np.asarray(norm.moving_variance, np.float64) + norm.epsilon)
-    bias = (np.asarray(conv.bias, np.float64) if conv.use_bias else np.zeros(channels))
-    kernel = np.asarray(conv.kernel, np.float64) * scale
-    return [kernel, (bias - np.asarray(norm.moving_mean, np.float64)) * scale + beta]
+    Returns:
+        bool: False for Sequential and subclassed models and for plain layers.
+    """
+    if not isinstance(model, keras.Model) or isinstance(model, keras.Sequential):
+        return False
+    try:
+        return "input_layers" in model.get_config()
+    except NotImplementedError:  # a subclassed model without get_config
+        return False
 
 
 def casts_weights(model):
@@ -67,17 +52,84 @@ def casts_weights(model):
                for layer in model.layers if layer.weights)
 
 
+def _conv_of(layer):
+    """The Conv2D that ``layer`` is or wraps in spectral norm, else None."""
+    conv = layer.layer if isinstance(layer, SpectralNorm) else layer
+    return conv if type(conv) in _CONV_CLASSES else None
+
+
+def _sources(value):
+    """Names of the layers producing the Keras tensors in serialized node arguments."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return [value["config"]["keras_history"][0]]
+        return [name for item in value.values() for name in _sources(item)]
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _sources(item)]
+    return []
+
+
+def _output_sources(output_layers):
+    """Names of the layers in a functional config's ``output_layers`` ([name, node, index])."""
+    if (isinstance(output_layers, (list, tuple)) and len(output_layers) == 3
+            and isinstance(output_layers[0], str)):
+        return [output_layers[0]]
+    if isinstance(output_layers, dict):
+        output_layers = list(output_layers.values())
+    return [name for item in output_layers for name in _output_sources(item)]
+
+
+def _foldable_pairs(config, operations):
+    """{conv name: batch norm layer} for each batch norm called once on the output of a linear,
+    channels-last, not float16 Conv2D (or one in spectral norm) that is called once and whose
+    output nothing else reads, model outputs included."""
+    reads = collections.Counter(_output_sources(config["output_layers"]))
+    for entry in config["layers"]:
+        reads.update(_sources(entry["inbound_nodes"]))
+    pairs = {}
+    for entry in config["layers"]:
+        norm = operations.get(entry["name"])
+        sources = _sources(entry["inbound_nodes"])
+        if not (isinstance(norm, keras.layers.BatchNormalization) and norm.axis in (-1, 3)
+                and not norm.renorm and len(entry["inbound_nodes"]) == 1
+                and len(sources) == 1):
+            continue
+        producer_entry = next(e for e in config["layers"] if e["name"] == sources[0])
+        producer = operations[sources[0]]
+        conv = _conv_of(producer)
+        # Folding moves the shift into the conv: float16's range could overflow there.
+        if (conv is not None and conv.activation is keras.activations.linear
+                and conv.data_format == "channels_last"
+                and producer.dtype_policy.compute_dtype != "float16"
+                and len(producer_entry["inbound_nodes"]) == 1 and reads[sources[0]] == 1):
+            pairs[sources[0]] = norm
+    return pairs
+
+
+def _folded_weights(conv, norm):
+    """Conv kernel and bias with ``norm``'s inference affine map folded in (float64 math)."""
+    channels = conv.filters
+    gamma = (np.asarray(norm.gamma, np.float64) if norm.scale else np.ones(channels))
+    beta = (np.asarray(norm.beta, np.float64) if norm.center else np.zeros(channels))
+    scale = gamma / np.sqrt(np.asarray(norm.moving_variance, np.float64) + norm.epsilon)
+    bias = (np.asarray(conv.bias, np.float64) if conv.use_bias else np.zeros(channels))
+    kernel = np.asarray(conv.kernel, np.float64) * scale
+    return [kernel, (bias - np.asarray(norm.moving_mean, np.float64)) * scale + beta]
+
+
 def inference_copy(model, name=None):
     """A forward-only copy of a functional ``model`` that computes the same function faster.
 
     Each ``BatchNormalization`` fed only by a linear ``Conv2D`` (or ``Im2colConv2D``,
-    ``MatmulFilterGradConv2D``, or one in ``SpectralNorm``) is folded into it: ``conv(x) * s + (beta - mean * s)`` with
-    ``s = gamma / sqrt(moving_variance + epsilon)`` becomes one conv with a bias. The other
-    spectral-norm wrappers become the conv they wrap (in inference they apply its stored
-    kernel). Layers under a mixed policy (``mixed_bfloat16``, ``mixed_float16``) get the
-    compute dtype as their policy, so their weights are stored in it once instead of cast at
-    every call; batch norms that stay keep their float32 statistics. In float32 the copy
-    equals ``model(x, training=False)`` to float32 rounding; in bf16 to bf16 rounding.
+    ``MatmulFilterGradConv2D``, or one in ``SpectralNorm``) is folded into it:
+    ``conv(x) * s + (beta - mean * s)`` with ``s = gamma / sqrt(moving_variance + epsilon)``
+    becomes one conv with a bias. The other spectral-norm wrappers become the conv they wrap
+    (in inference they apply its stored kernel). Layers under a mixed policy
+    (``mixed_bfloat16``, ``mixed_float16``) get the compute dtype as their policy, so their
+    weights are stored in it once instead of cast at every call; batch norms that stay keep
+    their float32 statistics, and float16 convs are not folded (the folded shift could
+    overflow). In float32 the copy equals ``model(x, training=False)`` to float32 rounding; in
+    bf16 to bf16 rounding.
 
     The copy holds a snapshot of the weights: make a new one after they change. Nested models
     are copied as they are (unfolded).
@@ -98,19 +150,22 @@ def inference_copy(model, name=None):
     >>> from kgan.models import generators
     >>> from kgan.models.frozen import inference_copy
     >>> net = generators.unet_generator(num_downs=5, ngf=8, norm="batch")
+    >>> norm = next(layer for layer in net.layers if "norm" in type(layer).__name__.lower())
+    >>> _ = norm.moving_variance.assign(np.full(norm.moving_variance.shape, 4.0, "float32"))
     >>> copy = inference_copy(net)
     >>> x = np.random.uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     >>> bool(np.allclose(copy(x), net(x, training=False), atol=1e-5))
     True
     """
-    config = model.get_config() if isinstance(model, keras.Model) else {}
-    if isinstance(model, keras.Sequential) or "input_layers" not in config:
+    if not is_functional(model):
         raise ValueError(f"inference_copy needs a functional keras.Model, not "
                          f"{type(model).__name__}.")
-    pairs = _foldable_pairs(model)
+    config = model.get_config()
+    operations = {operation.name: operation for operation in model.operations}
+    pairs = _foldable_pairs(config, operations)
     folded_norms = {norm.name for norm in pairs.values()}
     for entry in config["layers"]:
-        layer = model.get_layer(entry["name"])
+        layer = operations.get(entry["name"])
         if entry["name"] in folded_norms:
             entry.update(module="keras.layers", class_name="Identity", registered_name=None,
                          config={"name": entry["name"], "dtype": entry["config"]["dtype"]})
@@ -133,9 +188,9 @@ def inference_copy(model, name=None):
     config["name"] = name or model.name + "_inference"
     copy = keras.Model.from_config(config)
     for layer in copy.layers:
-        source = model.get_layer(layer.name)
         if layer.name in folded_norms:
             continue
+        source = operations[layer.name]
         if layer.name in pairs:
             weights = _folded_weights(_conv_of(source), pairs[layer.name])
         elif isinstance(source, SpectralNorm) and _conv_of(source) is not None:
@@ -143,6 +198,6 @@ def inference_copy(model, name=None):
         else:
             weights = source.get_weights()
         for variable, value in zip(layer.weights, weights, strict=True):
-            variable.assign(ops.cast(value.astype(np.float32), variable.dtype))
+            variable.assign(ops.cast(value, variable.dtype))
     copy.trainable = False
     return copy

@@ -112,8 +112,6 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
     if start >= end_step:
         logging.info("%s already trained to step %d (>= %d).", run_dir, start, end_step)
         return start
-    with strategy.scope():
-        trainer.on_train_start()
     logging.info("Training %s from step %d to %d (%d steps/epoch).", run_dir, start, end_step,
                  steps_per_epoch)
     saver = kcallbacks.CheckpointSaver(manager, options.save_freq)
@@ -133,6 +131,9 @@ def train_loop(trainer, dataset, strategy, run_dir, steps_per_epoch, end_step,
     else:
         stop = preemption.StopSignals()
     callbacks.insert(0, preemption.StopOnSignal(stop))
+    with strategy.scope():
+        # After every restore (the multi-worker handler's included), before the first step.
+        trainer.on_train_start()
     with stop:
         if custom:
             loop = distribute.CustomLoop(trainer, strategy, options.jit_compile,

@@ -29,8 +29,10 @@ def _randomise_batch_norms(model, seed=0):
             channels = layer.moving_mean.shape[0]
             layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
             layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.3, channels).astype("float32"))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.3, channels).astype("float32"))
 
 
 def _kinds(model):
@@ -109,6 +111,40 @@ class InferenceCopyTest(tf.test.TestCase):
         error_copy = float(tf.reduce_mean(tf.abs(copy(self.images) - truth)))
         self.assertGreater(error_model, 0.0)
         self.assertLess(error_copy, 1.5 * error_model)
+
+    def test_folds_only_where_the_conv_output_goes_to_one_batch_norm(self):
+        inputs = keras.Input((16, 16, 3))
+        biased = keras.layers.Conv2D(4, 3, padding="same", name="biased")(inputs)
+        folded_a = keras.layers.BatchNormalization(epsilon=0.5, center=False, name="bn_a")(biased)
+        bare = keras.layers.Conv2D(4, 1, use_bias=False, name="bare")(folded_a)
+        folded_b = keras.layers.BatchNormalization(epsilon=0.5, scale=False, name="bn_b")(bare)
+        forked = keras.layers.Conv2D(4, 1, name="forked")(folded_b)
+        kept_c = keras.layers.BatchNormalization(name="bn_c")(forked)
+        fork = keras.layers.ReLU(name="fork")(forked)
+        exposed = keras.layers.Conv2D(4, 1, name="exposed")(kept_c)
+        kept_d = keras.layers.BatchNormalization(name="bn_d")(exposed)
+        shared = keras.layers.Conv2D(4, 1, name="shared")
+        kept_e = keras.layers.BatchNormalization(name="bn_e")(shared(kept_d))
+        outputs = keras.layers.Add()([kept_e, shared(fork)])
+        model = keras.Model(inputs, [outputs, exposed])
+        _randomise_batch_norms(model)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+                layer.bias.assign(np.linspace(-1, 1, 4).astype("float32"))
+        copy = inference_copy(model)
+        self.assertEqual({layer.name for layer in copy.layers
+                          if isinstance(layer, keras.layers.Identity)}, {"bn_a", "bn_b"})
+        self.assertTrue(copy.get_layer("bare").use_bias)
+        x = self.images[:, :16, :16]
+        expected = model(x, training=False)
+        for got, want in zip(copy(x), expected):
+            self.assertAllClose(got, want, atol=1e-5)
+
+        # The bound catches a fold that leaves out epsilon (0.5 here).
+        norm, conv = model.get_layer("bn_a"), model.get_layer("biased")
+        no_epsilon = norm.gamma / tf.sqrt(norm.moving_variance)
+        copy.get_layer("biased").kernel.assign(conv.kernel * no_epsilon)
+        self.assertGreater(float(tf.reduce_max(tf.abs(copy(x)[0] - expected[0]))), 1e-2)
 
     def test_networks_without_batch_norm_copy_unchanged(self):
         model = build_generator("resnet_6blocks", ngf=4)

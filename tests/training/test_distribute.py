@@ -148,6 +148,7 @@ class MirroredEquivalenceTest(tf.test.TestCase):
     def test_critic_phase_inference_copy_serves_both_replicas(self):
         report = run_check({"critic_copy": True})["critic_copy"]
         self.assertTrue(report["copy"])
+        self.assertGreaterEqual(report["copy_calls"], 2)  # traced by CustomLoop and by fit
         self.assertTrue(report["distributed"])
         self.assertLess(report["difference"], 0.02)
         self.assertGreater(report["moved"], 0)

@@ -5,7 +5,7 @@ import types
 
 import tensorflow as tf
 
-from kgan.models.frozen import casts_weights, inference_copy
+from kgan.models.frozen import casts_weights, inference_copy, is_functional
 from kgan.training import losses
 from kgan.training.trainers.base import GANTrainer
 
@@ -49,13 +49,12 @@ class CriticPretrainer(GANTrainer):
         self._frozen = types.SimpleNamespace(generator=None)
 
     def on_train_start(self):
-        """Snapshots the frozen generator as an inference copy, under mixed precision."""
+        """Snapshots the frozen generator as an inference copy, under mixed precision (a
+        functional generator; others run as they are)."""
         self._frozen.generator = None
-        if casts_weights(self.generator):
-            try:
-                self._frozen.generator = inference_copy(self.generator)
-            except ValueError:  # not a functional model: the steps run the generator itself
-                pass
+        if casts_weights(self.generator) and is_functional(self.generator):
+            self._frozen.generator = inference_copy(self.generator)
+        self.train_function = None  # a step traced before now would keep the old generator
 
     def compile(self, optimizer, **kwargs):
         """Sets the critic optimizer and builds it in scope."""
@@ -72,7 +71,7 @@ class CriticPretrainer(GANTrainer):
         global_batch = self.global_batch_size(degraded)
         lr = self.current_lr(self.d_optimizer)
         if self._frozen.generator is not None:
-            fake = tf.stop_gradient(self._frozen.generator(degraded))
+            fake = tf.stop_gradient(self._frozen.generator(degraded, training=False))
         else:
             fake = tf.stop_gradient(self.generator(degraded, training=False))
         with tf.GradientTape() as tape:
