@@ -25,6 +25,7 @@ tf.config.set_logical_device_configuration(
     [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
+from helpers import randomise_batch_norms  # noqa: E402
 
 from kgan.models import (  # noqa: E402
     build_discriminator,
@@ -175,14 +176,9 @@ def critic_copy_mirrored():
     copy made in scope (as ``train_loop`` does) serves both replicas' steps."""
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     strategy = strategy_for("mirrored")
-    rng = np.random.RandomState(1)
     with strategy.scope():
         generator = unet_generator(num_downs=5, ngf=4, norm="batch", use_dropout=False)
-        for layer in generator.layers:  # statistics far from the identity: a real fold
-            if isinstance(layer, keras.layers.BatchNormalization):
-                channels = layer.moving_mean.shape[0]
-                layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
-                layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
+        randomise_batch_norms(generator, seed=1, affine=False)  # a real fold
         trainer = CriticPretrainer(generator, build_critic(nf=4, n_blocks=1, dropout=0.0))
         trainer.compile(sgd())
         trainer.on_train_start()

@@ -105,6 +105,21 @@ def set_attention_gamma(model, value):
             layer.gamma.assign(value)
 
 
+def randomise_batch_norms(model, seed=0, affine=True):
+    """Moving statistics (and with ``affine`` gamma and beta) far from the identity in every
+    BatchNormalization of ``model``, so that a wrong batch-norm fold shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
+            if affine and layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+            if affine and layer.center:
+                layer.beta.assign(rng.normal(0, 0.3, channels).astype("float32"))
+
+
 def layers_feeding_instance_norm(model):
     """Names of the layers whose output goes straight into an InstanceNormalization."""
     from kgan.models.layers import InstanceNormalization

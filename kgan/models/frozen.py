@@ -29,12 +29,10 @@ def is_functional(model):
     Returns:
         bool: False for Sequential and subclassed models and for plain layers.
     """
-    if not isinstance(model, keras.Model) or isinstance(model, keras.Sequential):
-        return False
-    try:
-        return "input_layers" in model.get_config()
-    except NotImplementedError:  # a subclassed model without get_config
-        return False
+    # Only functional models hold a graph of operations, and it starts at InputLayers.
+    return (isinstance(model, keras.Model) and not isinstance(model, keras.Sequential)
+            and any(isinstance(operation, keras.layers.InputLayer)
+                    for operation in getattr(model, "operations", ())))
 
 
 def casts_weights(model):
@@ -83,25 +81,25 @@ def _foldable_pairs(config, operations):
     """{conv name: batch norm layer} for each batch norm called once on the output of a linear,
     channels-last, not float16 Conv2D (or one in spectral norm) that is called once and whose
     output nothing else reads, model outputs included."""
+    entries = {entry["name"]: entry for entry in config["layers"]}
     reads = collections.Counter(_output_sources(config["output_layers"]))
-    for entry in config["layers"]:
+    for entry in entries.values():
         reads.update(_sources(entry["inbound_nodes"]))
     pairs = {}
-    for entry in config["layers"]:
+    for entry in entries.values():
         norm = operations.get(entry["name"])
         sources = _sources(entry["inbound_nodes"])
         if not (isinstance(norm, keras.layers.BatchNormalization) and norm.axis in (-1, 3)
                 and not norm.renorm and len(entry["inbound_nodes"]) == 1
                 and len(sources) == 1):
             continue
-        producer_entry = next(e for e in config["layers"] if e["name"] == sources[0])
         producer = operations[sources[0]]
         conv = _conv_of(producer)
         # Folding moves the shift into the conv: float16's range could overflow there.
         if (conv is not None and conv.activation is keras.activations.linear
                 and conv.data_format == "channels_last"
                 and producer.dtype_policy.compute_dtype != "float16"
-                and len(producer_entry["inbound_nodes"]) == 1 and reads[sources[0]] == 1):
+                and len(entries[sources[0]]["inbound_nodes"]) == 1 and reads[sources[0]] == 1):
             pairs[sources[0]] = norm
     return pairs
 

@@ -7,9 +7,10 @@ no more bf16 error than the network itself, and refuses what is not a functional
 import keras
 import numpy as np
 import tensorflow as tf
+from helpers import randomise_batch_norms
 
 from kgan.models import build_generator
-from kgan.models.frozen import inference_copy
+from kgan.models.frozen import inference_copy, is_functional
 from kgan.models.normalization import SpectralNorm
 
 
@@ -19,20 +20,6 @@ def _stable(policy="float32"):
         return build_generator("deoldify_stable", width=4, wide_nf=32, spectral_norm=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-def _randomise_batch_norms(model, seed=0):
-    """Statistics and affine parameters far from the identity, so a wrong fold shows."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            channels = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
-            if layer.scale:
-                layer.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
-            if layer.center:
-                layer.beta.assign(rng.normal(0, 0.3, channels).astype("float32"))
 
 
 def _kinds(model):
@@ -50,7 +37,7 @@ class InferenceCopyTest(tf.test.TestCase):
 
     def test_float32_copy_folds_every_conv_batch_norm_pair_and_matches(self):
         model = _stable()
-        _randomise_batch_norms(model)
+        randomise_batch_norms(model)
         copy = inference_copy(model)
         kinds, before = _kinds(copy), _kinds(model)
         # Every batch norm of the ResNet body and of the pixel shuffles follows its conv;
@@ -84,7 +71,7 @@ class InferenceCopyTest(tf.test.TestCase):
 
     def test_bf16_copy_stores_compute_dtype_weights_and_loses_no_accuracy(self):
         reference = _stable()
-        _randomise_batch_norms(reference)
+        randomise_batch_norms(reference)
         model = _stable("mixed_bfloat16")
         model.set_weights(reference.get_weights())
         copy = inference_copy(model)
@@ -127,7 +114,7 @@ class InferenceCopyTest(tf.test.TestCase):
         kept_e = keras.layers.BatchNormalization(name="bn_e")(shared(kept_d))
         outputs = keras.layers.Add()([kept_e, shared(fork)])
         model = keras.Model(inputs, [outputs, exposed])
-        _randomise_batch_norms(model)
+        randomise_batch_norms(model)
         for layer in model.layers:
             if isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
                 layer.bias.assign(np.linspace(-1, 1, 4).astype("float32"))
@@ -166,6 +153,21 @@ class InferenceCopyTest(tf.test.TestCase):
             inference_copy(keras.Sequential([keras.layers.Dense(2)]))
         with self.assertRaisesRegex(ValueError, "functional"):
             inference_copy(keras.layers.Dense(2))
+
+        class Subclassed(keras.Model):
+            def __init__(self, unserializable):
+                super().__init__()
+                self.unserializable = unserializable
+                self.dense = keras.layers.Dense(2)
+
+            def call(self, x):
+                return self.dense(x)
+
+        subclassed = Subclassed(object())
+        subclassed(np.ones((1, 3), "float32"))
+        self.assertFalse(is_functional(subclassed))
+        with self.assertRaisesRegex(ValueError, "functional"):
+            inference_copy(subclassed)
 
 
 if __name__ == "__main__":

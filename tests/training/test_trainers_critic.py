@@ -4,9 +4,9 @@ made it (the same update as with the generator, nothing more saved; float32 make
 ``train_loop`` makes it after restoring a checkpoint, so the copy holds the restored weights."""
 
 import keras
-
 import numpy as np
 import tensorflow as tf
+from helpers import randomise_batch_norms
 
 from kgan.models import build_generator, critic
 from kgan.training.loop import LoopOptions, train_loop
@@ -18,12 +18,7 @@ def _batch_norm_generator(seed):
     """A small DeOldify generator whose batch norms have statistics far from the identity."""
     tf.keras.utils.set_random_seed(seed)
     generator = build_generator("deoldify_stable", width=4, wide_nf=32)
-    rng = np.random.default_rng(seed)
-    for layer in generator.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            channels = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.3, 3, channels).astype("float32"))
+    randomise_batch_norms(generator, seed, affine=False)
     return generator
 
 
